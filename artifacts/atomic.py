@@ -1,0 +1,83 @@
+"""Atomic writes: a reader sees the old artifact or the new one, never half of one.
+
+Files are written to a temporary name in the same folder and renamed into
+place (rename is atomic within one filesystem). Artifact folders are built in
+a hidden staging folder beside the target and swapped in once complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+STAGING_MARK = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file is either absent, old, or complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{STAGING_MARK}{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted, indented JSON: the same object always gives the same bytes."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, canonical_json(obj).encode("utf-8"))
+
+
+@contextlib.contextmanager
+def staging_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it replaces ``target`` whole.
+
+    On an exception the staging folder is removed and ``target`` is left as it
+    was. Between the two renames of the swap a crash can leave no ``target``
+    at all, which later runs treat as "not done yet" -- never as done.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}{STAGING_MARK}{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_staging(root: Path) -> int:
+    """Delete staging folders left by interrupted runs under ``root``; return how many."""
+    removed = 0
+    if not Path(root).is_dir():
+        return 0
+    for entry in Path(root).iterdir():
+        if entry.name.startswith(".") and (STAGING_MARK in entry.name or ".old-" in entry.name):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

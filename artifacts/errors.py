@@ -1,0 +1,14 @@
+"""Errors raised when an artifact cannot be read."""
+from __future__ import annotations
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, damaged or of the wrong kind."""
+
+
+class IncompleteArtifactError(ArtifactError):
+    """The folder has no manifest: a write was interrupted or never finished."""
+
+
+class UnsupportedFormatError(ArtifactError):
+    """The artifact was written in a format version this code cannot read."""

@@ -1,0 +1,31 @@
+"""Content hashes used for artifact identities and incremental re-runs."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterable
+
+from artifacts.atomic import canonical_json
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def object_sha256(obj: Any) -> str:
+    """Hash of a JSON-able object, independent of key order."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def files_digest(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """``[{path, bytes, sha256}]`` for each file, in the order given."""
+    return [
+        {"path": str(p), "bytes": Path(p).stat().st_size, "sha256": file_sha256(Path(p))}
+        for p in paths
+    ]

@@ -1,0 +1,79 @@
+"""``manifest.json``: the self-description every artifact folder ends with.
+
+Common keys: ``kind`` (what the folder is), ``format_version`` (how its files
+are laid out), ``code_version`` (the TOFU release that wrote it) and
+``files`` (name -> bytes and sha256 of each data file). The manifest is the
+last thing written: its presence marks the folder complete.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from artifacts.atomic import atomic_write_json
+from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
+from artifacts.hashing import file_sha256
+from artifacts.version import CODE_VERSION
+
+MANIFEST_NAME = "manifest.json"
+
+
+def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str, Any],
+                   data_files: list[str]) -> dict[str, Any]:
+    """Write the manifest of ``folder`` after its ``data_files`` are in place."""
+    files = {}
+    for name in sorted(data_files):
+        path = Path(folder) / name
+        files[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    manifest = {
+        **body,
+        "kind": kind,
+        "format_version": format_version,
+        "code_version": CODE_VERSION,
+        "files": files,
+    }
+    atomic_write_json(Path(folder) / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
+                  verify_files: bool = True) -> dict[str, Any]:
+    """Read and validate ``folder/manifest.json``; raise a named error on any problem."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: no such artifact folder")
+    if not path.is_file():
+        raise IncompleteArtifactError(
+            f"{folder}: no {MANIFEST_NAME}; the artifact is incomplete (an interrupted write?) "
+            "and must be regenerated")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: unreadable manifest: {err}") from err
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path}: manifest is not a JSON object")
+    found_kind = manifest.get("kind")
+    if found_kind != kind:
+        raise ArtifactError(f"{path}: expected an artifact of kind {kind!r}, found {found_kind!r}")
+    version = manifest.get("format_version")
+    if version not in supported_versions:
+        raise UnsupportedFormatError(
+            f"{path}: format version {version!r} of {kind!r} is not readable by TOFU {CODE_VERSION} "
+            f"(it reads versions {', '.join(map(str, supported_versions))}); "
+            f"the artifact was written by TOFU {manifest.get('code_version', '?')}: "
+            "regenerate it or use a matching TOFU release")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{path}: manifest has no 'files' table")
+    for name, meta in files.items():
+        data = folder / name
+        if not data.is_file():
+            raise ArtifactError(f"{data}: listed in the manifest but missing")
+        if data.stat().st_size != meta.get("bytes"):
+            raise ArtifactError(f"{data}: size {data.stat().st_size} differs from the manifest's "
+                                f"{meta.get('bytes')}; the artifact is damaged")
+        if verify_files and file_sha256(data) != meta.get("sha256"):
+            raise ArtifactError(f"{data}: content hash differs from the manifest; the artifact is damaged")
+    return manifest

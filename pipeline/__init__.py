@@ -1,0 +1,1 @@
+"""TOFU's command line and orchestration: a thin layer over the stage packages."""

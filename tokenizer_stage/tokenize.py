@@ -1,0 +1,459 @@
+"""Stage one for one graph: read it, encode its texts and images, quantize, write token tables.
+
+Features are streamed batch by batch into code counts and dropped: memory is
+bounded by one batch of features plus the graph itself, whatever its size.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from artifacts import token_tables
+from artifacts.codebooks import Codebook, CodebookSet
+from artifacts.hashing import files_digest, object_sha256
+from tokenizer_stage import structure
+from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
+                                      load_encoder)
+from tokenizer_stage.kg_reader import KnowledgeGraph, Text, read_kg
+from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, top_codes
+
+ProgressFactory = Callable[..., Any]
+
+
+class CodebookMismatchError(ValueError):
+    """The codebooks were made for other encoders than the ones asked for."""
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Everything that decides the tokens; saved in every manifest. Picklable for Dask."""
+    text_encoder: EncoderSpec = EncoderSpec("text", DEFAULT_TEXT)
+    image_encoder: EncoderSpec = EncoderSpec("image", DEFAULT_IMAGE, batch_size=16)
+    text_codebook_size: int = 512
+    image_codebook_size: int = 256
+    structure_codebook_size: int = 64
+    tokens_per_entity: int = 8
+    use_text: bool = True
+    use_images: bool = True
+    seed: int = 0
+    fit_entities_per_graph: int = 2000   # texts sampled per graph when fitting codebooks
+    fit_images_per_graph: int = 128      # images sampled per graph when fitting codebooks
+    fit_max_vectors: int = 65536         # reservoir size per modality
+
+    def token_settings(self) -> dict[str, Any]:
+        """The part of the config that changes token tables (not batch sizes or devices)."""
+        return {"tokens_per_entity": self.tokens_per_entity, "use_text": self.use_text,
+                "use_images": self.use_images, "text_max_length": self.text_encoder.max_length,
+                "structure_features": structure.FEATURES_VERSION}
+
+
+@dataclass
+class GraphSummary:
+    name: str
+    status: str                        # "tokenized" | "skipped"
+    folder: str
+    entities: int = 0
+    relations: int = 0
+    triples: int = 0
+    tokens: dict[str, int] = field(default_factory=dict)   # modality -> token rows
+    images_used: int = 0
+    images_failed: int = 0
+    seconds: float = 0.0
+    forward_seconds: float = 0.0       # time inside encoder forward passes
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _no_progress(iterable=None, **_: Any):
+    return iterable if iterable is not None else _NullBar()
+
+
+class _NullBar:
+    def update(self, *_: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def entity_text(text: Text) -> str | None:
+    """The string an entity's text tokens come from (name, then description)."""
+    if text.source == "none" or not (text.name or text.description):
+        return None
+    if text.name and text.description:
+        return f"{text.name}: {text.description}"
+    return text.name or text.description
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _load_image(path: Path):
+    """An RGB PIL image, or None when the file is unreadable or corrupt (never fatal)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except Exception:  # PIL raises many types for corrupt files; all mean "skip this image"
+        return None
+
+
+def encoder_fingerprint(spec: EncoderSpec) -> dict[str, str]:
+    """Cheap identity of an encoder for incremental checks: its source and its weights' hash."""
+    return {"source": spec.source, "weights": _weights_digest(spec.resolve_path())}
+
+
+def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: CodebookSet) -> str:
+    """Changes when any input file, encoder, codebook or token setting changes."""
+    encoders = {}
+    if config.use_text:
+        encoders["text"] = encoder_fingerprint(config.text_encoder)
+    if config.use_images and kg.images:
+        encoders["image"] = encoder_fingerprint(config.image_encoder)
+    sources = [{k: v for k, v in d.items() if k != "path"} | {"name": Path(d["path"]).name}
+               for d in files_digest(kg.source_files)]
+    return object_sha256({
+        "format": token_tables.FORMAT_VERSION, "sources": sources, "encoders": encoders,
+        "codebooks": codebooks.identity, "settings": config.token_settings(), "name": kg.name,
+    })
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _encode_texts(texts: dict[int, str], spec: EncoderSpec, progress: ProgressFactory,
+                  desc: str, timer: list[float]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Yield ``(owner ids, per-owner subword features)`` batch by batch."""
+    if not texts:
+        return
+    encoder = load_encoder(spec)
+    # Sorting by length keeps padding small; the order is deterministic.
+    order = sorted(texts, key=lambda owner: (len(texts[owner]), owner))
+    bar = progress(total=len(order), desc=desc, unit="text")
+    for chunk in _batches(order, spec.batch_size):
+        start = time.perf_counter()
+        features = encoder.encode([texts[o] for o in chunk])
+        timer[0] += time.perf_counter() - start
+        bar.update(len(chunk))
+        yield list(chunk), features
+    bar.close()
+
+
+def _encode_images(images: dict[int, list[Path]], spec: EncoderSpec, progress: ProgressFactory,
+                   desc: str, timer: list[float], failed: dict[int, int]
+                   ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Yield ``(owner ids, per-image patch features)``; unreadable images are counted in ``failed``."""
+    jobs = [(owner, path) for owner in sorted(images) for path in images[owner]]
+    if not jobs:
+        return
+    encoder = load_encoder(spec)
+    bar = progress(total=len(jobs), desc=desc, unit="img")
+    # Decoding runs in a thread while the model works on the previous batch.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        decoded = pool.map(lambda job: (job[0], _load_image(job[1])), jobs)
+        pending: list[tuple[int, Any]] = []
+        for owner, image in decoded:
+            bar.update(1)
+            if image is None:
+                failed[owner] += 1
+                continue
+            pending.append((owner, image))
+            if len(pending) == spec.batch_size:
+                yield _forward_images(encoder, pending, timer)
+                pending = []
+        if pending:
+            yield _forward_images(encoder, pending, timer)
+    bar.close()
+
+
+def _forward_images(encoder, pending, timer):
+    start = time.perf_counter()
+    features = encoder.encode([img for _, img in pending])
+    timer[0] += time.perf_counter() - start
+    return [owner for owner, _ in pending], features
+
+
+# --------------------------------------------------------------------------- graph → ids
+
+
+@dataclass
+class IndexedGraph:
+    kg: KnowledgeGraph
+    entity_index: dict[str, int]
+    relation_index: dict[str, int]
+    triple_sets: dict[str, np.ndarray]
+
+    @property
+    def structure_graph(self) -> np.ndarray:
+        """Union of all inference graphs: every entity's structure comes from its own graph."""
+        names = sorted({s.graph for s in self.kg.splits.values()})
+        parts = [self.triple_sets[n] for n in names] or [np.zeros((0, 3), dtype=np.int64)]
+        return np.unique(np.concatenate(parts), axis=0)
+
+
+def index_graph(kg: KnowledgeGraph) -> IndexedGraph:
+    entity_index = {label: i for i, label in enumerate(kg.entities)}
+    relation_index = {label: i for i, label in enumerate(kg.relations)}
+    sets = {}
+    for name, triples in kg.triple_sets.items():
+        array = np.array([(entity_index[h], relation_index[r], entity_index[t]) for h, r, t in triples],
+                         dtype=np.int64).reshape(-1, 3)
+        sets[name] = array
+    return IndexedGraph(kg, entity_index, relation_index, sets)
+
+
+def _owner_texts(labels: list[str], texts: dict[str, Text]) -> dict[int, str]:
+    result = {}
+    for i, label in enumerate(labels):
+        text = texts.get(label)
+        string = entity_text(text) if text is not None else None
+        if string:
+            result[i] = string
+    return result
+
+
+# --------------------------------------------------------------------------- codebook fitting
+
+
+def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
+                  progress: ProgressFactory = _no_progress) -> CodebookSet:
+    """Fit one codebook per modality on a bounded, seeded sample from ``graph_dirs``."""
+    rng = np.random.default_rng(config.seed)
+    samples = {m: FeatureSample(config.fit_max_vectors, config.seed + i)
+               for i, m in enumerate(("structure", "text", "image"))}
+    graphs_used: dict[str, list[str]] = defaultdict(list)
+    timer = [0.0]
+    for graph_dir in graph_dirs:
+        kg = read_kg(graph_dir)
+        indexed = index_graph(kg)
+        samples["structure"].add(structure.structural_features(len(kg.entities), indexed.structure_graph))
+        graphs_used["structure"].append(kg.name)
+        if config.use_text:
+            texts = _owner_texts(kg.entities, kg.entity_text)
+            texts.update({len(kg.entities) + i: t
+                          for i, t in _owner_texts(kg.relations, kg.relation_text).items()})
+            if texts:
+                keys = sorted(texts)
+                if len(keys) > config.fit_entities_per_graph:
+                    keys = sorted(rng.choice(keys, config.fit_entities_per_graph, replace=False).tolist())
+                for _, feats in _encode_texts({k: texts[k] for k in keys}, config.text_encoder, progress,
+                                              f"{kg.name}: fit text", timer):
+                    for f in feats:
+                        samples["text"].add(f)
+                graphs_used["text"].append(kg.name)
+        if config.use_images and kg.images:
+            owners = sorted(kg.images)
+            chosen = {}
+            for owner_index in rng.permutation(len(owners)):
+                owner = owners[int(owner_index)]
+                chosen[indexed.entity_index[owner]] = kg.images[owner]
+                if sum(len(v) for v in chosen.values()) >= config.fit_images_per_graph:
+                    break
+            failed: dict[int, int] = defaultdict(int)
+            for _, feats in _encode_images(chosen, config.image_encoder, progress,
+                                           f"{kg.name}: fit images", timer, failed):
+                for f in feats:
+                    samples["image"].add(f)
+            graphs_used["image"].append(kg.name)
+    sizes = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
+             "image": config.image_codebook_size}
+    books = {}
+    for modality, sample in samples.items():
+        vectors = sample.vectors()
+        if len(vectors) == 0:
+            continue
+        centroids = fit_codebook(vectors, sizes[modality], seed=config.seed)
+        if modality == "structure":
+            encoder = {"modality": "structure", "name": "tofu-structural-features",
+                       "version": structure.FEATURES_VERSION, "features": list(structure.FEATURE_NAMES)}
+        else:
+            spec = config.text_encoder if modality == "text" else config.image_encoder
+            encoder = load_encoder(spec).identity
+        books[modality] = Codebook(modality, centroids, encoder, {
+            "vectors_seen": sample.seen, "vectors_used": len(vectors), "seed": config.seed,
+            "graphs": graphs_used[modality], "requested_size": sizes[modality]})
+    return CodebookSet(books)
+
+
+def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: KnowledgeGraph) -> list[str]:
+    """Refuse codebooks made for other encoders; return warnings for modalities they lack."""
+    notes = []
+    if "structure" not in codebooks:
+        raise CodebookMismatchError("the codebook set has no structure codebook")
+    if codebooks["structure"].encoder.get("version") != structure.FEATURES_VERSION:
+        raise CodebookMismatchError(
+            f"the structure codebook was fitted on structural features v{codebooks['structure'].encoder.get('version')}, "
+            f"this TOFU computes v{structure.FEATURES_VERSION}; refit the codebooks (--refit-codebooks)")
+    for modality, spec, wanted in (("text", config.text_encoder, config.use_text),
+                                   ("image", config.image_encoder, config.use_images and bool(kg.images))):
+        if not wanted:
+            continue
+        if modality not in codebooks:
+            notes.append(f"{kg.name}: the codebook set has no {modality} codebook; "
+                         f"{modality} tokens skipped (refit with --refit-codebooks to add one)")
+            continue
+        made_by = codebooks[modality].encoder
+        weights = _weights_digest(spec.resolve_path())
+        if made_by.get("weights") != weights:
+            raise CodebookMismatchError(
+                f"the {modality} codebook was fitted on vectors of encoder {made_by.get('name')!r} "
+                f"(weights {made_by.get('weights')}), but the {modality} encoder asked for is "
+                f"{spec.source!r} (weights {weights}); use the matching encoder, another codebook set "
+                "(--codebooks), or refit (--refit-codebooks)")
+    return notes
+
+
+# --------------------------------------------------------------------------- tokenizing
+
+
+def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config: TokenizerConfig,
+                   force: bool = False, progress: ProgressFactory = _no_progress,
+                   name: str | None = None) -> GraphSummary:
+    """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
+    started = time.perf_counter()
+    kg = read_kg(graph_dir, name=name)
+    codebooks = CodebookSet.load(codebooks_dir)
+    folder = Path(out_root) / kg.name
+    fingerprint = source_fingerprint(kg, config, codebooks)
+    if not force and token_tables.is_complete(folder):
+        try:
+            existing = token_tables.read_manifest_only(folder)
+        except Exception:  # an unreadable old artifact is simply redone
+            existing = {}
+        if existing.get("fingerprint") == fingerprint:
+            return GraphSummary(kg.name, "skipped", str(folder),
+                                entities=existing["counts"]["entities"],
+                                relations=existing["counts"]["relations"],
+                                triples=sum(existing["counts"]["triple_sets"].values()),
+                                tokens=existing["counts"]["tokens"],
+                                images_used=existing["counts"]["images_used"],
+                                images_failed=existing["counts"]["images_failed"],
+                                seconds=time.perf_counter() - started)
+    notes = list(kg.warnings) + check_codebooks(codebooks, config, kg)
+    for note in notes[len(kg.warnings):]:
+        warnings.warn(note, stacklevel=2)
+    indexed = index_graph(kg)
+    k = config.tokens_per_entity
+    n_ent, n_rel = len(kg.entities), len(kg.relations)
+    entity_tokens: dict[str, dict[int, list[tuple[int, int]]]] = {}
+    relation_tokens: dict[str, dict[int, list[tuple[int, int]]]] = {}
+    timer = [0.0]
+
+    # Structure: id-free neighbourhood statistics -> own code + neighbours' codes.
+    graph = indexed.structure_graph
+    own = CodeAssigner(codebooks["structure"].centroids).assign(
+        structure.structural_features(n_ent, graph))
+    entity_tokens["structure"] = structure.structure_tokens(own, graph, codebooks["structure"].size, k)
+
+    # Text: entities and relations share the text codebook (mentions will too).
+    if config.use_text and "text" in codebooks:
+        assigner = CodeAssigner(codebooks["text"].centroids)
+        for owner_kind, labels, texts, target in (
+                ("entity", kg.entities, kg.entity_text, entity_tokens),
+                ("relation", kg.relations, kg.relation_text, relation_tokens)):
+            owner_texts = _owner_texts(labels, texts)
+            result: dict[int, list[tuple[int, int]]] = {}
+            for owners, feats in _encode_texts(owner_texts, config.text_encoder, progress,
+                                               f"{kg.name}: {owner_kind} text", timer):
+                lengths = [len(f) for f in feats]
+                codes = assigner.assign(np.concatenate(feats)) if sum(lengths) else np.zeros(0, np.int64)
+                for owner, chunk in zip(owners, np.split(codes, np.cumsum(lengths)[:-1])):
+                    if len(chunk):
+                        result[owner] = top_codes(chunk, k)
+            target["text"] = result
+
+    # Images: patch features -> codes, counted over all of an entity's images.
+    images_used = np.zeros(n_ent, dtype=np.int64)
+    failed: dict[int, int] = defaultdict(int)
+    if config.use_images and kg.images and "image" in codebooks:
+        assigner = CodeAssigner(codebooks["image"].centroids)
+        by_owner = {indexed.entity_index[e]: paths for e, paths in kg.images.items()}
+        counts: dict[int, list[np.ndarray]] = defaultdict(list)
+        for owners, feats in _encode_images(by_owner, config.image_encoder, progress,
+                                            f"{kg.name}: images", timer, failed):
+            codes = assigner.assign(np.concatenate(feats))
+            for owner, chunk in zip(owners, np.split(codes, len(owners))):
+                counts[owner].append(chunk)
+                images_used[owner] += 1
+        entity_tokens["image"] = {o: top_codes(np.concatenate(c), k) for o, c in counts.items()}
+        if sum(failed.values()):
+            notes.append(f"{kg.name}: {sum(failed.values())} unreadable image(s) skipped")
+
+    columns = _columns(kg, indexed, entity_tokens, relation_tokens, images_used, failed)
+    token_counts = {m: sum(len(v) for v in entity_tokens.get(m, {}).values()) for m in token_tables.MODALITIES}
+    token_counts["relation_text"] = sum(len(v) for v in relation_tokens.get("text", {}).values())
+    counts_body = {
+        "entities": n_ent, "relations": n_rel,
+        "triple_sets": {name: int(len(a)) for name, a in indexed.triple_sets.items()},
+        "tokens": token_counts,
+        "entities_with_tokens": {m: len(entity_tokens.get(m, {})) for m in token_tables.MODALITIES},
+        "text_sources": {s: sum(1 for t in kg.entity_text.values() if t.source == s)
+                         for s in ("file", "derived", "none")},
+        "images_used": int(images_used.sum()), "images_failed": int(sum(failed.values())),
+    }
+    manifest = {
+        "graph": {"name": kg.name, "layout": kg.layout, "root": str(kg.root)},
+        "fingerprint": fingerprint,
+        "sources": files_digest(kg.source_files),
+        "encoders": {m: codebooks[m].encoder for m in ("text", "image") if m in codebooks},
+        "codebooks": codebooks.describe(),
+        "settings": config.token_settings(),
+        "splits": {name: {"graph": s.graph, "queries": s.queries} for name, s in sorted(kg.splits.items())},
+        "counts": counts_body,
+        "warnings": notes,
+    }
+    token_tables.write_token_tables(folder, kg.name, columns, manifest)
+    return GraphSummary(kg.name, "tokenized", str(folder), entities=n_ent, relations=n_rel,
+                        triples=sum(counts_body["triple_sets"].values()), tokens=token_counts,
+                        images_used=int(images_used.sum()), images_failed=int(sum(failed.values())),
+                        seconds=time.perf_counter() - started, forward_seconds=timer[0], warnings=notes)
+
+
+def _token_columns(owner_key: str, per_modality: dict[str, dict[int, list[tuple[int, int]]]]) -> dict[str, list]:
+    cols: dict[str, list] = {owner_key: [], "modality": [], "rank": [], "code": [], "count": []}
+    for modality in token_tables.MODALITIES:
+        for owner in sorted(per_modality.get(modality, {})):
+            for rank, (code, count) in enumerate(per_modality[modality][owner]):
+                cols[owner_key].append(owner)
+                cols["modality"].append(modality)
+                cols["rank"].append(rank)
+                cols["code"].append(code)
+                cols["count"].append(count)
+    return cols
+
+
+def _columns(kg, indexed, entity_tokens, relation_tokens, images_used, failed) -> dict[str, dict[str, Any]]:
+    def text_cols(labels, texts):
+        rows = [texts.get(label) for label in labels]
+        return {"label": labels,
+                "name": [t.name if t else None for t in rows],
+                "description": [t.description if t else None for t in rows],
+                "text_source": [t.source if t else "none" for t in rows]}
+
+    failed_arr = np.zeros(len(kg.entities), dtype=np.int64)
+    for owner, count in failed.items():
+        failed_arr[owner] = count
+    triple_names = sorted(indexed.triple_sets)
+    triples = np.concatenate([indexed.triple_sets[n] for n in triple_names]) if triple_names else np.zeros((0, 3))
+    return {
+        "entities": {"entity_id": np.arange(len(kg.entities), dtype=np.int32),
+                     **text_cols(kg.entities, kg.entity_text),
+                     "images_used": images_used.astype(np.int16), "images_failed": failed_arr.astype(np.int16)},
+        "relations": {"relation_id": np.arange(len(kg.relations), dtype=np.int32),
+                      **text_cols(kg.relations, kg.relation_text)},
+        "triples": {"triple_set": [n for n in triple_names for _ in range(len(indexed.triple_sets[n]))],
+                    "head": triples[:, 0].astype(np.int32), "relation": triples[:, 1].astype(np.int32),
+                    "tail": triples[:, 2].astype(np.int32)},
+        "entity_tokens": _token_columns("entity_id", entity_tokens),
+        "relation_tokens": _token_columns("relation_id", relation_tokens),
+    }

@@ -1,0 +1,661 @@
+"""Tests for tokenizer_stage.kg_reader: small hand-made graphs + the shared benchmark data."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tokenizer_stage.kg_reader import (
+    KGFormatError,
+    KGWarning,
+    KnowledgeGraph,
+    Split,
+    Text,
+    derive_name,
+    detect_layout,
+    read_kg,
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tsv(*rows: tuple[str, ...]) -> str:
+    return "".join("\t".join(r) + "\n" for r in rows)
+
+
+def read_quiet(path, **kw) -> KnowledgeGraph:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KGWarning)
+        return read_kg(path, **kw)
+
+
+def expect_error(path, file_name: str, line: int | None, *fragments: str) -> KGFormatError:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KGWarning)
+        with pytest.raises(KGFormatError) as info:
+            read_kg(path)
+    err = info.value
+    msg = str(err)
+    assert Path(err.path).name == file_name, msg
+    assert err.line == line, msg
+    prefix = f"{err.path}:{line}: " if line is not None else f"{err.path}: "
+    assert msg.startswith(prefix), msg
+    assert file_name in msg
+    for frag in fragments:
+        assert frag in msg, msg
+    return err
+
+
+# --------------------------------------------------------------------------- canonical
+
+
+@pytest.fixture
+def canonical(tmp_path: Path) -> Path:
+    root = tmp_path / "toy"
+    write(root / "train.tsv", tsv(("a", "likes", "b"), ("b", "likes", "c"), ("c", "_hypernym", "a")))
+    write(root / "valid.tsv", tsv(("a", "likes", "c")))
+    write(root / "test.tsv", tsv(("b", "_hypernym", "a")))
+    # 'z' is declared only (in no triple); 'b' has a description but no name.
+    write(root / "entities.tsv", "id\tname\tdescription\na\tAlpha\tfirst letter\nb\t\tsecond letter\nz\tZed\n")
+    write(root / "relations.tsv", "id\tname\nlikes\tis fond of\n")
+    for f in ("2.png", "1.JPG", "notes.txt"):
+        write(root / "images" / "a" / f, "x")
+    write(root / "images" / "ghost" / "g.jpg", "x")  # folder for an unknown entity
+    write(root / "pics" / "c.jpeg", "x")
+    write(root / "images.tsv", tsv(("c", "pics/c.jpeg"), ("c", "pics/missing.png")))
+    return root
+
+
+def test_canonical_layout(canonical: Path) -> None:
+    assert detect_layout(canonical) == "canonical"
+    with pytest.warns(KGWarning) as rec:
+        kg = read_kg(canonical)
+    assert kg.name == "toy" and kg.layout == "canonical" and kg.root == canonical
+    assert kg.triple_sets == {
+        "train": [("a", "likes", "b"), ("b", "likes", "c"), ("c", "_hypernym", "a")],
+        "valid": [("a", "likes", "c")],
+        "test": [("b", "_hypernym", "a")],
+    }
+    assert kg.splits == {"train": Split("train", "train"), "valid": Split("train", "valid"), "test": Split("train", "test")}
+    assert kg.entities == ["a", "b", "c", "z"]
+    assert kg.relations == ["_hypernym", "likes"]
+    assert kg.declared_entities == {"a", "b", "z"}
+    assert kg.entity_text == {
+        "a": Text("Alpha", "first letter", "file"),
+        "b": Text("b", "second letter", "file"),  # name derived, description from file
+        "c": Text("c", None, "derived"),
+        "z": Text("Zed", None, "file"),
+    }
+    assert kg.relation_text == {"likes": Text("is fond of", None, "file"), "_hypernym": Text("hypernym", None, "derived")}
+    assert kg.images == {
+        "a": [canonical / "images" / "a" / "1.JPG", canonical / "images" / "a" / "2.png"],
+        "c": [canonical / "pics" / "c.jpeg"],
+    }
+    assert kg.inference_graph("valid") == kg.triple_sets["train"]
+    assert kg.queries("test") == [("b", "_hypernym", "a")]
+    assert kg.graph_entities("valid") == {"a", "b", "c", "z"}
+    assert kg.graph_relations("valid") == {"likes", "_hypernym"}
+    expected_sources = sorted(
+        canonical / f
+        for f in (
+            "train.tsv", "valid.tsv", "test.tsv", "entities.tsv", "relations.tsv", "images.tsv",
+            "images/a/1.JPG", "images/a/2.png", "pics/c.jpeg",
+        )
+    )
+    assert kg.source_files == expected_sources
+    assert kg.triple_files["valid"] == canonical / "valid.tsv"
+    joined = "\n".join(kg.warnings)
+    assert "missing.png" in joined and "skipped 1 image" in joined
+    assert "ignored 1 image folder" in joined
+    assert len(rec) == len(kg.warnings) == 2
+    with pytest.raises(KeyError, match="unknown split"):
+        kg.queries("nope")
+
+
+def test_canonical_graph_tsv_and_optional_splits(tmp_path: Path) -> None:
+    root = tmp_path / "g"
+    write(root / "train.tsv", tsv(("a", "r", "b")))
+    write(root / "graph.tsv", tsv(("x", "r", "y"), ("y", "s", "z")))
+    write(root / "test.tsv", tsv(("z", "r", "x")))
+    kg = read_kg(root)
+    assert kg.splits == {"train": Split("train", "train"), "test": Split("graph", "test")}
+    assert kg.graph_entities("test") == {"x", "y", "z"}
+    assert kg.entities == ["a", "b", "x", "y", "z"]
+
+    only_graph = tmp_path / "only_graph"
+    write(only_graph / "graph.tsv", tsv(("x", "r", "y")))
+    write(only_graph / "valid.tsv", tsv(("y", "r", "x")))
+    kg = read_kg(only_graph)
+    assert kg.splits == {"valid": Split("graph", "valid")}
+    assert set(kg.triple_sets) == {"graph", "valid"}
+
+
+def test_canonical_images_dir_freebase_folder_names(tmp_path: Path) -> None:
+    root = tmp_path / "fb"
+    write(root / "train.tsv", tsv(("/m/0_jm", "/film/film/genre", "/m/02x")))
+    write(root / "images" / "m.0_jm" / "google_1.jpg", "x")
+    write(root / "images" / "/m/02x".replace("/", "_") / "x.jpg", "x")  # '_m_02x' matches nothing
+    kg = read_quiet(root)
+    assert kg.images == {"/m/0_jm": [root / "images" / "m.0_jm" / "google_1.jpg"]}
+    assert kg.entity_text["/m/0_jm"] == Text(None, None, "none")
+    assert kg.relation_text["/film/film/genre"] == Text("film film genre", None, "derived")
+    assert any("ignored 1 image folder" in w for w in kg.warnings)
+
+
+# --------------------------------------------------------------------------- grail / ingram / openke
+
+
+def make_grail(tmp_path: Path) -> Path:
+    x = tmp_path / "toy_v1"
+    write(x / "train.txt", tsv(("a", "r", "b"), ("b", "s", "c")))
+    write(x / "valid.txt", tsv(("a", "s", "c")))
+    write(x / "test.txt", tsv(("c", "r", "a")))
+    ind = tmp_path / "toy_v1_ind"
+    write(ind / "train.txt", tsv(("p", "r", "q"), ("q", "r", "w")))
+    write(ind / "valid.txt", tsv(("p", "r", "w")))
+    write(ind / "test.txt", tsv(("w", "r", "p")))
+    return x
+
+
+def test_grail_with_ind_sibling(tmp_path: Path) -> None:
+    x = make_grail(tmp_path)
+    assert detect_layout(x) == "grail"
+    kg = read_kg(x)
+    assert kg.layout == "grail" and kg.name == "toy_v1"
+    assert set(kg.triple_sets) == {"train", "valid", "test", "ind_graph", "ind_valid", "ind_test"}
+    assert kg.triple_sets["ind_graph"] == [("p", "r", "q"), ("q", "r", "w")]
+    assert kg.splits == {
+        "train": Split("train", "train"),
+        "valid": Split("train", "valid"),
+        "test": Split("ind_graph", "ind_test"),
+        "ind_valid": Split("ind_graph", "ind_valid"),
+    }
+    assert kg.entities == ["a", "b", "c", "p", "q", "w"]
+    assert kg.relations == ["r", "s"]
+    assert kg.graph_entities("test") == {"p", "q", "w"}
+    assert kg.queries("test") == [("w", "r", "p")]
+    assert len(kg.source_files) == 6 and kg.warnings == []
+
+
+def test_grail_plain_and_ind_given_directly(tmp_path: Path) -> None:
+    x = make_grail(tmp_path)
+    kg = read_kg(tmp_path / "toy_v1_ind")
+    assert kg.layout == "grail"
+    assert set(kg.triple_sets) == {"train", "valid", "test"}
+    assert kg.splits == {"train": Split("train", "train"), "valid": Split("train", "valid"), "test": Split("train", "test")}
+    assert kg.entities == ["p", "q", "w"]
+    (tmp_path / "toy_v1_ind" / "train.txt").unlink()
+    (tmp_path / "toy_v1_ind" / "valid.txt").unlink()
+    (tmp_path / "toy_v1_ind" / "test.txt").unlink()
+    kg = read_kg(x)  # sibling without train.txt: plain graph
+    assert kg.splits["test"] == Split("train", "test")
+    assert kg.entities == ["a", "b", "c"]
+
+
+def test_ingram(tmp_path: Path) -> None:
+    root = tmp_path / "NL-x"
+    write(root / "train.txt", tsv(("concept_city_york", "concept:locatedin", "concept_country_usa")))
+    write(root / "msg.txt", tsv(("m1", "r1", "m2"), ("m2", "r2", "m3")))
+    write(root / "valid.txt", tsv(("m1", "r2", "m3")))
+    write(root / "test.txt", tsv(("m3", "r1", "m1")))
+    assert detect_layout(root) == "ingram"
+    kg = read_kg(root)
+    assert set(kg.triple_sets) == {"train", "msg", "valid", "test"}
+    assert kg.splits == {"train": Split("train", "train"), "valid": Split("msg", "valid"), "test": Split("msg", "test")}
+    assert kg.graph_entities("test") == {"m1", "m2", "m3"}
+    assert kg.graph_entities("train") == {"concept_city_york", "concept_country_usa"}
+    assert kg.entity_text["concept_city_york"] == Text("city york", None, "derived")
+    assert kg.relation_text["concept:locatedin"] == Text("locatedin", None, "derived")
+    assert kg.entity_text["m1"] == Text("m1", None, "derived")
+
+
+def make_openke(root: Path) -> Path:
+    write(root / "entity2id.txt", "4\n<http://dbpedia.org/resource/A_b> 0\nB 1\nC 2\nD 3\n")
+    write(root / "relation2id.txt", "2\nr0 0\nr1 1\n")
+    write(root / "train2id.txt", "3\n0 1 0\n1 2 1\n0 1 0\n")  # head tail relation; one duplicate
+    write(root / "valid2id.txt", "2\n0 1 0\n2 3 1\n")  # first repeats train; D/r1 only declared
+    write(root / "test2id.txt", "1\n2 0 1\n")
+    return root
+
+
+def test_openke(tmp_path: Path) -> None:
+    root = make_openke(tmp_path / "mm")
+    assert detect_layout(root) == "openke"
+    with pytest.warns(KGWarning) as rec:
+        kg = read_kg(root)
+    a = "<http://dbpedia.org/resource/A_b>"
+    assert kg.triple_sets == {
+        "train": [(a, "r0", "B"), ("B", "r1", "C")],
+        "valid": [(a, "r0", "B"), ("C", "r1", "D")],
+        "test": [("C", "r1", a)],
+    }
+    assert kg.splits == {"train": Split("train", "train"), "valid": Split("train", "valid"), "test": Split("train", "test")}
+    assert kg.entities == sorted([a, "B", "C", "D"])
+    assert kg.declared_entities == {a, "B", "C", "D"}
+    assert kg.graph_entities("valid") == {a, "B", "C", "D"}
+    assert kg.entity_text[a] == Text("A b", None, "derived")
+    assert len(kg.warnings) == 2 and len(rec) == 2
+    assert "train2id.txt: dropped 1 duplicate triple" in kg.warnings[0]
+    assert "valid2id.txt: 1 of 2 distinct query triples of split 'valid' also occur" in kg.warnings[1]
+
+
+# --------------------------------------------------------------------------- kg.toml
+
+
+def test_kg_toml_source_text_and_images(tmp_path: Path) -> None:
+    x = make_grail(tmp_path / "data")
+    write(tmp_path / "text" / "entity2text.txt", "a\talpha, the first letter\nzzz\tunused\np\tpee")  # no final newline
+    write(tmp_path / "text" / "entity2wikidata.json", '{"a": {"label": "A!", "description": "desc a"}, "q": {"label": "Queue", "description": ""}}')
+    write(tmp_path / "text" / "relation2text.txt", "r\tarr\n")
+    write(tmp_path / "imgs" / "p.png", "x")
+    write(tmp_path / "imgs" / "map.tsv", tsv(("p", "p.png"), ("nobody", "p.png")))
+    cfg = tmp_path / "cfg" / "mine"
+    write(
+        cfg / "kg.toml",
+        'name = "my_graph"\n\n[files]\nsource = "../../data/toy_v1"\n'
+        'entity_text = ["../../text/entity2text.txt", "../../text/entity2wikidata.json"]\n'
+        'relation_text = "../../text/relation2text.txt"\nimages = "../../imgs/map.tsv"\n',
+    )
+    assert detect_layout(cfg) == "grail"
+    kg = read_quiet(cfg)
+    assert kg.name == "my_graph" and kg.layout == "grail" and kg.root == cfg
+    assert kg.splits["test"] == Split("ind_graph", "ind_test")
+    # the first file gives names, the JSON fills in what is missing
+    assert kg.entity_text["a"] == Text("alpha, the first letter", "desc a", "file")
+    assert kg.entity_text["p"] == Text("pee", None, "file")
+    assert kg.entity_text["q"] == Text("Queue", None, "file")
+    assert kg.entity_text["b"] == Text("b", None, "derived")
+    assert "zzz" not in kg.entity_text and "zzz" not in kg.entities  # text files do not declare ids
+    assert kg.relation_text == {"r": Text("arr", None, "file"), "s": Text("s", None, "derived")}
+    assert kg.images == {"p": [tmp_path / "imgs" / "p.png"]}
+    assert any("ignored 1 row(s)" in w for w in kg.warnings)
+    assert cfg / "kg.toml" in kg.source_files and tmp_path / "imgs" / "p.png" in kg.source_files
+    assert tmp_path / "text" / "entity2wikidata.json" in kg.source_files
+    assert read_quiet(cfg / "kg.toml", name="override").name == "override"
+
+
+def test_kg_toml_canonical_files_and_layout(tmp_path: Path) -> None:
+    write(tmp_path / "elsewhere" / "tr.txt", tsv(("a", "r", "b")))
+    write(tmp_path / "elsewhere" / "te.txt", tsv(("b", "r", "a")))
+    root = tmp_path / "g"
+    write(root / "kg.toml", '[files]\ntrain = "../elsewhere/tr.txt"\ntest = "../elsewhere/te.txt"\n')
+    assert detect_layout(root) == "canonical"
+    kg = read_kg(root)
+    assert kg.triple_sets == {"train": [("a", "r", "b")], "test": [("b", "r", "a")]}
+    assert kg.splits == {"train": Split("train", "train"), "test": Split("train", "test")}
+
+    ing = tmp_path / "ing"
+    write(ing / "train.txt", tsv(("a", "r", "b")))
+    write(ing / "kg.toml", 'layout = "ingram"\n')  # explicit layout, but msg.txt is missing
+    assert detect_layout(ing) == "ingram"
+    expect_error(ing, "msg.txt", None, "missing required file")
+
+
+def test_kg_toml_wordnet_style_text(tmp_path: Path) -> None:
+    root = tmp_path / "wn"
+    write(root / "train.txt", tsv(("00001740", "_hypernym", "00002137")))
+    write(tmp_path / "e2t.txt", "00001740\tentity, that which is perceived\n00002137\tabstraction, a general concept")
+    write(root / "kg.toml", '[files]\nentity_text = "../e2t.txt"\n')
+    kg = read_kg(root)
+    assert kg.entity_text == {
+        "00001740": Text("entity", "that which is perceived", "file"),
+        "00002137": Text("abstraction", "a general concept", "file"),
+    }
+
+
+@pytest.mark.parametrize(
+    "toml, line, fragment",
+    [
+        ('name = "x"\ncolour = "red"\n', 2, "unknown key 'colour'"),
+        ('name = "x"\n\n[colours]\nred = 1\n', 3, "unknown key 'colours'"),
+        ('name = "x"\n\n[files]\ntrain = "train.tsv"\nextra = "y"\n', 5, "unknown key 'files.extra'"),
+        ('[files]\nentity_text = "nowhere.txt"\n', 2, "does not exist"),
+        ('[files]\nsource = "../missing_dir"\n', 2, "does not exist"),
+        ('layout = "weird"\n', 1, "unknown layout"),
+        ('name = \n', 1, "invalid TOML"),
+        ('[files]\ntrain = "train.tsv"\nsource = "."\n', 2, "only applies to the canonical layout"),
+    ],
+)
+def test_kg_toml_errors(tmp_path: Path, toml: str, line: int, fragment: str) -> None:
+    root = tmp_path / "g"
+    write(root / "train.tsv", tsv(("a", "r", "b")))
+    write(root / "train.txt", tsv(("a", "r", "b")))  # 'source = "."' then detects grail
+    write(root / "kg.toml", toml)
+    expect_error(root, "kg.toml", line, fragment)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        ("a\tr\tb\nc\tr\n", 2),  # two fields
+        ("a\tr\tb\n\n\nc\tr\td\te\n", 4),  # four fields; blank lines still count
+        ("a\tr\tb\nc\t\td\n", 2),  # empty relation
+        ("a\tr\tb\r\n \tr\td\r\n", 2),  # whitespace-only head
+        ("a r b\n", 1),  # spaces, not tabs
+    ],
+)
+def test_malformed_row(tmp_path: Path, content: str, line: int) -> None:
+    write(tmp_path / "train.tsv", content)
+    expect_error(tmp_path, "train.tsv", line, "expected 3 non-empty tab-separated fields")
+
+
+def test_blank_lines_and_crlf(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", "\na\tr\tb\r\n\r\n  \nb\tr\tc")
+    kg = read_kg(tmp_path)
+    assert kg.triple_sets["train"] == [("a", "r", "b"), ("b", "r", "c")]
+
+
+def test_missing_required_file(tmp_path: Path) -> None:
+    write(tmp_path / "valid.tsv", tsv(("a", "r", "b")))
+    (tmp_path / "kg.toml").write_text('layout = "canonical"\n')
+    err = expect_error(tmp_path, "train.tsv", None, "missing required file")
+    assert err.path == str(tmp_path / "train.tsv")
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    expect_error(empty, "nothing", None, "cannot detect the layout")
+    with pytest.raises(KGFormatError, match="does not exist"):
+        read_kg(tmp_path / "absent")
+
+
+def test_empty_graph(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", "\n\n")
+    write(tmp_path / "valid.tsv", tsv(("a", "r", "b")))
+    expect_error(tmp_path, "train.tsv", None, "empty graph")
+    ing = tmp_path / "ing"
+    write(ing / "train.txt", tsv(("a", "r", "b")))
+    write(ing / "msg.txt", "")
+    write(ing / "test.txt", tsv(("a", "r", "b")))
+    expect_error(ing, "msg.txt", None, "empty graph")
+
+
+def test_query_entity_not_in_inference_graph(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c")))
+    write(tmp_path / "test.tsv", tsv(("a", "r", "c"), ("c", "r", "a"), ("c", "r", "stranger")))
+    expect_error(tmp_path, "test.tsv", 3, "tail entity 'stranger'", "split 'test'")
+    # a declared entity (entities.tsv) is allowed in queries
+    write(tmp_path / "entities.tsv", "id\tname\nstranger\tThe Stranger\n")
+    kg = read_kg(tmp_path)
+    assert "stranger" in kg.graph_entities("test") and kg.entity_text["stranger"].name == "The Stranger"
+
+
+def test_query_relation_not_in_inference_graph(tmp_path: Path) -> None:
+    root = tmp_path / "ing"
+    write(root / "train.txt", tsv(("x", "new_rel", "y")))
+    write(root / "msg.txt", tsv(("a", "r", "b")))
+    write(root / "valid.txt", tsv(("a", "r", "b")))
+    write(root / "test.txt", "\n" + tsv(("b", "r", "a"), ("a", "new_rel", "b")))
+    expect_error(root, "test.txt", 3, "relation 'new_rel'", "'msg'")
+
+
+def test_duplicate_triples_warning(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c"), ("a", "r", "b"), ("a", "r", "b")))
+    write(tmp_path / "valid.tsv", tsv(("a", "r", "c")))
+    with pytest.warns(KGWarning, match=r"train\.tsv: dropped 2 duplicate triple"):
+        kg = read_kg(tmp_path)
+    assert kg.triple_sets["train"] == [("a", "r", "b"), ("b", "r", "c")]
+    assert kg.warnings == [f"{tmp_path / 'train.tsv'}: dropped 2 duplicate triple(s); kept 2 distinct of 4 rows"]
+
+
+def test_query_overlapping_graph_warns(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c")))
+    write(tmp_path / "valid.tsv", tsv(("a", "r", "b"), ("a", "r", "c")))
+    with pytest.warns(KGWarning, match=r"1 of 2 distinct query triples of split 'valid' also occur"):
+        read_kg(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "entity2id, train, file_name, line, fragment",
+    [
+        ("3\nA 0\nB 1\n", "1\n0 1 0\n", "entity2id.txt", 1, "header says 3 records but the file has 2"),
+        ("x\nA 0\n", "1\n0 1 0\n", "entity2id.txt", 1, "record count"),
+        ("2\nA 0\nB one\n", "1\n0 1 0\n", "entity2id.txt", 3, "entity id must be a non-negative integer"),
+        ("2\nA 0\nB 0\n", "1\n0 1 0\n", "entity2id.txt", 3, "used twice"),
+        ("2\nA 0\nB 1\n", "2\n0 1 0\n1 0\n", "train2id.txt", 3, "got 2 field(s)"),
+        ("2\nA 0\nB 1\n", "1\n0 7 0\n", "train2id.txt", 2, "entity id 7 is not in entity2id.txt"),
+        ("2\nA 0\nB 1\n", "1\n0 1 5\n", "train2id.txt", 2, "relation id 5 is not in relation2id.txt"),
+        ("2\nA 0\nB 1\n", "1\n0 1 -1\n", "train2id.txt", 2, "relation id must be a non-negative integer"),
+        ("2\nA 0\nB 1\n", "2\n0 1 0\n", "train2id.txt", 1, "header says 2 records but the file has 1"),
+        ("2\nA 0\nB 1\n", "0\n", "train2id.txt", None, "empty graph"),
+    ],
+)
+def test_openke_errors(tmp_path: Path, entity2id: str, train: str, file_name: str, line: int | None, fragment: str) -> None:
+    write(tmp_path / "entity2id.txt", entity2id)
+    write(tmp_path / "relation2id.txt", "1\nr 0\n")
+    write(tmp_path / "train2id.txt", train)
+    expect_error(tmp_path, file_name, line, fragment)
+
+
+def test_openke_name_split_on_last_whitespace(tmp_path: Path) -> None:
+    write(tmp_path / "entity2id.txt", "2\nNew York\t0\nB   1\n")
+    write(tmp_path / "relation2id.txt", "1\nr 0\n")
+    write(tmp_path / "train2id.txt", "1\n0 1 0\n")
+    assert read_kg(tmp_path).triple_sets["train"] == [("New York", "r", "B")]
+
+
+def test_text_and_image_file_errors(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b")))
+    write(tmp_path / "entities.tsv", "a\tAlpha\n")
+    expect_error(tmp_path, "entities.tsv", 1, "header row")
+    (tmp_path / "entities.tsv").unlink()
+    write(tmp_path / "images.tsv", "a\tpics/a.jpg\nb\n")
+    expect_error(tmp_path, "images.tsv", 2, "expected 'entity id<TAB>image path'")
+    (tmp_path / "images.tsv").unlink()
+    (tmp_path / "train.tsv").write_bytes(b"a\tr\tb\nb\tr\t\xff\n")
+    expect_error(tmp_path, "train.tsv", 2, "not valid UTF-8")
+
+
+def test_error_object() -> None:
+    err = KGFormatError("bad row", Path("/x/train.tsv"), 7)
+    assert str(err) == "/x/train.tsv:7: bad row"
+    assert (err.path, err.line, err.reason) == ("/x/train.tsv", 7, "bad row")
+    assert str(KGFormatError("gone", "/x/y.tsv")) == "/x/y.tsv: gone"
+    assert str(KGFormatError("plain")) == "plain"
+    assert isinstance(err, ValueError)
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.path, back.line, back.reason) == (str(err), err.path, err.line, err.reason)
+
+
+# --------------------------------------------------------------------------- derive_name
+
+
+@pytest.mark.parametrize(
+    "ident, expected",
+    [
+        ("concept:person:john_doe", "john doe"),
+        ("concept:agentactsinlocation", "agentactsinlocation"),
+        ("concept_city_york", "city york"),
+        ("<http://dbpedia.org/resource/Anarchism>", "Anarchism"),
+        ("http://dbpedia.org/resource/Anarchism", "Anarchism"),
+        ("<http://dbpedia.org/resource/Franciaorsz%C3%A1g>", "Franciaország"),
+        ("<http://dbpedia.org/resource/AC/DC>", "AC/DC"),
+        ("<http://dbpedia.org/resource/1._FC_N%C3%BCrnberg>", "1. FC Nürnberg"),
+        ("<http://www.w3.org/2000/01/rdf-schema#seeAlso>", "seeAlso"),
+        ("<http://dbpedia.org/ontology/country>", "country"),
+        ("Gilles_Mbang_Ondo", "Gilles Mbang Ondo"),
+        ("/film/film/genre", "film film genre"),
+        ("_hypernym", "hypernym"),
+        ("_member_of_domain_usage", "member of domain usage"),
+        ("dog.n.01", "dog"),
+        ("hot_dog.n.02", "hot dog"),
+        ("wasBornIn", "wasBornIn"),
+        ("/m/0hvvf", None),
+        ("/g/11b6_x2z1", None),
+        ("m.0_jm", None),
+        ("Q42", None),
+        ("P106", None),
+        ("http://www.wikidata.org/entity/Q370252", None),
+        ("http://www.wikidata.org/entity/P161", None),
+        ("06083243", None),
+        ("n01443537", None),
+        ("12-34_56", None),
+        ("", None),
+    ],
+)
+def test_derive_name(ident: str, expected: str | None) -> None:
+    assert derive_name(ident) == expected
+
+
+# --------------------------------------------------------------------------- shared benchmark data
+
+
+def data_root() -> Path:
+    env = os.environ.get("TOFU_DATA")
+    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not (root / "README.md").is_file():
+        pytest.skip("../shared/data not found (set TOFU_DATA to the benchmark data folder)")
+    return root
+
+
+def ents_of(triples) -> set[str]:
+    return {h for h, _, _ in triples} | {t for _, _, t in triples}
+
+
+def rels_of(triples) -> set[str]:
+    return {r for _, r, _ in triples}
+
+
+def distinct_lines(path: Path) -> tuple[int, int]:
+    rows = [ln for ln in path.read_text(encoding="utf-8").split("\n")[1:] if ln.strip()]
+    return len(rows), len(set(rows))
+
+
+@pytest.mark.data
+def test_data_grail_fb237_v1_with_ind() -> None:
+    kg = read_kg(data_root() / "grail" / "fb237_v1")
+    assert kg.layout == "grail" and kg.name == "fb237_v1"
+    counts = {k: len(v) for k, v in kg.triple_sets.items()}
+    assert counts == {"train": 4245, "valid": 489, "test": 492, "ind_graph": 1993, "ind_valid": 206, "ind_test": 205}
+    transductive = kg.triple_sets["train"] + kg.triple_sets["valid"] + kg.triple_sets["test"]
+    inductive = kg.triple_sets["ind_graph"] + kg.triple_sets["ind_valid"] + kg.triple_sets["ind_test"]
+    assert len(ents_of(transductive)) == 1594 and len(rels_of(transductive)) == 180
+    assert len(ents_of(inductive)) == 1093 and len(rels_of(inductive)) == 142
+    assert len(kg.entities) == 1594 + 1093  # README: 0 shared entities
+    assert len(kg.relations) == 180  # README: no _ind relation is unseen in train
+    assert len(kg.graph_entities("test")) == 1093  # README: every query entity occurs in train.txt
+    assert kg.splits["test"] == Split("ind_graph", "ind_test")
+    assert kg.warnings == []
+    assert all(t.source == "none" for t in kg.entity_text.values())  # MIDs are opaque
+    assert kg.relation_text["/film/film/genre"].name == "film film genre"
+    assert len(kg.source_files) == 6
+
+
+@pytest.mark.data
+def test_data_grail_wn18rr_v1_ind_direct() -> None:
+    kg = read_kg(data_root() / "grail" / "WN18RR_v1_ind")
+    assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 1618, "valid": 185, "test": 188}
+    assert set(kg.splits) == {"train", "valid", "test"} and kg.splits["test"] == Split("train", "test")
+    assert len(kg.entities) == 922 and len(kg.relations) == 8
+    assert kg.relation_text["_hypernym"] == Text("hypernym", None, "derived")
+
+
+@pytest.mark.data
+def test_data_ingram_nl25() -> None:
+    kg = read_kg(data_root() / "ingram" / "NL-25")
+    assert kg.layout == "ingram"
+    assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 17578, "msg": 2230, "valid": 743, "test": 744}
+    assert len(kg.graph_entities("test")) == 2146 and len(kg.graph_relations("test")) == 120
+    assert len(kg.graph_entities("train")) == 4396 and len(kg.graph_relations("train")) == 106
+    assert len(kg.entities) == 4396 + 2146  # README: fully inductive
+    assert len(kg.graph_relations("test") - kg.graph_relations("train")) == 52
+    assert kg.warnings == []
+
+
+@pytest.mark.data
+def test_data_openke_db15k() -> None:
+    root = data_root() / "mmkg" / "DB15K"
+    start = time.perf_counter()
+    with pytest.warns(KGWarning) as rec:
+        kg = read_kg(root)
+    assert time.perf_counter() - start < 5
+    assert kg.layout == "openke"
+    assert len(kg.entities) == 12842 and len(kg.relations) == 279
+    assert len(kg.declared_entities) == 12842
+    valid_lines, valid_distinct = distinct_lines(root / "valid2id.txt")
+    assert (valid_lines, valid_distinct) == (9904, 7481)  # README
+    assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 79222, "valid": valid_distinct, "test": 9902}
+    train = set(kg.triple_sets["train"])
+    in_train = sum(t in train for t in kg.triple_sets["valid"])
+    assert in_train == 6584  # README: distinct valid triples also in train
+    assert not train.intersection(kg.triple_sets["test"])  # README: test has no overlap
+    assert kg.warnings == [str(w.message) for w in rec]
+    assert len(kg.warnings) == 2
+    assert f"dropped {valid_lines - valid_distinct} duplicate" in kg.warnings[0] and "valid2id.txt" in kg.warnings[0]
+    assert f"{in_train} of {valid_distinct} distinct query triples of split 'valid'" in kg.warnings[1]
+    # 57 valid/test entities are not in train (README); they are declared, so reading succeeds
+    query_ents = ents_of(kg.triple_sets["valid"] + kg.triple_sets["test"])
+    assert len(query_ents - ents_of(kg.triple_sets["train"])) == 57
+    assert kg.entity_text["<http://dbpedia.org/resource/Anarchism>"] == Text("Anarchism", None, "derived")
+    assert kg.relation_text["<http://dbpedia.org/ontology/country>"].name == "country"
+
+
+@pytest.mark.data
+def test_data_openke_mkg_w_and_y() -> None:
+    kg = read_kg(data_root() / "mmkg" / "MKG-W")
+    assert len(kg.entities) == 15000 and len(kg.relations) == 169
+    assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 34196, "valid": 4276, "test": 4274}
+    assert kg.warnings == []
+    query_ents = ents_of(kg.triple_sets["valid"] + kg.triple_sets["test"])
+    assert len(query_ents - ents_of(kg.triple_sets["train"])) == 491
+    assert kg.entity_text["http://www.wikidata.org/entity/Q370252"] == Text(None, None, "none")
+    kg = read_kg(data_root() / "mmkg" / "MKG-Y")
+    assert len(kg.entities) == 15000 and len(kg.relations) == 28
+    assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 21310, "valid": 2665, "test": 2663}
+    assert kg.entity_text["Gilles_Mbang_Ondo"] == Text("Gilles Mbang Ondo", None, "derived")
+
+
+@pytest.mark.data
+def test_data_kg_toml_fb237_text(tmp_path: Path) -> None:
+    data = data_root()
+    text_dir = data / "text" / "FB15k-237"
+    write(
+        tmp_path / "kg.toml",
+        f'name = "fb237_v1_text"\n[files]\nsource = "{data / "grail" / "fb237_v1"}"\n'
+        f'entity_text = "{text_dir / "entity2text.txt"}"\nrelation_text = "{text_dir / "relation2text.txt"}"\n',
+    )
+    kg = read_kg(tmp_path)
+    assert kg.name == "fb237_v1_text" and len(kg.entities) == 1594 + 1093
+    names = dict(ln.split("\t", 1) for ln in (text_dir / "entity2text.txt").read_text(encoding="utf-8").split("\n") if ln)
+    assert all(t.source == "file" for t in kg.entity_text.values())
+    assert all(kg.entity_text[e].name == names[e] for e in kg.entities)
+    assert all(t.source == "file" for t in kg.relation_text.values())
+    assert text_dir / "entity2text.txt" in kg.source_files and tmp_path / "kg.toml" in kg.source_files
+
+
+@pytest.mark.data
+def test_data_wn18rr_images_and_text(tmp_path: Path) -> None:
+    data = data_root()
+    mapping = data / "images" / "imagenet_wn18rr" / "mapping.tsv"
+    n_rows = sum(1 for ln in mapping.read_text(encoding="utf-8").split("\n") if ln.strip())
+    assert n_rows == 418  # README
+    cfg = tmp_path / "wn_ind"
+    write(
+        cfg / "kg.toml",
+        f'[files]\nsource = "{data / "grail" / "WN18RR_v1_ind"}"\nimages = "{mapping}"\n'
+        f'entity_text = "{data / "text" / "WN18RR" / "entity2text.txt"}"\n',
+    )
+    kg = read_quiet(cfg)
+    assert kg.name == "wn_ind" and len(kg.entities) == 922
+    assert len(kg.images) == 4  # README: WN18RR_v1_ind has 4 entities with an image
+    assert all(len(p) == 1 and p[0].is_file() and p[0].parent == mapping.parent for p in kg.images.values())
+    assert any(f"ignored {418 - 4} row(s)" in w for w in kg.warnings)
+    assert all(t.source == "file" and t.name and t.description for t in kg.entity_text.values())
+    for ent, paths in kg.images.items():  # ImageNet label and WordNet lemma come from the same synset
+        assert paths[0].name.startswith(f"n{ent}_")
+
+    full = tmp_path / "wn_full"
+    write(full / "kg.toml", f'[files]\nsource = "{data / "grail" / "WN18RR_v1"}"\nimages = "{mapping}"\n')
+    kg = read_quiet(full)
+    assert kg.splits["test"] == Split("ind_graph", "ind_test")
+    assert len(kg.images) == 6 + 4  # README: v1 6 + v1_ind 4, disjoint entity sets

@@ -104,6 +104,18 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
                                    "their artifacts were not written")
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--people", type=click.IntRange(min=5), default=60, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def example(folder: Path, people: int, seed: int) -> None:
+    """Write the built-in example graph (texts and drawn images) to FOLDER."""
+    from pipeline.example import write_example_graph
+
+    write_example_graph(folder, people=people, seed=seed)
+    click.echo(f"example graph written to {folder}")
+
+
 def summary_table(results) -> str:
     from pipeline.orchestrate import GraphFailure
 

@@ -202,9 +202,18 @@ def _patch_count(config: Any, image_size: int) -> int | None:
 _CACHE: dict[EncoderSpec, Any] = {}
 
 
+def _quiet_transformers() -> None:
+    """Loading local weights needs no bars of its own; TOFU draws the progress bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def load_encoder(spec: EncoderSpec) -> TextEncoder | ImageEncoder:
     """Load (once per process) the encoder a spec names."""
     if spec not in _CACHE:
+        _quiet_transformers()
         _CACHE[spec] = TextEncoder(spec) if spec.modality == "text" else ImageEncoder(spec)
     return _CACHE[spec]
 

@@ -86,14 +86,22 @@ class FeatureSample:
     def add(self, vectors: np.ndarray) -> None:
         for row in vectors:
             self.seen += 1
-            if self.rows is None:
-                self.rows = np.empty((self.capacity, len(row)), dtype=np.float32)
             if self.seen <= self.capacity:
+                self._grow(self.seen, len(row))
                 self.rows[self.seen - 1] = row
             else:
                 slot = self.rng.integers(0, self.seen)
                 if slot < self.capacity:
                     self.rows[slot] = row
+
+    def _grow(self, needed: int, dim: int) -> None:
+        # Allocate as rows arrive (doubling), so a small sample costs small memory.
+        if self.rows is None:
+            self.rows = np.empty((min(self.capacity, 1024), dim), dtype=np.float32)
+        elif needed > len(self.rows):
+            bigger = np.empty((min(self.capacity, 2 * len(self.rows)), dim), dtype=np.float32)
+            bigger[: len(self.rows)] = self.rows
+            self.rows = bigger
 
     def vectors(self) -> np.ndarray:
         if self.rows is None:

@@ -1,0 +1,80 @@
+"""Artifact formats: versions refused, damage detected, atomic folders, codebook round trip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from artifacts.atomic import staging_directory
+from artifacts.codebooks import Codebook, CodebookSet
+from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
+from artifacts.token_tables import read_token_tables
+from tokenizer_stage.tokenize import tokenize_graph
+
+
+@pytest.fixture
+def artifact(example_graph, codebooks_dir, fast_config, tmp_path):
+    tokenize_graph(example_graph, tmp_path, codebooks_dir, fast_config)
+    return tmp_path / "example"
+
+
+def _edit_manifest(folder, **changes):
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_unknown_format_version_is_refused_with_reason(artifact):
+    _edit_manifest(artifact, format_version=99)
+    with pytest.raises(UnsupportedFormatError, match="format version 99 .* not readable"):
+        read_token_tables(artifact)
+
+
+def test_wrong_kind_and_incomplete_and_damaged(artifact):
+    (artifact / "entities.parquet").write_bytes((artifact / "entities.parquet").read_bytes()[:-1] + b"\0")
+    with pytest.raises(ArtifactError, match="content hash differs"):
+        read_token_tables(artifact)
+    _edit_manifest(artifact, kind="tofu.codebooks")
+    with pytest.raises(ArtifactError, match="expected an artifact of kind 'tofu.token_tables'"):
+        read_token_tables(artifact)
+    (artifact / "manifest.json").unlink()
+    with pytest.raises(IncompleteArtifactError, match="incomplete"):
+        read_token_tables(artifact)
+
+
+def test_parquet_files_describe_themselves(artifact):
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(artifact / "entity_tokens.parquet").metadata[b"tofu"])
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert meta == {"table": "entity_tokens", "format_version": 1, "graph": "example",
+                    "codebooks": manifest["codebooks"]["id"]}
+
+
+def test_codebook_round_trip_and_identity(tmp_path):
+    rng = np.random.default_rng(0)
+    books = CodebookSet({"text": Codebook("text", rng.normal(size=(4, 3)).astype(np.float32),
+                                          {"name": "enc", "weights": "abc"}, {"seed": 0})})
+    books.save(tmp_path / "cb")
+    loaded = CodebookSet.load(tmp_path / "cb")
+    assert np.array_equal(loaded["text"].centroids, books["text"].centroids)
+    assert loaded.identity == books.identity
+    other = CodebookSet({"text": Codebook("text", books["text"].centroids, {"name": "enc", "weights": "xyz"})})
+    assert other.identity != books.identity  # tied to the encoder, not only to the numbers
+    np.save(tmp_path / "cb" / "text.npy", books["text"].centroids[::-1].copy())
+    with pytest.raises(ArtifactError):
+        CodebookSet.load(tmp_path / "cb")
+
+
+def test_staging_directory_swaps_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "t"
+    with staging_directory(target) as stage:
+        (stage / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with staging_directory(target) as stage:
+            (stage / "a").write_text("2")
+            raise RuntimeError("interrupted")
+    assert (target / "a").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

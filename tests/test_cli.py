@@ -1,0 +1,103 @@
+"""The ``tofu tokenize`` command: exit codes, messages, Dask and incremental runs."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+SMALL = ["--no-images", "--text-codebook-size", "32", "--structure-codebook-size", "8", "--quiet"]
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("case, files, expected", [
+    ("malformed row", {"train.tsv": "a\tr\tb\na\tr\n"}, "train.tsv:2"),
+    ("empty graph", {"train.tsv": "\n"}, "train.tsv"),
+    ("unknown query entity", {"train.tsv": "a\tr\tb\n", "test.tsv": "a\tr\tb\nzz\tr\tb\n"}, "test.tsv:2"),
+    ("bad entities header", {"train.tsv": "a\tr\tb\n", "entities.tsv": "a\tA\n"}, "entities.tsv"),
+])
+def test_bad_input_fails_with_file_and_line(tmp_path, case, files, expected):
+    graph = tmp_path / "bad"
+    for name, text in files.items():
+        _write(graph, name, text)
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code != 0, case
+    assert expected in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "bad").exists()
+
+
+def test_missing_folder_and_missing_codebooks(tmp_path, example_graph):
+    result = _run("tokenize", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code != 0 and "nope" in result.output
+    result = _run("tokenize", str(example_graph), "--out", str(tmp_path / "out"),
+                  "--codebooks", str(tmp_path / "no_books"), *SMALL)
+    assert result.exit_code != 0 and "no codebook set there" in result.output
+
+
+def test_one_bad_graph_does_not_stop_the_others(tmp_path, example_graph):
+    _write(tmp_path / "graphs" / "broken", "train.tsv", "x\ty\n")
+    shutil.copytree(example_graph, tmp_path / "graphs" / "example")
+    # Fit codebooks on the good graph alone, then run both.
+    assert _run("tokenize", str(tmp_path / "graphs" / "example"), "--out", str(tmp_path / "out"),
+                *SMALL).exit_code == 0
+    result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(tmp_path / "out"), "--workers", "1", *SMALL)
+    assert result.exit_code == 1
+    assert "broken: FAILED" in result.output and "train.tsv:1" in result.output
+    assert "example: up to date, skipped" in result.output
+    assert not (tmp_path / "out" / "broken").exists()
+
+
+def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_graph, second_graph):
+    graphs = tmp_path / "graphs"
+    shutil.copytree(example_graph, graphs / "example")
+    shutil.copytree(second_graph, graphs / "second")
+    serial = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    assert serial.exit_code == 0, serial.output
+    shutil.copytree(tmp_path / "serial" / "codebooks", tmp_path / "books")
+    parallel = _run("tokenize", str(graphs), "--out", str(tmp_path / "dask"), "--workers", "2",
+                    "--codebooks", str(tmp_path / "books"), *SMALL)
+    assert parallel.exit_code == 0, parallel.output
+    assert "dask:local(2 workers)" in parallel.output
+    for graph in ("example", "second"):
+        for table in ("entity_tokens", "relation_tokens", "triples", "entities", "relations"):
+            a = pq.read_table(tmp_path / "serial" / graph / f"{table}.parquet")
+            b = pq.read_table(tmp_path / "dask" / graph / f"{table}.parquet")
+            assert a.equals(b), (graph, table)
+    # Summary table lists both graphs with their counts.
+    assert "example" in parallel.output and "second" in parallel.output and "struct tok" in parallel.output
+    # Re-run: both skipped; then one changed graph is redone, the other skipped.
+    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    assert rerun.output.count("up to date, skipped") == 2
+    with open(graphs / "second" / "train.tsv", "a") as handle:
+        handle.write("person:001\tfriend_of\tperson:002\n")
+    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    assert "example: up to date, skipped" in rerun.output
+    assert "second: tokenized" in rerun.output
+    forced = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", "--force", *SMALL)
+    assert forced.output.count("tokenized in") == 2
+
+
+def test_refit_codebooks_changes_their_identity(tmp_path, example_graph, second_graph):
+    out = tmp_path / "out"
+    first = _run("tokenize", str(example_graph), "--out", str(out), *SMALL)
+    assert "(fitted, id" in first.output
+    frozen = _run("tokenize", str(second_graph), "--out", str(out), *SMALL)
+    assert "(frozen, id" in frozen.output
+    refit = _run("tokenize", str(second_graph), "--out", str(out), "--refit-codebooks", *SMALL)
+    assert "(fitted, id" in refit.output
+    old_id = first.output.split("id ")[1].split(")")[0]
+    new_id = refit.output.split("id ")[1].split(")")[0]
+    assert old_id != new_id

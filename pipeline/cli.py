@@ -19,9 +19,17 @@ class _Friendly(click.Group):
         from tokenizer_stage.kg_reader import KGFormatError
         from tokenizer_stage.tokenize import CodebookMismatchError
 
+        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError)
+        try:
+            from reasoning_stage.reasoning import PredictionInputError
+            from reasoning_stage.training import CodebookMismatch
+
+            known = known + (PredictionInputError, CodebookMismatch)
+        except ImportError:  # torch_scatter missing: tokenize still works
+            pass
         try:
             return super().invoke(ctx)
-        except (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError) as err:
+        except known as err:
             raise click.ClickException(str(err)) from err
 
 
@@ -114,6 +122,149 @@ def example(folder: Path, people: int, seed: int) -> None:
 
     write_example_graph(folder, people=people, seed=seed)
     click.echo(f"example graph written to {folder}")
+
+
+def _device(requested: str | None):
+    import torch
+
+    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+@main.command()
+@click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path), help="Checkpoint folder to write.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
+@click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--messages", default="distmult,transe,rotate", show_default=True,
+              help="Message functions to mix (comma-separated).")
+@click.option("--modalities", default="structure,text,image", show_default=True,
+              help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              help="Continue from this checkpoint (weights, optimizer, step).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, layers, relation_layers, messages,
+          modalities, eval_every, resume, seed, device, quiet) -> None:
+    """Pretrain the reasoner on tokenized graphs (each batch from one graph)."""
+    import torch
+
+    from artifacts.token_tables import read_token_tables
+    from pipeline.progress import make_progress
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.reasoning import find_artifacts
+    from reasoning_stage.training import TrainConfig, log_to_file, model_config_for, train as run_training
+
+    torch.manual_seed(seed)
+    tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
+    base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
+                       messages=tuple(m for m in messages.split(",") if m),
+                       modalities=tuple(m for m in modalities.split(",") if m))
+    model = TofuModel(model_config_for(tables[0], base))
+    config = TrainConfig(max_steps=max_steps, batch_size=batch_size, negatives=negatives, learning_rate=lr,
+                         eval_every=eval_every, seed=seed)
+    click.echo(f"training on {len(tables)} graph(s): {', '.join(t.name for t in tables)}; "
+               f"{model.num_parameters():,} parameters", err=True)
+    log_path = Path(str(checkpoint).rstrip("/") + ".log.jsonl")
+
+    def log(record):
+        log_to_file(log_path)(record)
+        click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
+
+    run_training(model, tables, config, checkpoint, _device(device), resume_from=resume,
+                 progress=make_progress(not quiet), log=log)
+    click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
+
+
+@main.command()
+@click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True,
+              help="Split(s) to evaluate, comma-separated (e.g. GraIL's ULTRA protocol: ind_valid,test).")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("tofu_results"), show_default=True)
+@click.option("--predict", "predict_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels).")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fine-tune on each graph's train split first (transductive setting).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, device,
+           quiet) -> None:
+    """Evaluate a checkpoint on tokenized graphs, or predict answers (stage two)."""
+    import json
+
+    from artifacts.atomic import atomic_write_json
+    from artifacts.token_tables import read_token_tables
+    from pipeline.progress import make_progress
+    from reasoning_stage.reasoning import (evaluate, find_artifacts, load_model, predict, read_prediction_queries,
+                                           write_predictions)
+    from reasoning_stage.training import TrainConfig, check_codebooks, train as run_training
+
+    dev = _device(device)
+    splits = [s for s in split.split(",") if s]
+    tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
+    loaded = load_model(checkpoint, dev)
+    check_codebooks(tables, loaded.codebook_id)
+    output.mkdir(parents=True, exist_ok=True)
+    if predict_file is not None:
+        if len(tables) != 1:
+            raise click.UsageError("--predict takes exactly one ARTIFACT")
+        queries = read_prediction_queries(predict_file, tables[0])
+        rows = predict(loaded, tables[0], splits[0], queries, top_k, dev)
+        write_predictions(rows, output / "predictions.tsv")
+        for row in rows[: min(len(rows), 3 * top_k)]:
+            click.echo(f"{row['query_head']}\t{row['relation']}\t{row['query_tail']}\t#{row['rank']} "
+                       f"{row['answer']} ({row['answer_name']}) {row['score']:.3f}")
+        click.echo(f"{len(queries)} queries, top {top_k} answers each: {output / 'predictions.tsv'}")
+        return
+    records = []
+    for t in tables:
+        model_for_graph = loaded
+        if finetune_epochs:
+            triples = len(t.queries("train"))
+            steps = max(1, finetune_epochs * triples // 16)
+            tuned = output / f"finetuned_{t.name}"
+            run_training(loaded.model, [t], TrainConfig(max_steps=steps, eval_every=max(steps, 1)), tuned, dev,
+                         progress=make_progress(not quiet))
+            model_for_graph = load_model(tuned, dev)
+        import time
+
+        start = time.perf_counter()
+        _, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
+                              progress=make_progress(not quiet))
+        seconds = time.perf_counter() - start
+        records.append({"graph": t.name, "split": "+".join(splits), "queries": int(metrics["queries"]),
+                        "mrr": metrics["mrr"], "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"],
+                        "hits@10": metrics["hits@10"], "tie_gap_mrr": metrics["tie_gap_mrr"],
+                        "seconds": round(seconds, 3), "details": metrics})
+    click.echo(metrics_table(records))
+    flat = [{k: v for k, v in r.items() if k != "details"} for r in records]
+    atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "graphs": records})
+    header = list(flat[0])
+    lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in flat]
+    from artifacts.atomic import atomic_write_bytes
+
+    atomic_write_bytes(output / "metrics.csv", ("\n".join(lines) + "\n").encode())
+    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
+    del json
+
+
+def metrics_table(records) -> str:
+    header = ("graph", "split", "queries", "MRR", "H@1", "H@3", "H@10", "tie gap")
+    rows = [(r["graph"], r["split"], r["queries"], f"{r['mrr']:.4f}", f"{r['hits@1']:.4f}", f"{r['hits@3']:.4f}",
+             f"{r['hits@10']:.4f}", f"{r['tie_gap_mrr']:.4f}") for r in records]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = lambda row: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
+                                for i, (x, w) in enumerate(zip(row, widths)))
+    return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
 
 
 def summary_table(results) -> str:

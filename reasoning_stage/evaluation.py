@@ -1,0 +1,85 @@
+"""Filtered ranking with explicit tie handling, and the metrics built on it.
+
+For each test triple ``(h, r, t)`` two queries are ranked over all entities:
+the tail query ``(h, r, ?)`` and the head query, asked as ``(t, r + R, ?)``.
+Other known true answers are filtered out (excluded from the comparison).
+Quantized tokens make equal scores likely, so both tie policies are kept:
+``pessimistic = 1 + #{score >= true score}`` (the headline, as in ULTRA) and
+``optimistic = 1 + #{score > true score}``; their gap detects ties.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from reasoning_stage.graph_data import KnownTriples
+
+
+@dataclass
+class Ranks:
+    pessimistic: np.ndarray     # int64 [n]
+    optimistic: np.ndarray      # int64 [n]
+    direction: np.ndarray       # "head" | "tail" per rank
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric names like ``both.pessimistic.mrr``; headline keys ``mrr``, ``hits@k``."""
+        out: dict[str, float] = {}
+        for side in ("both", "head", "tail"):
+            mask = np.ones(len(self.pessimistic), bool) if side == "both" else self.direction == side
+            if not mask.any():
+                continue
+            for policy in ("pessimistic", "optimistic"):
+                ranks = getattr(self, policy)[mask].astype(np.float64)
+                out[f"{side}.{policy}.mrr"] = float(np.mean(1.0 / ranks))
+                for k in (1, 3, 10):
+                    out[f"{side}.{policy}.hits_at_{k}"] = float(np.mean(ranks <= k))
+        out["mrr"] = out["both.pessimistic.mrr"]
+        for k in (1, 3, 10):
+            out[f"hits@{k}"] = out[f"both.pessimistic.hits_at_{k}"]
+        out["tie_gap_mrr"] = out["both.optimistic.mrr"] - out["both.pessimistic.mrr"]
+        out["queries"] = float(len(self.pessimistic))
+        return out
+
+
+def rank_of_targets(scores: torch.Tensor, targets: torch.Tensor, filtered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pessimistic and optimistic ranks of ``targets`` in ``scores`` [B, N], ignoring ``filtered`` [B, N]."""
+    rows = torch.arange(len(targets), device=scores.device)
+    true = scores[rows, targets].unsqueeze(1)
+    ignore = filtered.clone()
+    ignore[rows, targets] = True  # the answer is not compared with itself
+    higher_or_equal = ((scores >= true) & ~ignore).sum(dim=1)
+    higher = ((scores > true) & ~ignore).sum(dim=1)
+    return 1 + higher_or_equal, 1 + higher
+
+
+def directed_queries(triples: torch.Tensor, num_relations: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Tail and head queries of ``triples`` as ``(queries [2n, 2], targets [2n], direction [2n])``."""
+    h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
+    queries = torch.cat([torch.stack([h, r], 1), torch.stack([t, r + num_relations], 1)])
+    targets = torch.cat([t, h])
+    direction = np.array(["tail"] * len(h) + ["head"] * len(h))
+    return queries, targets, direction
+
+
+def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torch.Tensor, known: KnownTriples,
+                 batch_size: int = 64, progress=None) -> Ranks:
+    """Rank head and tail of every triple with ``score_fn(queries [B, 2]) -> [B, N]``."""
+    queries, targets, direction = directed_queries(triples, known.num_relations)
+    pessimistic, optimistic = [], []
+    bar = progress(total=len(queries), desc="ranking", unit="q") if progress else None
+    for start in range(0, len(queries), batch_size):
+        q = queries[start:start + batch_size]
+        tgt = targets[start:start + batch_size]
+        scores = score_fn(q)
+        filtered = known.mask(q[:, 0], q[:, 1]).to(scores.device)
+        p, o = rank_of_targets(scores, tgt.to(scores.device), filtered)
+        pessimistic.append(p.cpu())
+        optimistic.append(o.cpu())
+        if bar:
+            bar.update(len(q))
+    if bar:
+        bar.close()
+    return Ranks(torch.cat(pessimistic).numpy(), torch.cat(optimistic).numpy(), direction)

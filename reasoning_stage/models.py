@@ -1,0 +1,212 @@
+"""TOFU's reasoner: tokens -> fused entity features -> query-conditioned message passing -> scores.
+
+Nothing here depends on the ids of a particular graph: entities and
+relations enter only through their tokens (codes of frozen, shared
+codebooks) and their place in the graph. A task id (link prediction,
+alignment, linking) conditions the modality gate and the message gates.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from reasoning_stage.graph_data import GraphTensors, TokenTensor
+from reasoning_stage.layers import MESSAGE_FUNCTIONS, MixtureOfMessageConv, RelationGraphConv, relation_graph
+
+TASKS = ("link_prediction", "alignment", "linking")
+MODALITIES = ("structure", "text", "image")
+
+
+@dataclass
+class ModelConfig:
+    """Constructor arguments of :class:`TofuModel`; saved as JSON in every checkpoint."""
+    dim: int = 64
+    entity_layers: int = 6
+    relation_layers: int = 6
+    messages: tuple[str, ...] = MESSAGE_FUNCTIONS
+    modalities: tuple[str, ...] = MODALITIES            # () = structure-only, ULTRA-shaped
+    codebook_sizes: dict[str, int] = field(default_factory=dict)   # entity-token vocabulary per modality
+    relation_text_codebook_size: int = 0
+    num_tasks: int = len(TASKS)
+
+    def __post_init__(self) -> None:
+        self.messages = tuple(self.messages)
+        self.modalities = tuple(self.modalities)
+        unknown = set(self.modalities) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["messages"], data["modalities"] = list(self.messages), list(self.modalities)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+class TokenPooling(nn.Module):
+    """Tokens of one modality -> one vector per owner, weighing tokens by content and count.
+
+    ``alpha_i = softmax_i(a . e_{c_i} + log n_i)`` over the owner's tokens;
+    owners without tokens get a zero vector and ``present = False``.
+    """
+
+    def __init__(self, vocabulary: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary + 1, dim, padding_idx=0)  # 0 = no token
+        self.attention = nn.Linear(dim, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        with torch.no_grad():
+            self.embedding.weight[0].zero_()
+        self.attention.reset_parameters()
+
+    def forward(self, tokens: TokenTensor) -> tuple[torch.Tensor, torch.Tensor]:
+        present = tokens.codes >= 0
+        emb = self.embedding(tokens.codes.clamp(min=-1) + 1)                  # [n, k, d]
+        logits = self.attention(emb).squeeze(-1) + torch.log(tokens.weights.clamp(min=1e-6))
+        logits = logits.masked_fill(~present, float("-inf"))
+        has_any = present.any(dim=1)
+        alpha = torch.softmax(logits.masked_fill(~has_any.unsqueeze(1), 0.0), dim=1) * present
+        return (alpha.unsqueeze(-1) * emb).sum(dim=1), has_any
+
+
+class HierarchicalFusion(nn.Module):
+    """Per-modality pooled vectors -> one entity vector through a task-aware modality gate."""
+
+    def __init__(self, modalities: tuple[str, ...], sizes: dict[str, int], dim: int, num_tasks: int):
+        super().__init__()
+        self.modalities = modalities
+        self.pool = nn.ModuleDict({m: TokenPooling(sizes[m], dim) for m in modalities})
+        self.task_embedding = nn.Embedding(num_tasks, dim)
+        self.gate = nn.Linear(2 * dim, 1)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, tokens: dict[str, TokenTensor], num_owners: int, task: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features [n, dim], modality weights [n, M])``."""
+        device = self.task_embedding.weight.device
+        task_vec = self.task_embedding(torch.tensor(task, device=device))
+        pooled, logits = [], []
+        for modality in self.modalities:
+            if modality in tokens:
+                vec, present = self.pool[modality](tokens[modality])
+            else:  # the graph has no tokens of this modality: a missing modality, not an error
+                vec = torch.zeros(num_owners, task_vec.numel(), device=device)
+                present = torch.zeros(num_owners, dtype=torch.bool, device=device)
+            pooled.append(vec)
+            logit = self.gate(torch.cat([vec, task_vec.expand_as(vec)], dim=-1)).squeeze(-1)
+            logits.append(logit.masked_fill(~present, float("-inf")))
+        logits = torch.stack(logits, dim=1)
+        any_present = torch.isfinite(logits).any(dim=1, keepdim=True)
+        weights = torch.softmax(logits.masked_fill(~any_present, 0.0), dim=1) * any_present
+        weights = torch.nan_to_num(weights)
+        fused = (weights.unsqueeze(-1) * torch.stack(pooled, dim=1)).sum(dim=1)
+        return self.out(fused), weights
+
+
+class TofuModel(nn.Module):
+    """Answers ``(head, relation, ?)`` for a batch of queries over one graph, scoring every entity.
+
+    Args:
+        config: sizes, message functions, modalities and token vocabularies.
+
+    Shapes:
+        queries ``[B, 2]`` (head id, relation id in 0..2R-1) -> scores ``[B, num_entities]``.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        missing = [m for m in config.modalities if m not in config.codebook_sizes]
+        if missing:
+            raise ValueError(f"no codebook size for modalities {missing}")
+        self.config = config
+        d = config.dim
+        self.relation_layers = nn.ModuleList(RelationGraphConv(d) for _ in range(config.relation_layers))
+        self.entity_layers = nn.ModuleList(MixtureOfMessageConv(d, config.messages)
+                                           for _ in range(config.entity_layers))
+        self.task_embedding = nn.Embedding(config.num_tasks, d)
+        self.message_gates = nn.Linear(2 * d, config.entity_layers * len(config.messages))
+        if config.modalities:
+            self.fusion = HierarchicalFusion(config.modalities, config.codebook_sizes, d, config.num_tasks)
+            self.feature_gate = nn.Linear(d, d)
+        else:
+            self.fusion = None
+        if config.relation_text_codebook_size:
+            self.relation_text = TokenPooling(config.relation_text_codebook_size, d)
+            self.inverse_marker = nn.Parameter(torch.zeros(d))
+        else:
+            self.relation_text = None
+        self.score = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, 1))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---------------------------------------------------------------- pieces
+
+    def relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
+                         rel_graph: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Query-conditioned vectors of all 2R relations: ``[2R, B, dim]``."""
+        num_ids = 2 * graph.num_relations
+        batch = query_relations.numel()
+        device = query_relations.device
+        boundary = torch.zeros(num_ids, batch, self.config.dim, device=device)
+        boundary[query_relations, torch.arange(batch, device=device)] = 1.0
+        if self.relation_text is not None and "text" in graph.relation_tokens:
+            text, present = self.relation_text(graph.relation_tokens["text"])
+            text = torch.cat([text, text + self.inverse_marker * present.unsqueeze(-1)])
+            boundary = boundary + text.unsqueeze(1)
+        x = boundary
+        for layer in self.relation_layers:
+            x = layer(x, rel_graph[0], rel_graph[1], boundary)
+        return x
+
+    def entity_features(self, graph: GraphTensors, task: int) -> torch.Tensor | None:
+        if self.fusion is None:
+            return None
+        features, _ = self.fusion(graph.entity_tokens, graph.num_entities, task)
+        return features
+
+    def gates(self, query: torch.Tensor, task: int) -> torch.Tensor:
+        """Message-function gates per layer: ``[layers, B, M]`` (softmax over functions)."""
+        task_vec = self.task_embedding(torch.tensor(task, device=query.device)).expand_as(query)
+        logits = self.message_gates(torch.cat([query, task_vec], dim=-1))
+        logits = logits.view(query.shape[0], self.config.entity_layers, len(self.config.messages))
+        return torch.softmax(logits, dim=-1).transpose(0, 1)
+
+    # ---------------------------------------------------------------- forward
+
+    def forward(self, graph: GraphTensors, queries: torch.Tensor, task: int = 0,
+                rel_graph: tuple[torch.Tensor, torch.Tensor] | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        heads, relations = queries[:, 0], queries[:, 1]
+        if rel_graph is None:
+            rel_graph = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
+                                       graph.num_entities)
+        rel = self.relation_vectors(graph, relations, rel_graph)                 # [2R, B, d]
+        batch = queries.shape[0]
+        arange = torch.arange(batch, device=queries.device)
+        query = rel[relations, arange]                                           # [B, d]
+        boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
+        boundary[heads, arange] = query
+        if self.fusion is not None:
+            if features is None:
+                features = self.entity_features(graph, task)
+            # Entity content enters every node's state, gated by what the query asks about.
+            boundary = boundary + features.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
+        gates = self.gates(query, task)
+        x = boundary
+        for layer, layer_gates in zip(self.entity_layers, gates):
+            x = layer(x, graph.edge_index, graph.edge_type, rel, layer_gates, boundary)
+        hidden = torch.cat([x, query.unsqueeze(0).expand_as(x)], dim=-1)
+        return self.score(hidden).squeeze(-1).T                                   # [B, V]

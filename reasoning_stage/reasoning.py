@@ -1,0 +1,132 @@
+"""Using a trained reasoner: evaluation tables, top-k predictions, fine-tuning."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from artifacts.checkpoint import load_checkpoint
+from artifacts.token_tables import TokenTables, read_token_tables
+from reasoning_stage.evaluation import Ranks, rank_triples
+from reasoning_stage.graph_data import KnownTriples, graph_tensors, split_queries
+from reasoning_stage.layers import relation_graph
+from reasoning_stage.models import ModelConfig, TofuModel
+from reasoning_stage.training import CodebookMismatch, check_codebooks
+
+
+class PredictionInputError(ValueError):
+    """A predictions file names something the graph does not have."""
+
+
+@dataclass
+class LoadedModel:
+    model: TofuModel
+    manifest: dict[str, Any]
+
+    @property
+    def codebook_id(self) -> str | None:
+        return self.manifest.get("codebook_id")
+
+
+def load_model(folder: Path, device: torch.device) -> LoadedModel:
+    manifest, state, _ = load_checkpoint(folder)
+    model = TofuModel(ModelConfig.from_json(manifest["model"]))
+    model.load_state_dict(state, strict=True)
+    return LoadedModel(model.to(device).eval(), manifest)
+
+
+def find_artifacts(paths: Sequence[Path]) -> list[Path]:
+    """Token-table folders named directly or found one level inside an artifact root."""
+    found = []
+    for path in map(Path, paths):
+        if (path / "manifest.json").is_file():
+            found.append(path)
+            continue
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and (p / "entities.parquet").is_file()) \
+            if path.is_dir() else []
+        if not inner:
+            raise FileNotFoundError(f"{path}: neither a token-table folder nor a root holding them "
+                                    "(run tofu tokenize first)")
+        found.extend(inner)
+    return found
+
+
+def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
+             batch_size: int = 64, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
+    check_codebooks([tables], loaded.codebook_id)
+    graph = graph_tensors(tables, splits[0]).to(device)
+    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
+    triples = torch.as_tensor(split_queries(tables, splits), dtype=torch.long)
+    model = loaded.model
+    with torch.inference_mode():
+        features = model.entity_features(graph, 0)
+        ranks = rank_triples(lambda q: model(graph, q.to(device), rel_graph=rel, features=features),
+                             triples, KnownTriples(tables), batch_size=batch_size, progress=progress)
+    return ranks, ranks.metrics()
+
+
+def read_prediction_queries(path: Path, tables: TokenTables) -> list[tuple[int, int, str]]:
+    """Rows ``head<TAB>relation<TAB>?`` or ``?<TAB>relation<TAB>tail`` in labels -> (entity, relation id, side)."""
+    entities = {label: i for i, label in enumerate(tables.tables["entities"]["label"].to_pylist())}
+    relations = {label: i for i, label in enumerate(tables.tables["relations"]["label"].to_pylist())}
+    queries = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3:
+                raise PredictionInputError(f"{path}:{number}: expected head<TAB>relation<TAB>tail with one '?'")
+            head, relation, tail = parts
+            if (head == "?") == (tail == "?"):
+                raise PredictionInputError(f"{path}:{number}: exactly one of head and tail must be '?'")
+            if relation not in relations:
+                raise PredictionInputError(f"{path}:{number}: relation {relation!r} is not in graph {tables.name}")
+            known = tail if head == "?" else head
+            if known not in entities:
+                raise PredictionInputError(f"{path}:{number}: entity {known!r} is not in graph {tables.name}")
+            queries.append((entities[known], relations[relation], "head" if head == "?" else "tail"))
+    if not queries:
+        raise PredictionInputError(f"{path}: no queries")
+    return queries
+
+
+def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[tuple[int, int, str]],
+            top_k: int, device: torch.device) -> list[dict[str, Any]]:
+    """Top-k answers (labels and names) for each query, highest score first."""
+    check_codebooks([tables], loaded.codebook_id)
+    graph = graph_tensors(tables, split).to(device)
+    num_rel = graph.num_relations
+    labels = tables.tables["entities"]["label"].to_pylist()
+    names = tables.tables["entities"]["name"].to_pylist()
+    rel_labels = tables.tables["relations"]["label"].to_pylist()
+    batch = torch.tensor([[e, r + (num_rel if side == "head" else 0)] for e, r, side in queries], device=device)
+    with torch.inference_mode():
+        scores = loaded.model(graph, batch)
+    top = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
+    rows = []
+    for (entity, relation, side), values, indices in zip(queries, top.values.tolist(), top.indices.tolist()):
+        for rank, (value, index) in enumerate(zip(values, indices), 1):
+            rows.append({"query_head": "?" if side == "head" else labels[entity], "relation": rel_labels[relation],
+                         "query_tail": labels[entity] if side == "head" else "?", "rank": rank,
+                         "answer": labels[index], "answer_name": names[index] or "", "score": round(value, 6)})
+    return rows
+
+
+def write_predictions(rows: list[dict[str, Any]], path: Path) -> None:
+    from artifacts.atomic import atomic_write_bytes
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
+__all__ = ["CodebookMismatch", "LoadedModel", "load_model", "find_artifacts", "evaluate", "predict",
+           "read_prediction_queries", "write_predictions", "read_token_tables"]

@@ -193,7 +193,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
 def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, device,

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from reasoning_stage.graph_data import KnownTriples
+from reasoning_stage.graph_data import KnownTriples, graph_tensors, split_queries
 
 
 @dataclass
@@ -65,9 +65,12 @@ def directed_queries(triples: torch.Tensor, num_relations: int) -> tuple[torch.T
 
 
 def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torch.Tensor, known: KnownTriples,
-                 batch_size: int = 64, progress=None) -> Ranks:
+                 batch_size: int = 16, progress=None) -> Ranks:
     """Rank head and tail of every triple with ``score_fn(queries [B, 2]) -> [B, N]``."""
     queries, targets, direction = directed_queries(triples, known.num_relations)
+    # Batches of one relation share the relation GNN's work; ranks are put back in input order after.
+    order = torch.argsort(queries[:, 1], stable=True)
+    queries, targets = queries[order], targets[order]
     pessimistic, optimistic = [], []
     bar = progress(total=len(queries), desc="ranking", unit="q") if progress else None
     for start in range(0, len(queries), batch_size):
@@ -82,4 +85,26 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
             bar.update(len(q))
     if bar:
         bar.close()
-    return Ranks(torch.cat(pessimistic).numpy(), torch.cat(optimistic).numpy(), direction)
+    restore = torch.argsort(order)
+    return Ranks(torch.cat(pessimistic)[restore].numpy(), torch.cat(optimistic)[restore].numpy(), direction)
+
+
+def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = 16,
+                   max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0) -> Ranks:
+    """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph)."""
+    from reasoning_stage.models import graph_plans
+
+    graph = graph_tensors(tables, splits[0]).to(device)
+    triples = torch.as_tensor(split_queries(tables, splits), dtype=torch.long)
+    if max_triples and len(triples) > max_triples:
+        pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]
+        triples = triples[pick]
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        plans = graph_plans(graph)
+        features = model.entity_features(graph, task)
+        ranks = rank_triples(lambda q: model(graph, q.to(device), task=task, features=features, **plans),
+                             triples, KnownTriples(tables), batch_size=batch_size, progress=progress)
+    model.train(was_training)
+    return ranks

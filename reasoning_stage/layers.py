@@ -1,21 +1,81 @@
 """Message-passing layers of the reasoner, laid out as message -> aggregate -> update.
 
 Node states are batched per query: ``x`` is ``[num_nodes, B, dim]`` (B
-queries answered in one pass), so gathers and scatters move whole
-contiguous ``B * dim`` rows. Edges are processed in chunks to bound the
-per-edge message tensor's memory.
+queries answered in one pass), so gathers and reductions move whole
+contiguous ``B * dim`` rows.
+
+The hot path (see benchmarks/reason_bench.py): a message depends only on its
+source and its relation, so it is computed once per distinct
+(source, relation) pair -- 50-66% of the edges on the GraIL graphs -- and
+summed into each target with torch_scatter's ``segment_csr`` over
+target-sorted edges (no atomic scatter, deterministic sums). An
+:class:`EdgePlan` holds that layout; it is built once per graph.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
-from torch_scatter import scatter
+from torch_scatter import segment_csr
 
 MESSAGE_FUNCTIONS = ("distmult", "transe", "rotate")
-_CHUNK_ELEMENTS = 1 << 22  # floats per message chunk (16 MB)
+_CHUNK_ELEMENTS = 1 << 22  # floats of gathered messages per chunk (16 MB)
+
+
+@dataclass
+class EdgePlan:
+    """Edges laid out for pair-shared messages and a CSR reduction into their targets.
+
+    Attributes:
+        pair_source, pair_type: ``[P]`` the distinct (source, relation) pairs.
+        edge_pair: ``[E]`` pair id of each edge, edges sorted by target.
+        indptr: ``[N + 1]`` CSR offsets of each target's edges in ``edge_pair``.
+    """
+    pair_source: torch.Tensor
+    pair_type: torch.Tensor
+    edge_pair: torch.Tensor
+    indptr: torch.Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        return self.indptr.numel() - 1
+
+    def node_ranges(self, max_edges: int) -> list[tuple[int, int]]:
+        """Consecutive target ranges holding at most ``max_edges`` edges each (at least one node)."""
+        ranges, start, n = [], 0, self.num_nodes
+        indptr = self.indptr.tolist()
+        while start < n:
+            stop = start + 1
+            while stop < n and indptr[stop + 1] - indptr[start] <= max_edges:
+                stop += 1
+            ranges.append((start, stop))
+            start = stop
+        return ranges
+
+
+def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int, num_types: int) -> EdgePlan:
+    source, target = edge_index
+    pairs, edge_pair = torch.unique(source * num_types + edge_type, return_inverse=True)
+    order = torch.argsort(target, stable=True)
+    indptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
+    indptr[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
+    return EdgePlan(pairs // num_types, pairs % num_types, edge_pair[order], indptr)
+
+
+def propagate(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
+    """``boundary[v] + sum of the messages of v's incoming edges``, chunked by target ranges."""
+    row = pair_messages[0].numel() if len(pair_messages) else 1
+    out = boundary.clone()
+    for start, stop in plan.node_ranges(max(1, _CHUNK_ELEMENTS // max(row, 1))):
+        lo, hi = int(plan.indptr[start]), int(plan.indptr[stop])
+        if hi == lo:
+            continue
+        gathered = pair_messages.index_select(0, plan.edge_pair[lo:hi])
+        out[start:stop] += segment_csr(gathered, plan.indptr[start:stop + 1] - lo, reduce="sum")
+    return out
 
 
 class MixtureOfMessageConv(nn.Module):
@@ -38,7 +98,7 @@ class MixtureOfMessageConv(nn.Module):
 
     Shapes:
         x, boundary ``[V, B, dim]``; relations ``[2R, B, dim]``; gates ``[B, len(messages)]``;
-        edge_index ``[2, E]``; edge_type ``[E]`` -> ``[V, B, dim]``.
+        plan: the graph's :class:`EdgePlan` -> ``[V, B, dim]``.
     """
 
     def __init__(self, dim: int, messages: Sequence[str] = ("distmult",)):
@@ -71,8 +131,8 @@ class MixtureOfMessageConv(nn.Module):
 
     def message(self, x_src: torch.Tensor, edge_type: torch.Tensor, terms: dict[str, torch.Tensor],
                 gates: torch.Tensor) -> torch.Tensor:
-        """Mixed messages of one edge chunk: ``[e, B, dim]``."""
-        w = terms["w"][edge_type]
+        """Mixed messages ``[p, B, dim]`` of sources ``x_src`` along relations ``edge_type``."""
+        w = terms["w"].index_select(0, edge_type)
         out = None
         for k, name in enumerate(self.messages):
             if name == "distmult":
@@ -81,7 +141,7 @@ class MixtureOfMessageConv(nn.Module):
                 m = x_src + w
             else:
                 half = self.dim // 2
-                cos, sin = terms["cos"][edge_type], terms["sin"][edge_type]
+                cos, sin = terms["cos"].index_select(0, edge_type), terms["sin"].index_select(0, edge_type)
                 re, im = x_src[..., :half], x_src[..., half:]
                 m = torch.cat([re * cos - im * sin, re * sin + im * cos], dim=-1)
             if len(self.messages) > 1:
@@ -89,26 +149,19 @@ class MixtureOfMessageConv(nn.Module):
             out = m if out is None else out + m
         return out
 
-    def aggregate(self, x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor,
-                  terms: dict[str, torch.Tensor], gates: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-        """Boundary plus the sum of incoming messages, built chunk by chunk."""
-        out = boundary.clone()
-        batch = x.shape[1]
-        chunk = max(1, _CHUNK_ELEMENTS // max(1, batch * self.dim))
-        source, target = edge_index
-        for start in range(0, edge_type.numel(), chunk):
-            stop = start + chunk
-            messages = self.message(x[source[start:stop]], edge_type[start:stop], terms, gates)
-            scatter(messages, target[start:stop], dim=0, out=out, dim_size=x.shape[0], reduce="sum")
-        return out
+    def aggregate(self, x: torch.Tensor, plan: EdgePlan, terms: dict[str, torch.Tensor], gates: torch.Tensor,
+                  boundary: torch.Tensor) -> torch.Tensor:
+        """Boundary plus the sum of incoming messages (one message per (source, relation) pair)."""
+        messages = self.message(x.index_select(0, plan.pair_source), plan.pair_type, terms, gates)
+        return propagate(plan, messages, boundary)
 
     def update(self, x: torch.Tensor, aggregated: torch.Tensor) -> torch.Tensor:
-        return x + torch.relu(self.norm(self.combine(torch.cat([x, aggregated], dim=-1))))
+        return x + torch.relu(self.norm(_linear_of_concat(self.combine, x, aggregated)))
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor,
-                relations: torch.Tensor, gates: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, plan: EdgePlan, relations: torch.Tensor, gates: torch.Tensor,
+                boundary: torch.Tensor) -> torch.Tensor:
         terms = self.relation_terms(relations)
-        return self.update(x, self.aggregate(x, edge_index, edge_type, terms, gates, boundary))
+        return self.update(x, self.aggregate(x, plan, terms, gates, boundary))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, messages={self.messages})"
@@ -124,7 +177,7 @@ class RelationGraphConv(nn.Module):
     tail-head, tail-tail) and :math:`e_k` a learned vector per type.
 
     Shapes:
-        x, boundary ``[2R, B, dim]``; edge_index ``[2, E_rel]``; edge_type ``[E_rel]`` in 0..3.
+        x, boundary ``[2R, B, dim]``; plan: the relation graph's :class:`EdgePlan` (types 0..3).
     """
 
     NUM_LINK_TYPES = 4
@@ -145,28 +198,34 @@ class RelationGraphConv(nn.Module):
     def message(self, x_src: torch.Tensor, link_type: torch.Tensor) -> torch.Tensor:
         return x_src * self.link_embedding(link_type).unsqueeze(1)
 
-    def aggregate(self, messages: torch.Tensor, target: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-        return boundary + scatter(messages, target, dim=0, dim_size=boundary.shape[0], reduce="sum")
+    def aggregate(self, x: torch.Tensor, plan: EdgePlan, boundary: torch.Tensor) -> torch.Tensor:
+        messages = self.message(x.index_select(0, plan.pair_source), plan.pair_type)
+        return propagate(plan, messages, boundary)
 
     def update(self, x: torch.Tensor, aggregated: torch.Tensor) -> torch.Tensor:
-        return x + torch.relu(self.norm(self.combine(torch.cat([x, aggregated], dim=-1))))
+        return x + torch.relu(self.norm(_linear_of_concat(self.combine, x, aggregated)))
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, link_type: torch.Tensor,
-                boundary: torch.Tensor) -> torch.Tensor:
-        messages = self.message(x[edge_index[0]], link_type)
-        return self.update(x, self.aggregate(messages, edge_index[1], boundary))
+    def forward(self, x: torch.Tensor, plan: EdgePlan, boundary: torch.Tensor) -> torch.Tensor:
+        return self.update(x, self.aggregate(x, plan, boundary))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
 
 
+def _linear_of_concat(linear: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``linear(cat([a, b], -1))`` without materialising the concatenation."""
+    d = a.shape[-1]
+    return torch.addmm(linear.bias, a.reshape(-1, d), linear.weight[:, :d].T).view(*a.shape[:-1], -1) \
+        + (b.reshape(-1, d) @ linear.weight[:, d:].T).view(*b.shape[:-1], -1)
+
+
 def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relation_ids: int,
-                   num_entities: int) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_entities: int) -> EdgePlan:
     """Edges between relation ids that share an entity, typed hh / ht / th / tt.
 
     Built from entity-relation incidence matrices: ``hh = H^T H`` links two
     relations that share a head entity, and so on. Self-links are kept (as in
-    ULTRA). Returns ``(edge_index [2, E_rel], link_type [E_rel])``.
+    ULTRA). Returns the relation graph's :class:`EdgePlan`.
     """
     device = edge_index.device
     heads = torch.zeros(num_entities, num_relation_ids, dtype=torch.float32, device=device)
@@ -179,4 +238,4 @@ def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relati
         src, dst = linked.nonzero(as_tuple=True)
         index.append(torch.stack([src, dst]))
         types.append(torch.full_like(src, link))
-    return torch.cat(index, dim=1), torch.cat(types)
+    return edge_plan(torch.cat(index, dim=1), torch.cat(types), num_relation_ids, 4)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
-from reasoning_stage.layers import MESSAGE_FUNCTIONS, MixtureOfMessageConv, RelationGraphConv, relation_graph
+from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationGraphConv, edge_plan,
+                                    relation_graph)
 
 TASKS = ("link_prediction", "alignment", "linking")
 MODALITIES = ("structure", "text", "image")
@@ -51,6 +52,13 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}")
         return cls(**data)
+
+
+def graph_plans(graph: GraphTensors) -> dict[str, EdgePlan]:
+    """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries."""
+    return {"rel_graph": relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
+                                        graph.num_entities),
+            "plan": edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)}
 
 
 class TokenPooling(nn.Module):
@@ -155,8 +163,17 @@ class TofuModel(nn.Module):
     # ---------------------------------------------------------------- pieces
 
     def relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
-                         rel_graph: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Query-conditioned vectors of all 2R relations: ``[2R, B, dim]``."""
+                         rel_graph: EdgePlan) -> torch.Tensor:
+        """Query-conditioned vectors of all 2R relations: ``[2R, B, dim]``.
+
+        They depend on the query relation only, so they are computed once per
+        distinct relation in the batch and shared by its queries.
+        """
+        unique, inverse = torch.unique(query_relations, return_inverse=True)
+        return self._relation_vectors(graph, unique, rel_graph).index_select(1, inverse)
+
+    def _relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
+                          rel_graph: EdgePlan) -> torch.Tensor:
         num_ids = 2 * graph.num_relations
         batch = query_relations.numel()
         device = query_relations.device
@@ -168,7 +185,7 @@ class TofuModel(nn.Module):
             boundary = boundary + text.unsqueeze(1)
         x = boundary
         for layer in self.relation_layers:
-            x = layer(x, rel_graph[0], rel_graph[1], boundary)
+            x = layer(x, rel_graph, boundary)
         return x
 
     def entity_features(self, graph: GraphTensors, task: int) -> torch.Tensor | None:
@@ -187,12 +204,16 @@ class TofuModel(nn.Module):
     # ---------------------------------------------------------------- forward
 
     def forward(self, graph: GraphTensors, queries: torch.Tensor, task: int = 0,
-                rel_graph: tuple[torch.Tensor, torch.Tensor] | None = None,
-                features: torch.Tensor | None = None) -> torch.Tensor:
+                rel_graph: EdgePlan | None = None, features: torch.Tensor | None = None,
+                plan: EdgePlan | None = None) -> torch.Tensor:
+        """Scores of every entity for each query. ``rel_graph``, ``features`` and ``plan`` are
+        per-graph precomputations that callers scoring many batches pass in once."""
         heads, relations = queries[:, 0], queries[:, 1]
         if rel_graph is None:
             rel_graph = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
                                        graph.num_entities)
+        if plan is None:
+            plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
         rel = self.relation_vectors(graph, relations, rel_graph)                 # [2R, B, d]
         batch = queries.shape[0]
         arange = torch.arange(batch, device=queries.device)
@@ -207,6 +228,12 @@ class TofuModel(nn.Module):
         gates = self.gates(query, task)
         x = boundary
         for layer, layer_gates in zip(self.entity_layers, gates):
-            x = layer(x, graph.edge_index, graph.edge_type, rel, layer_gates, boundary)
-        hidden = torch.cat([x, query.unsqueeze(0).expand_as(x)], dim=-1)
-        return self.score(hidden).squeeze(-1).T                                   # [B, V]
+            x = layer(x, plan, rel, layer_gates, boundary)
+        return self.score_entities(x, query)
+
+    def score_entities(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """MLP over ``[x_v ; q]``; the query half of the first layer is computed once per query."""
+        first, rest = self.score[0], self.score[1:]
+        d = x.shape[-1]
+        hidden = x @ first.weight[:, :d].T + (query @ first.weight[:, d:].T + first.bias).unsqueeze(0)
+        return rest(hidden).squeeze(-1).T                                          # [B, V]

@@ -10,9 +10,8 @@ import torch
 
 from artifacts.checkpoint import load_checkpoint
 from artifacts.token_tables import TokenTables, read_token_tables
-from reasoning_stage.evaluation import Ranks, rank_triples
-from reasoning_stage.graph_data import KnownTriples, graph_tensors, split_queries
-from reasoning_stage.layers import relation_graph
+from reasoning_stage.evaluation import Ranks, evaluate_graph
+from reasoning_stage.graph_data import graph_tensors
 from reasoning_stage.models import ModelConfig, TofuModel
 from reasoning_stage.training import CodebookMismatch, check_codebooks
 
@@ -55,16 +54,9 @@ def find_artifacts(paths: Sequence[Path]) -> list[Path]:
 
 
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
-             batch_size: int = 64, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
+             batch_size: int = 16, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
     check_codebooks([tables], loaded.codebook_id)
-    graph = graph_tensors(tables, splits[0]).to(device)
-    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
-    triples = torch.as_tensor(split_queries(tables, splits), dtype=torch.long)
-    model = loaded.model
-    with torch.inference_mode():
-        features = model.entity_features(graph, 0)
-        ranks = rank_triples(lambda q: model(graph, q.to(device), rel_graph=rel, features=features),
-                             triples, KnownTriples(tables), batch_size=batch_size, progress=progress)
+    ranks = evaluate_graph(loaded.model, tables, list(splits), device, batch_size=batch_size, progress=progress)
     return ranks, ranks.metrics()
 
 

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import TokenTables
 from artifacts.version import CODE_VERSION
-from reasoning_stage.evaluation import rank_triples
+from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
-from reasoning_stage.layers import relation_graph
+from reasoning_stage.layers import EdgePlan, relation_graph
 from reasoning_stage.models import ModelConfig, TofuModel
 
 
@@ -53,7 +53,7 @@ class PreparedGraph:
     name: str
     train_graph: GraphTensors
     train_triples: torch.Tensor
-    rel_graph: tuple[torch.Tensor, torch.Tensor]
+    rel_graph: EdgePlan
     known: KnownTriples
     tables: TokenTables
 
@@ -116,17 +116,7 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
 def evaluate_mrr(model: TofuModel, tables: TokenTables, split: str, max_triples: int | None,
                  device: torch.device, seed: int = 0) -> float:
     """Filtered MRR on (a seeded sample of) a split's queries."""
-    graph = graph_tensors(tables, split).to(device)
-    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
-    triples = torch.as_tensor(tables.queries(split), dtype=torch.long)
-    if max_triples and len(triples) > max_triples:
-        triples = triples[torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]]
-    model.eval()
-    with torch.inference_mode():
-        features = model.entity_features(graph, 0)
-        ranks = rank_triples(lambda q: model(graph, q.to(device), rel_graph=rel, features=features),
-                             triples, KnownTriples(tables))
-    return ranks.metrics()["mrr"]
+    return evaluate_graph(model, tables, [split], device, max_triples=max_triples, seed=seed).metrics()["mrr"]
 
 
 def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, checkpoint: Path,

@@ -1,0 +1,126 @@
+"""Benchmark of stage two on GraIL (prints figures; not a test).
+
+Tokenizes fb237_v1, WN18RR_v1 and nell_v1 (each with its `_ind` graph, entity
+texts where they exist, ImageNet images for WN18RR), trains two models on
+the three *training* graphs -- the full model and a structure-only
+configuration of ULTRA's shape (6 layers x 64 dims, DistMult messages, no
+tokens) -- and evaluates both on the `_ind` graphs with ULTRA's protocol:
+the `_ind` graph's valid and test queries together (splits `ind_valid,test`),
+filtered, head and tail, ties counted against the answer.
+
+Each evaluation runs in a fresh process; it prints queries per second of the
+ranking loop, the process's peak RSS and the MRR, beside ULTRA's figures
+measured on this kind of machine (../shared/REFERENCE.md).
+
+    python benchmarks/reason_bench.py [--data PATH] [--steps 300] [--batch-size 16]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+GRAPHS = ["fb237_v1", "WN18RR_v1", "nell_v1"]
+ULTRA = {  # queries/s (run A / run B), peak RSS MB, MRR: ULTRA's code + ultra_3g checkpoint on this machine kind
+    "fb237_v1": ((148, 166), 457, 0.486),
+    "WN18RR_v1": ((452, 240), 408, 0.593),
+    "nell_v1": ((1222, 742), 381, 0.726),
+}
+CONFIGS = {
+    "full": dict(),
+    "structure-only (ULTRA shape)": dict(modalities=(), messages=("distmult",)),
+}
+
+
+def _evaluate(checkpoint: str, artifact: str, batch_size: int, queue) -> None:
+    import torch
+
+    from artifacts.token_tables import read_token_tables
+    from reasoning_stage.reasoning import evaluate, load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    tables = read_token_tables(Path(artifact))
+    loaded = load_model(Path(checkpoint), torch.device("cpu"))
+    start = time.perf_counter()
+    _, metrics = evaluate(loaded, tables, ["ind_valid", "test"], torch.device("cpu"), batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    queue.put({"queries": int(metrics["queries"]), "seconds": seconds, "mrr": metrics["mrr"],
+               "hits@10": metrics["hits@10"], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--steps", type=int, default=300, help="training steps per model")
+    parser.add_argument("--batch-size", type=int, default=16, help="queries per evaluation batch")
+    parser.add_argument("--work", type=Path, default=None, help="folder for artifacts and checkpoints (default: temp)")
+    args = parser.parse_args()
+    if not (args.data / "grail").is_dir():
+        sys.exit(f"no GraIL data under {args.data}; pass --data or set TOFU_DATA")
+
+    import torch
+
+    from artifacts.token_tables import read_token_tables
+    from pipeline.orchestrate import tokenize_many
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.training import TrainConfig, model_config_for, train
+    from tokenize_bench import write_kg_toml
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        dirs = [write_kg_toml(work / "graphs" / g, args.data, g) for g in GRAPHS]
+        if "nell" in dirs[-1].name:  # NELL has no text files: names derived from its ids
+            (dirs[-1] / "kg.toml").write_text(f'name = "nell_v1"\n[files]\nsource = "{args.data / "grail" / "nell_v1"}"\n')
+        start = time.perf_counter()
+        results, _ = tokenize_many(dirs, work / "artifacts", TokenizerConfig(), workers=1, progress=False)
+        print(f"tokenized {len(dirs)} graphs in {time.perf_counter() - start:.0f}s")
+        tables = [read_token_tables(work / "artifacts" / g) for g in GRAPHS]
+        ctx = multiprocessing.get_context("spawn")
+        rows = []
+        for number, (name, overrides) in enumerate(CONFIGS.items()):
+            checkpoint = work / f"checkpoint_{number}"
+            torch.manual_seed(0)
+            model = TofuModel(model_config_for(tables[0], ModelConfig(**overrides)))
+            start = time.perf_counter()
+            train(model, tables, TrainConfig(max_steps=args.steps, eval_every=args.steps, eval_triples=50),
+                  checkpoint, torch.device("cpu"))
+            print(f"{name}: {model.num_parameters():,} parameters, {args.steps} steps in "
+                  f"{time.perf_counter() - start:.0f}s")
+            for graph in GRAPHS:
+                queue = ctx.Queue()
+                child = ctx.Process(target=_evaluate, args=(str(checkpoint), str(work / "artifacts" / graph),
+                                                            args.batch_size, queue))
+                child.start()
+                child.join()
+                if child.exitcode != 0:
+                    sys.exit(f"evaluating {name} on {graph} failed")
+                result = queue.get()
+                rows.append((name, graph, result))
+        print()
+        header = (f"{'config':<30}{'test graph':<15}{'queries':>8}{'q/s':>8}{'ULTRA q/s':>12}{'ratio':>7}"
+                  f"{'peak MB':>9}{'ULTRA MB':>9}{'MRR':>7}{'H@10':>7}")
+        print(header)
+        print("-" * len(header))
+        for name, graph, r in rows:
+            qps = r["queries"] / r["seconds"]
+            ultra_qps, ultra_mb, _ = ULTRA[graph]
+            print(f"{name:<30}{graph + '_ind':<15}{r['queries']:>8}{qps:>8.0f}{'/'.join(map(str, ultra_qps)):>12}"
+                  f"{qps / max(ultra_qps):>7.2f}{r['peak_mb']:>9.0f}{ultra_mb:>9}{r['mrr']:>7.3f}{r['hits@10']:>7.3f}")
+        print(f"\nratio = our q/s over the higher of ULTRA's two runs; target >= 2.0. "
+              f"Machine: {os.cpu_count()} CPU(s), torch {torch.__version__}. MRR after {args.steps} training "
+              "steps on this CPU (ULTRA's MRR: its 3-graph checkpoint).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Stage two: invariance, ranking with ties, filtering, checkpoints, learning, multimodal effect."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch_scatter import scatter
+
+from artifacts.checkpoint import load_checkpoint, save_checkpoint
+from artifacts.token_tables import read_token_tables
+from pipeline.cli import main
+from reasoning_stage.evaluation import evaluate_graph, rank_of_targets
+from reasoning_stage.graph_data import KnownTriples, graph_tensors
+from reasoning_stage.layers import MixtureOfMessageConv, edge_plan
+from reasoning_stage.models import ModelConfig, TofuModel, graph_plans
+from reasoning_stage.training import TrainConfig, model_config_for, train
+from tokenizer_stage.tokenize import tokenize_graph
+
+SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
+
+
+@pytest.fixture(scope="module")
+def example_tables(tmp_path_factory, example_graph, codebooks_dir, fast_config):
+    out = tmp_path_factory.mktemp("tables")
+    tokenize_graph(example_graph, out, codebooks_dir, fast_config)
+    return read_token_tables(out / "example")
+
+
+def _relabelled_copy(source: Path, target: Path, seed: int) -> tuple[dict, dict]:
+    """The same graph with every entity and relation id renamed at random (texts and images kept)."""
+    rng = np.random.default_rng(seed)
+    lines = {n: (source / n).read_text().splitlines() for n in ("train.tsv", "valid.tsv", "test.tsv")}
+    entities = sorted({x for ls in lines.values() for line in ls for x in (line.split("\t")[0], line.split("\t")[2])})
+    relations = sorted({line.split("\t")[1] for ls in lines.values() for line in ls})
+    e_map = {e: f"n{i:05d}" for e, i in zip(entities, rng.permutation(len(entities)))}
+    r_map = {r: f"rel{i:03d}" for r, i in zip(relations, rng.permutation(len(relations)))}
+    target.mkdir(parents=True)
+    for name, ls in lines.items():
+        (target / name).write_text("".join("\t".join((e_map[h], r_map[r], e_map[t])) + "\n"
+                                           for h, r, t in (line.split("\t") for line in ls)))
+    rows = (source / "entities.tsv").read_text().splitlines()
+    (target / "entities.tsv").write_text(rows[0] + "\n" + "".join(
+        "\t".join([e_map[r.split("\t")[0]]] + r.split("\t")[1:]) + "\n" for r in rows[1:]))
+    rows = (source / "relations.tsv").read_text().splitlines()
+    (target / "relations.tsv").write_text(rows[0] + "\n" + "".join(
+        "\t".join([r_map[r.split("\t")[0]]] + r.split("\t")[1:]) + "\n" for r in rows[1:] if r.split("\t")[0] in r_map))
+    shutil.copytree(source / "pictures", target / "pictures")
+    (target / "images.tsv").write_text("".join(
+        f"{e_map[line.split(chr(9))[0]]}\t{line.split(chr(9))[1]}\n"
+        for line in (source / "images.tsv").read_text().splitlines() if line.split("\t")[0] in e_map))
+    (target / "kg.toml").write_text('name = "relabelled"\n')
+    return e_map, r_map
+
+
+def _scores(model, tables, split, queries):
+    graph = graph_tensors(tables, split)
+    with torch.inference_mode():
+        return model(graph, queries, **graph_plans(graph))
+
+
+def test_relabelling_leaves_every_score_unchanged(example_graph, example_tables, codebooks_dir, fast_config, tmp_path):
+    e_map, r_map = _relabelled_copy(example_graph, tmp_path / "relabelled", seed=1)
+    tokenize_graph(tmp_path / "relabelled", tmp_path / "out", codebooks_dir, fast_config)
+    other = read_token_tables(tmp_path / "out" / "relabelled")
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()
+    labels = example_tables.tables["entities"]["label"].to_pylist()
+    rel_labels = example_tables.tables["relations"]["label"].to_pylist()
+    other_e = {label: i for i, label in enumerate(other.tables["entities"]["label"].to_pylist())}
+    other_r = {label: i for i, label in enumerate(other.tables["relations"]["label"].to_pylist())}
+    test = torch.as_tensor(example_tables.queries("test"))
+    queries = torch.stack([test[:, 0], test[:, 1]], 1)
+    mapped = torch.tensor([[other_e[e_map[labels[h]]], other_r[r_map[rel_labels[r]]]] for h, r in queries.tolist()])
+    a = _scores(model, example_tables, "test", queries)
+    b = _scores(model, other, "test", mapped)
+    permutation = torch.tensor([other_e[e_map[label]] for label in labels])
+    assert torch.allclose(a, b[:, permutation], atol=1e-4)
+    # The inverse direction too (head queries use relation ids r + R).
+    n_rel = example_tables.num_relations
+    inverse = torch.stack([test[:, 2], test[:, 1] + n_rel], 1)
+    mapped_inv = torch.tensor([[other_e[e_map[labels[t]]], other_r[r_map[rel_labels[r - n_rel]]] + n_rel]
+                               for t, r in inverse.tolist()])
+    assert torch.allclose(_scores(model, example_tables, "test", inverse),
+                          _scores(model, other, "test", mapped_inv)[:, permutation], atol=1e-4)
+
+
+def test_ranks_count_ties_against_the_answer():
+    scores = torch.tensor([[0.5, 2.0, 2.0, 3.0, 1.0]])
+    target = torch.tensor([1])
+    nothing = torch.zeros(1, 5, dtype=torch.bool)
+    pessimistic, optimistic = rank_of_targets(scores, target, nothing)
+    assert pessimistic.item() == 3 and optimistic.item() == 2   # 3.0 above, 2.0 tied
+    # Filtering the other true answer (entity 3) removes it from the comparison.
+    filtered = torch.tensor([[False, False, False, True, False]])
+    pessimistic, optimistic = rank_of_targets(scores, target, filtered)
+    assert pessimistic.item() == 2 and optimistic.item() == 1
+    # The answer itself is never filtered out of its own rank.
+    pessimistic, _ = rank_of_targets(scores, target, torch.tensor([[False, True, False, False, False]]))
+    assert pessimistic.item() == 3
+
+
+def test_known_triples_mask_covers_both_directions(example_tables):
+    known = KnownTriples(example_tables)
+    h, r, t = example_tables.queries("test")[0]
+    mask = known.mask(torch.tensor([h]), torch.tensor([r]))
+    assert mask[0, t]
+    inverse = known.mask(torch.tensor([t]), torch.tensor([r + example_tables.num_relations]))
+    assert inverse[0, h]
+    # Every train triple is known; the mask holds nothing else for that query.
+    train = example_tables.queries("train")
+    hr = train[0, :2]
+    expected = {int(x[2]) for x in np.concatenate([example_tables.triple_set(s) for s in ("train", "valid", "test")])
+                if x[0] == hr[0] and x[1] == hr[1]}
+    got = set(known.mask(torch.tensor([hr[0]]), torch.tensor([hr[1]]))[0].nonzero().flatten().tolist())
+    assert got == expected
+
+
+def test_plan_aggregation_equals_plain_scatter():
+    """The pair-shared, CSR path gives the sums of the textbook gather-multiply-scatter."""
+    torch.manual_seed(0)
+    edge_index = torch.tensor([[0, 0, 1, 2, 3, 3, 0], [1, 2, 2, 3, 0, 1, 1]])
+    edge_type = torch.tensor([0, 1, 0, 2, 1, 1, 0])   # edge (0 -0-> 1) appears twice on purpose
+    layer = MixtureOfMessageConv(8, ("distmult", "transe", "rotate"))
+    x = torch.randn(4, 3, 8)
+    relations = torch.randn(3, 3, 8)
+    gates = torch.softmax(torch.randn(3, 3), dim=1)
+    terms = layer.relation_terms(relations)
+    plan = edge_plan(edge_index, edge_type, 4, 3)
+    got = layer.aggregate(x, plan, terms, gates, torch.zeros_like(x))
+    messages = layer.message(x[edge_index[0]], edge_type, terms, gates)
+    expected = scatter(messages, edge_index[1], dim=0, dim_size=4, reduce="sum")
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_unseen_relations_and_task_gates(example_tables):
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()
+    graph = graph_tensors(example_tables, "test")
+    # A graph with relations the model never saw: add a new relation id made of existing edges.
+    extra = graph.edge_index[:, :10]
+    bigger = replace(graph, num_relations=graph.num_relations + 1,
+                     edge_index=torch.cat([graph.edge_index, extra], 1),
+                     edge_type=torch.cat([graph.edge_type, torch.full((10,), graph.num_relations)]))
+    bigger = replace(bigger, edge_type=torch.where(bigger.edge_type >= graph.num_relations,
+                                                   bigger.edge_type + 1, bigger.edge_type))
+    bigger.relation_tokens = {}
+    with torch.inference_mode():
+        scores = model(bigger, torch.tensor([[0, graph.num_relations], [1, 0]]), **graph_plans(bigger))
+    assert scores.shape == (2, graph.num_entities) and torch.isfinite(scores).all()
+    query = torch.randn(4, 16)
+    assert not torch.allclose(model.gates(query, task=0), model.gates(query, task=1))
+
+
+def test_training_beats_untrained_and_checkpoint_round_trip(example_tables, tmp_path):
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(dim=32, entity_layers=3, relation_layers=2)))
+    before = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    history = train(model, [example_tables], TrainConfig(max_steps=120, eval_every=60, negatives=64),
+                    tmp_path / "ckpt", torch.device("cpu"))
+    after = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    assert after > before + 0.2, (before, after)
+    assert [h["step"] for h in history] == [60, 120] and "valid_mrr/example" in history[0]
+    manifest, state, optimizer = load_checkpoint(tmp_path / "ckpt", with_optimizer=True)
+    assert manifest["codebook_id"] == example_tables.codebook_id and optimizer is not None
+    reloaded = TofuModel(ModelConfig.from_json(manifest["model"]))
+    reloaded.load_state_dict(state, strict=True)
+    q = torch.as_tensor(example_tables.queries("test")[:, :2])
+    assert torch.equal(_scores(model.eval(), example_tables, "test", q), _scores(reloaded.eval(), example_tables, "test", q))
+    # Resuming continues from the saved step.
+    train(reloaded, [example_tables], TrainConfig(max_steps=130, eval_every=10, negatives=16), tmp_path / "ckpt2",
+          torch.device("cpu"), resume_from=tmp_path / "ckpt")
+    assert load_checkpoint(tmp_path / "ckpt2")[0]["training"]["step"] == 130
+
+
+def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, tmp_path):
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    save_checkpoint(tmp_path / "ckpt", model.state_dict(), model.config.to_json(), "another-codebook-set", {"step": 0})
+    runner = CliRunner()
+    result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ckpt"), str(example_tables.folder),
+                                  "--output", str(tmp_path / "res"), "--quiet"])
+    assert result.exit_code == 1 and "another-codebook-set" in result.output and "re-tokenize" in result.output
+    save_checkpoint(tmp_path / "ok", model.state_dict(), model.config.to_json(), example_tables.codebook_id, {"step": 0})
+    result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
+                                  "--output", str(tmp_path / "res"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,queries,mrr")
+    bad = tmp_path / "q.tsv"
+    bad.write_text("person:000\tcitizen_of\t?\nnobody\tcitizen_of\t?\n")
+    result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
+                                  "--predict", str(bad), "--output", str(tmp_path / "res")])
+    assert result.exit_code == 1 and "q.tsv:2" in result.output and "nobody" in result.output
+    bad.write_text("person:000\tcitizen_of\t?\n?\tcity_in\tcountry:japan\n")
+    result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
+                                  "--predict", str(bad), "--top-k", "3", "--output", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "res" / "predictions.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == ["query_head", "relation", "query_tail", "rank", "answer", "answer_name", "score"]
+    assert len(rows) == 1 + 2 * 3
+
+
+def test_multimodal_tokens_change_predictions(example_tables):
+    torch.manual_seed(0)
+    full = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()
+    structure_only = TofuModel(model_config_for(example_tables, ModelConfig(modalities=(), **SMALL))).eval()
+    graph = graph_tensors(example_tables, "test")
+    changed = replace(graph, entity_tokens=dict(graph.entity_tokens))
+    text = changed.entity_tokens["text"]
+    changed.entity_tokens["text"] = replace(text, codes=torch.where(text.codes >= 0, (text.codes + 7) % 64, text.codes))
+    q = torch.as_tensor(example_tables.queries("test")[:, :2])
+    with torch.inference_mode():
+        plans = graph_plans(graph)
+        assert not torch.allclose(full(graph, q, **plans), full(changed, q, **plans))
+        assert torch.equal(structure_only(graph, q, **plans), structure_only(changed, q, **plans))

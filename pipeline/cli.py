@@ -232,7 +232,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             triples = len(t.queries("train"))
             steps = max(1, finetune_epochs * triples // 16)
             tuned = output / f"finetuned_{t.name}"
-            run_training(loaded.model, [t], TrainConfig(max_steps=steps, eval_every=max(steps, 1)), tuned, dev,
+            # Each graph is fine-tuned from the checkpoint itself, not from another graph's tuning.
+            fresh = load_model(checkpoint, dev)
+            run_training(fresh.model, [t], TrainConfig(max_steps=steps, eval_every=max(steps, 1)), tuned, dev,
                          progress=make_progress(not quiet))
             model_for_graph = load_model(tuned, dev)
         import time

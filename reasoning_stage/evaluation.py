@@ -94,8 +94,10 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
     """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph)."""
     from reasoning_stage.models import graph_plans
 
-    graph = graph_tensors(tables, splits[0]).to(device)
-    triples = torch.as_tensor(split_queries(tables, splits), dtype=torch.long)
+    graph = graph_tensors(tables, splits[0])
+    triples = graph.to_local(torch.as_tensor(split_queries(tables, splits), dtype=torch.long))
+    known = KnownTriples(tables, graph)
+    graph = graph.to(device)
     if max_triples and len(triples) > max_triples:
         pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]
         triples = triples[pick]
@@ -105,6 +107,6 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
         plans = graph_plans(graph)
         features = model.entity_features(graph, task)
         ranks = rank_triples(lambda q: model(graph, q.to(device), task=task, features=features, **plans),
-                             triples, KnownTriples(tables), batch_size=batch_size, progress=progress)
+                             triples, known, batch_size=batch_size, progress=progress)
     model.train(was_training)
     return ranks

@@ -53,6 +53,24 @@ class GraphTensors:
     entity_tokens: dict[str, TokenTensor] = field(default_factory=dict)
     relation_tokens: dict[str, TokenTensor] = field(default_factory=dict)
     codebook_id: str | None = None
+    entity_ids: torch.Tensor | None = None  # [num_entities] artifact id of each local node (None: identity)
+
+    def to_local(self, triples: torch.Tensor) -> torch.Tensor:
+        """Artifact entity ids of ``[n, 3]`` triples -> this graph's node ids (relations unchanged)."""
+        if self.entity_ids is None:
+            return triples
+        lookup = torch.full((int(self.entity_ids.max()) + 1 if len(self.entity_ids) else 1,), -1, dtype=torch.long)
+        lookup[self.entity_ids.cpu()] = torch.arange(len(self.entity_ids))
+        out = triples.clone()
+        for column in (0, 2):
+            ids = triples[:, column].cpu()
+            inside = ids < len(lookup)
+            mapped = torch.full_like(ids, -1)
+            mapped[inside] = lookup[ids[inside]]
+            if (mapped < 0).any():
+                raise ValueError(f"{self.name}: entity id {int(ids[mapped < 0][0])} is not in this split's graph")
+            out[:, column] = mapped.to(triples.device)
+        return out
 
     @property
     def num_edges(self) -> int:
@@ -61,7 +79,8 @@ class GraphTensors:
     def to(self, device) -> "GraphTensors":
         return replace(self, edge_index=self.edge_index.to(device), edge_type=self.edge_type.to(device),
                        entity_tokens={m: t.to(device) for m, t in self.entity_tokens.items()},
-                       relation_tokens={m: t.to(device) for m, t in self.relation_tokens.items()})
+                       relation_tokens={m: t.to(device) for m, t in self.relation_tokens.items()},
+                       entity_ids=None if self.entity_ids is None else self.entity_ids.to(device))
 
     def without_edges(self, triples: torch.Tensor) -> "GraphTensors":
         """The graph minus ``triples`` [n, 3] and their inverses (the query edges while training)."""
@@ -83,21 +102,53 @@ def with_inverses(triples: np.ndarray, num_relations: int) -> tuple[torch.Tensor
     return edge_index, edge_type
 
 
+def candidate_entities(tables: TokenTables, split: str) -> np.ndarray:
+    """Artifact ids of the entities that belong to ``split``'s inference graph.
+
+    An artifact can hold several graphs (GraIL: ``X`` and ``X_ind``, with
+    disjoint entities). A split's candidates are the entities of its inference
+    graph and of the queries of every split over that graph, plus entities
+    declared but in no triple; entities seen only with another inference
+    graph are not candidates (ULTRA ranks over the ``_ind`` graph alone).
+    """
+    graph_set = tables.splits[split]["graph"]
+    mine = {graph_set} | {s["queries"] for s in tables.splits.values() if s["graph"] == graph_set}
+    inside = np.zeros(tables.num_entities, dtype=bool)
+    anywhere = np.zeros(tables.num_entities, dtype=bool)
+    for name in tables.manifest["counts"]["triple_sets"]:
+        triples = tables.triple_set(name)
+        anywhere[triples[:, 0]] = anywhere[triples[:, 2]] = True
+        if name in mine:
+            inside[triples[:, 0]] = inside[triples[:, 2]] = True
+    return np.flatnonzero(inside | ~anywhere)
+
+
 def graph_tensors(tables: TokenTables, split: str) -> GraphTensors:
-    """The inference graph of ``split`` with all token tensors of the artifact."""
-    n, r = tables.num_entities, tables.num_relations
-    edge_index, edge_type = with_inverses(tables.inference_graph(split), r)
+    """The inference graph of ``split`` over its candidate entities, with their token tensors.
+
+    Nodes are numbered ``0..n-1`` in artifact-id order; ``entity_ids`` maps
+    them back (see :meth:`GraphTensors.to_local`).
+    """
+    candidates = candidate_entities(tables, split)
+    local = np.full(tables.num_entities, -1, dtype=np.int64)
+    local[candidates] = np.arange(len(candidates))
+    n, r = len(candidates), tables.num_relations
+    triples = tables.inference_graph(split).copy()
+    triples[:, 0], triples[:, 2] = local[triples[:, 0]], local[triples[:, 2]]
+    edge_index, edge_type = with_inverses(triples, r)
     entity_tokens = {}
     for modality in MODALITIES:
         owners, codes, counts = tables.tokens("entity", modality)
-        if len(owners):
-            entity_tokens[modality] = pad_tokens(n, owners, codes, counts)
+        keep = local[owners] >= 0 if len(owners) else np.zeros(0, bool)
+        if keep.any():
+            entity_tokens[modality] = pad_tokens(n, local[owners[keep]], codes[keep], counts[keep])
     relation_tokens = {}
     owners, codes, counts = tables.tokens("relation", "text")
     if len(owners):
         relation_tokens["text"] = pad_tokens(r, owners, codes, counts)
+    identity = len(candidates) == tables.num_entities
     return GraphTensors(tables.name, n, r, edge_index, edge_type, entity_tokens, relation_tokens,
-                        tables.codebook_id)
+                        tables.codebook_id, None if identity else torch.as_tensor(candidates))
 
 
 def split_queries(tables: TokenTables, splits: Iterable[str]) -> np.ndarray:
@@ -110,13 +161,23 @@ def split_queries(tables: TokenTables, splits: Iterable[str]) -> np.ndarray:
 
 
 class KnownTriples:
-    """Every true triple of a graph (all triple sets), for filtered ranking and negative filtering."""
+    """Every true triple of a graph (all triple sets), for filtered ranking and negative filtering.
 
-    def __init__(self, tables: TokenTables):
-        self.num_entities = tables.num_entities
+    With ``graph`` given, ids are that graph's local node ids and triples with
+    an entity outside it are left out.
+    """
+
+    def __init__(self, tables: TokenTables, graph: "GraphTensors | None" = None):
         self.num_relations = tables.num_relations
         sets = [tables.triple_set(name) for name in tables.manifest["counts"]["triple_sets"]]
         triples = np.unique(np.concatenate(sets).reshape(-1, 3), axis=0)
+        self.num_entities = tables.num_entities
+        if graph is not None and graph.entity_ids is not None:
+            local = np.full(tables.num_entities, -1, dtype=np.int64)
+            local[graph.entity_ids.cpu().numpy()] = np.arange(graph.num_entities)
+            triples = np.stack([local[triples[:, 0]], triples[:, 1], local[triples[:, 2]]], axis=1)
+            triples = triples[(triples[:, 0] >= 0) & (triples[:, 2] >= 0)]
+            self.num_entities = graph.num_entities
         h, r, t = (torch.as_tensor(triples[:, i]) for i in range(3))
         # Tail answers of (h, r) and of the inverse query (t, r + R).
         heads = torch.cat([h, t])

@@ -91,8 +91,18 @@ def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[
             top_k: int, device: torch.device) -> list[dict[str, Any]]:
     """Top-k answers (labels and names) for each query, highest score first."""
     check_codebooks([tables], loaded.codebook_id)
-    graph = graph_tensors(tables, split).to(device)
+    graph = graph_tensors(tables, split)
     num_rel = graph.num_relations
+    # Query entities and answers: artifact ids outside, this split's node ids inside the model.
+    node_of = {int(e): i for i, e in enumerate(graph.entity_ids.tolist())} if graph.entity_ids is not None else None
+    artifact_id = graph.entity_ids.tolist() if graph.entity_ids is not None else None
+    if node_of is not None:
+        missing = [e for e, _, _ in queries if e not in node_of]
+        if missing:
+            raise PredictionInputError(f"entity {tables.tables['entities']['label'][missing[0]]} is not in the "
+                                       f"inference graph of split {split!r}")
+        queries = [(node_of[e], r, side) for e, r, side in queries]
+    graph = graph.to(device)
     labels = tables.tables["entities"]["label"].to_pylist()
     names = tables.tables["entities"]["name"].to_pylist()
     rel_labels = tables.tables["relations"]["label"].to_pylist()
@@ -102,6 +112,8 @@ def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[
     top = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
     rows = []
     for (entity, relation, side), values, indices in zip(queries, top.values.tolist(), top.indices.tolist()):
+        if artifact_id is not None:
+            entity, indices = artifact_id[entity], [artifact_id[i] for i in indices]
         for rank, (value, index) in enumerate(zip(values, indices), 1):
             rows.append({"query_head": "?" if side == "head" else labels[entity], "relation": rel_labels[relation],
                          "query_tail": labels[entity] if side == "head" else "?", "rank": rank,

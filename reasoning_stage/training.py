@@ -82,10 +82,12 @@ def check_codebooks(tables: Sequence[TokenTables], codebook_id: str | None) -> N
 
 
 def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGraph:
-    graph = graph_tensors(tables, split).to(device)
+    graph = graph_tensors(tables, split)
+    triples = graph.to_local(torch.as_tensor(tables.queries(split), dtype=torch.long)).to(device)
+    known = KnownTriples(tables, graph)
+    graph = graph.to(device)
     rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
-    triples = torch.as_tensor(tables.queries(split), dtype=torch.long, device=device)
-    return PreparedGraph(tables.name, graph, triples, rel, KnownTriples(tables), tables)
+    return PreparedGraph(tables.name, graph, triples, rel, known, tables)
 
 
 def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor, config: TrainConfig,

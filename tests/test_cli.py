@@ -101,3 +101,18 @@ def test_refit_codebooks_changes_their_identity(tmp_path, example_graph, second_
     old_id = first.output.split("id ")[1].split(")")[0]
     new_id = refit.output.split("id ")[1].split(")")[0]
     assert old_id != new_id
+
+
+def test_existing_dask_scheduler_by_address(tmp_path, example_graph):
+    from dask.distributed import LocalCluster
+
+    assert _run("tokenize", str(example_graph), "--out", str(tmp_path / "serial"), *SMALL).exit_code == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = _run("tokenize", str(example_graph), "--out", str(tmp_path / "remote"),
+                      "--codebooks", str(tmp_path / "serial" / "codebooks"),
+                      "--scheduler", cluster.scheduler_address, *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"dask:{cluster.scheduler_address}" in result.output
+    a = pq.read_table(tmp_path / "serial" / "example" / "entity_tokens.parquet")
+    b = pq.read_table(tmp_path / "remote" / "example" / "entity_tokens.parquet")
+    assert a.equals(b)

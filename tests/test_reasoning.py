@@ -216,3 +216,43 @@ def test_multimodal_tokens_change_predictions(example_tables):
         plans = graph_plans(graph)
         assert not torch.allclose(full(graph, q, **plans), full(changed, q, **plans))
         assert torch.equal(structure_only(graph, q, **plans), structure_only(changed, q, **plans))
+
+
+def test_reason_fine_tunes_before_evaluating(example_tables, tmp_path):
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    save_checkpoint(tmp_path / "ckpt", model.state_dict(), model.config.to_json(), example_tables.codebook_id,
+                    {"step": 0})
+    result = CliRunner().invoke(main, ["reason", "--checkpoint", str(tmp_path / "ckpt"), str(example_tables.folder),
+                                       "--finetune-epochs", "1", "--output", str(tmp_path / "res"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    tuned = load_checkpoint(tmp_path / "res" / "finetuned_example")[0]
+    train_triples = len(example_tables.queries("train"))
+    assert tuned["training"]["step"] == train_triples // 16
+    assert tuned["training"]["graphs"] == ["example"]
+    # The original checkpoint is untouched.
+    assert load_checkpoint(tmp_path / "ckpt")[0]["training"] == {"step": 0}
+
+
+def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
+    """X and X_ind share one artifact; X_ind's queries are ranked over X_ind's entities alone."""
+    from reasoning_stage.graph_data import candidate_entities
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    x, ind = tmp_path / "toy" / "g", tmp_path / "toy" / "g_ind"
+    for folder, prefix in ((x, "a"), (ind, "b")):
+        folder.mkdir(parents=True)
+        triples = [(f"{prefix}{i}", f"r{i % 2}", f"{prefix}{(i + 1) % 6}") for i in range(6)]
+        (folder / "train.txt").write_text("".join("\t".join(t) + "\n" for t in triples[:4]))
+        (folder / "valid.txt").write_text("\t".join(triples[4]) + "\n")
+        (folder / "test.txt").write_text("\t".join(triples[5]) + "\n")
+    # Make every queried entity appear in its own inference graph.
+    (x / "train.txt").write_text((x / "train.txt").read_text() + "a5\tr0\ta4\n")
+    (ind / "train.txt").write_text((ind / "train.txt").read_text() + "b5\tr0\tb4\n")
+    tokenize_graph(x, tmp_path / "out", codebooks_dir, TokenizerConfig(use_text=False, use_images=False))
+    tables = read_token_tables(tmp_path / "out" / "g")
+    labels = tables.tables["entities"]["label"].to_pylist()
+    assert sorted(labels[i] for i in candidate_entities(tables, "test")) == [f"b{i}" for i in range(6)]
+    assert sorted(labels[i] for i in candidate_entities(tables, "train")) == [f"a{i}" for i in range(6)]
+    model = TofuModel(model_config_for(tables, ModelConfig(modalities=(), **SMALL)))
+    ranks = evaluate_graph(model, tables, ["ind_valid", "test"], torch.device("cpu"))
+    assert len(ranks.pessimistic) == 4 and ranks.pessimistic.max() <= 6

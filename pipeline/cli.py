@@ -199,9 +199,9 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
 def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, device,
            quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs, or predict answers (stage two)."""
-    import json
+    import time
 
-    from artifacts.atomic import atomic_write_json
+    from artifacts.atomic import atomic_write_bytes, atomic_write_json
     from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
     from reasoning_stage.reasoning import (evaluate, find_artifacts, load_model, predict, read_prediction_queries,
@@ -237,8 +237,6 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             run_training(fresh.model, [t], TrainConfig(max_steps=steps, eval_every=max(steps, 1)), tuned, dev,
                          progress=make_progress(not quiet))
             model_for_graph = load_model(tuned, dev)
-        import time
-
         start = time.perf_counter()
         _, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
                               progress=make_progress(not quiet))
@@ -252,11 +250,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "graphs": records})
     header = list(flat[0])
     lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in flat]
-    from artifacts.atomic import atomic_write_bytes
-
     atomic_write_bytes(output / "metrics.csv", ("\n".join(lines) + "\n").encode())
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
-    del json
 
 
 def metrics_table(records) -> str:

@@ -10,13 +10,12 @@ as the tail query ``(t, r+R, ?)``, so the model only ever answers
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
 
-from artifacts.token_tables import MODALITIES, TokenTables, read_token_tables
+from artifacts.token_tables import MODALITIES, TokenTables
 
 
 @dataclass
@@ -197,7 +196,3 @@ class KnownTriples:
         for row, (a, b) in enumerate(zip(start.tolist(), end.tolist())):
             out[row, self.answers[a:b]] = True
         return out
-
-
-def load_artifact(folder: Path | str) -> TokenTables:
-    return read_token_tables(Path(folder))

@@ -9,11 +9,11 @@ from typing import Any, Callable, Sequence
 import torch
 
 from artifacts.checkpoint import load_checkpoint
-from artifacts.token_tables import TokenTables, read_token_tables
+from artifacts.token_tables import TokenTables
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import graph_tensors
 from reasoning_stage.models import ModelConfig, TofuModel
-from reasoning_stage.training import CodebookMismatch, check_codebooks
+from reasoning_stage.training import check_codebooks
 
 
 class PredictionInputError(ValueError):
@@ -130,7 +130,3 @@ def write_predictions(rows: list[dict[str, Any]], path: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
-
-
-__all__ = ["CodebookMismatch", "LoadedModel", "load_model", "find_artifacts", "evaluate", "predict",
-           "read_prediction_queries", "write_predictions", "read_token_tables"]

@@ -252,7 +252,7 @@ def test_openke(tmp_path: Path) -> None:
 
 
 def test_kg_toml_source_text_and_images(tmp_path: Path) -> None:
-    x = make_grail(tmp_path / "data")
+    make_grail(tmp_path / "data")
     write(tmp_path / "text" / "entity2text.txt", "a\talpha, the first letter\nzzz\tunused\np\tpee")  # no final newline
     write(tmp_path / "text" / "entity2wikidata.json", '{"a": {"label": "A!", "description": "desc a"}, "q": {"label": "Queue", "description": ""}}')
     write(tmp_path / "text" / "relation2text.txt", "r\tarr\n")

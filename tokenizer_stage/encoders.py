@@ -13,7 +13,6 @@ Any transformers model folder given by local path works as well.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -216,7 +215,3 @@ def load_encoder(spec: EncoderSpec) -> TextEncoder | ImageEncoder:
         _quiet_transformers()
         _CACHE[spec] = TextEncoder(spec) if spec.modality == "text" else ImageEncoder(spec)
     return _CACHE[spec]
-
-
-def describe(spec: EncoderSpec) -> dict[str, Any]:
-    return json.loads(json.dumps(load_encoder(spec).identity))

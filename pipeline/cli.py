@@ -258,10 +258,17 @@ def metrics_table(records) -> str:
     header = ("graph", "split", "queries", "MRR", "H@1", "H@3", "H@10", "tie gap")
     rows = [(r["graph"], r["split"], r["queries"], f"{r['mrr']:.4f}", f"{r['hits@1']:.4f}", f"{r['hits@3']:.4f}",
              f"{r['hits@10']:.4f}", f"{r['tie_gap_mrr']:.4f}") for r in records]
+    return format_table(header, rows)
+
+
+def format_table(header: tuple, rows: list[tuple]) -> str:
+    """A plain-text table: the first two columns left-aligned (names), the rest right-aligned."""
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt = lambda row: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
-                                for i, (x, w) in enumerate(zip(row, widths)))
-    return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows])
+
+    def line(row) -> str:
+        return "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w) for i, (x, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])
 
 
 def summary_table(results) -> str:
@@ -278,10 +285,7 @@ def summary_table(results) -> str:
         rows.append((r.name, r.status, r.entities, r.relations, r.triples, tokens.get("structure", 0),
                      tokens.get("text", 0) + tokens.get("relation_text", 0), tokens.get("image", 0),
                      r.images_used, r.images_failed, f"{r.seconds:.1f}"))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda row: "  ".join(str(x).ljust(w) if i < 2 else str(x).rjust(w)  # noqa: E731
-                                 for i, (x, w) in enumerate(zip(row, widths)))
-    return "\n".join([line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])
+    return format_table(header, rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,14 +94,13 @@ def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[
     graph = graph_tensors(tables, split)
     num_rel = graph.num_relations
     # Query entities and answers: artifact ids outside, this split's node ids inside the model.
-    node_of = {int(e): i for i, e in enumerate(graph.entity_ids.tolist())} if graph.entity_ids is not None else None
+    as_triples = torch.tensor([[e, 0, e] for e, _, _ in queries], dtype=torch.long)
+    try:
+        local = graph.to_local(as_triples)[:, 0].tolist()
+    except ValueError as err:
+        raise PredictionInputError(f"{err} (split {split!r})") from err
+    queries = [(node, r, side) for node, (_, r, side) in zip(local, queries)]
     artifact_id = graph.entity_ids.tolist() if graph.entity_ids is not None else None
-    if node_of is not None:
-        missing = [e for e, _, _ in queries if e not in node_of]
-        if missing:
-            raise PredictionInputError(f"entity {tables.tables['entities']['label'][missing[0]]} is not in the "
-                                       f"inference graph of split {split!r}")
-        queries = [(node_of[e], r, side) for e, r, side in queries]
     graph = graph.to(device)
     labels = tables.tables["entities"]["label"].to_pylist()
     names = tables.tables["entities"]["name"].to_pylist()

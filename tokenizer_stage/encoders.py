@@ -35,11 +35,25 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+_DIGESTS: dict[tuple, str] = {}
+
+
 def _weights_digest(folder_or_file: Path) -> str:
-    """Short hash of a model's weight files: the identity survives a move, not a change."""
+    """Short hash of a model's weight files: the identity survives a move, not a change.
+
+    Cached per process, keyed by the files' paths, sizes and modification times,
+    so the ~100 MB of weights are read once however many graphs ask.
+    """
     path = Path(folder_or_file)
     files = [path] if path.is_file() else sorted(
         p for p in path.rglob("*") if p.is_file() and (p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json"))
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _hash_files(files)
+    return _DIGESTS[key]
+
+
+def _hash_files(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())

@@ -114,15 +114,17 @@ def encoder_fingerprint(spec: EncoderSpec) -> dict[str, str]:
     return {"source": spec.source, "weights": _weights_digest(spec.resolve_path())}
 
 
-def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: CodebookSet) -> str:
-    """Changes when any input file, encoder, codebook or token setting changes."""
+def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: CodebookSet,
+                       source_digest: list[dict[str, Any]]) -> str:
+    """Changes when any input file (``source_digest``: :func:`files_digest` of the graph's sources),
+    encoder, codebook or token setting changes."""
     encoders = {}
     if config.use_text:
         encoders["text"] = encoder_fingerprint(config.text_encoder)
     if config.use_images and kg.images:
         encoders["image"] = encoder_fingerprint(config.image_encoder)
     sources = [{k: v for k, v in d.items() if k != "path"} | {"name": Path(d["path"]).name}
-               for d in files_digest(kg.source_files)]
+               for d in source_digest]
     return object_sha256({
         "format": token_tables.FORMAT_VERSION, "sources": sources, "encoders": encoders,
         "codebooks": codebooks.identity, "settings": config.token_settings(), "name": kg.name,
@@ -325,7 +327,8 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
     kg = read_kg(graph_dir, name=name)
     codebooks = CodebookSet.load(codebooks_dir)
     folder = Path(out_root) / kg.name
-    fingerprint = source_fingerprint(kg, config, codebooks)
+    source_digest = files_digest(kg.source_files)  # read every source once: fingerprint and manifest
+    fingerprint = source_fingerprint(kg, config, codebooks, source_digest)
     if not force and token_tables.is_complete(folder):
         try:
             existing = token_tables.read_manifest_only(folder)
@@ -405,7 +408,7 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
     manifest = {
         "graph": {"name": kg.name, "layout": kg.layout, "root": str(kg.root)},
         "fingerprint": fingerprint,
-        "sources": files_digest(kg.source_files),
+        "sources": source_digest,
         "encoders": {m: codebooks[m].encoder for m in ("text", "image") if m in codebooks},
         "codebooks": codebooks.describe(),
         "settings": config.token_settings(),

@@ -159,8 +159,10 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.reasoning import find_artifacts
+    from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import TrainConfig, log_to_file, model_config_for, train as run_training
 
+    retain_freed_memory()
     torch.manual_seed(seed)
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
     base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
@@ -206,8 +208,10 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     from pipeline.progress import make_progress
     from reasoning_stage.reasoning import (evaluate, find_artifacts, load_model, predict, read_prediction_queries,
                                            write_predictions)
+    from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import TrainConfig, check_codebooks, train as run_training
 
+    retain_freed_memory()
     dev = _device(device)
     splits = [s for s in split.split(",") if s]
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]

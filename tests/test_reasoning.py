@@ -14,7 +14,7 @@ from torch_scatter import scatter
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
-from reasoning_stage.evaluation import evaluate_graph, rank_of_targets
+from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans
@@ -104,6 +104,29 @@ def test_ranks_count_ties_against_the_answer():
     assert pessimistic.item() == 3
 
 
+def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_tables):
+    """rank_triples scores each distinct (entity, relation) once; every triple still gets its own rank."""
+    known = KnownTriples(example_tables)
+    test = torch.as_tensor(example_tables.queries("test"), dtype=torch.long)
+    triples = torch.cat([test, test[:5], test[:3].flip(0)])          # repeated triples and shared queries
+    torch.manual_seed(0)
+    table = torch.randn(2 * known.num_relations, known.num_entities)
+    table[:, :4] = 0.5                                                  # ties, counted against the answer
+    calls = []
+
+    def score_fn(q):
+        calls.append(len(q))
+        return table[q[:, 1]] + 0.01 * q[:, :1].float()                # depends on (entity, relation) only
+
+    ranks = rank_triples(score_fn, triples, known, batch_size=4)
+    queries, targets, _ = directed_queries(triples, known.num_relations)
+    assert sum(calls) == len(torch.unique(queries, dim=0)) < len(queries)
+    for i in range(len(queries)):
+        q = queries[i:i + 1]
+        p, o = rank_of_targets(score_fn(q), targets[i:i + 1], known.mask(q[:, 0], q[:, 1]))
+        assert (ranks.pessimistic[i], ranks.optimistic[i]) == (p.item(), o.item())
+
+
 def test_known_triples_mask_covers_both_directions(example_tables):
     known = KnownTriples(example_tables)
     h, r, t = example_tables.queries("test")[0]
@@ -120,8 +143,9 @@ def test_known_triples_mask_covers_both_directions(example_tables):
     assert got == expected
 
 
-def test_plan_aggregation_equals_plain_scatter():
-    """The pair-shared, CSR path gives the sums of the textbook gather-multiply-scatter."""
+@pytest.mark.parametrize("reduction", ["spmm", "segment"])
+def test_plan_aggregation_equals_plain_scatter(reduction):
+    """Both pair-shared reductions give the sums of the textbook gather-multiply-scatter."""
     torch.manual_seed(0)
     edge_index = torch.tensor([[0, 0, 1, 2, 3, 3, 0], [1, 2, 2, 3, 0, 1, 1]])
     edge_type = torch.tensor([0, 1, 0, 2, 1, 1, 0])   # edge (0 -0-> 1) appears twice on purpose
@@ -130,7 +154,8 @@ def test_plan_aggregation_equals_plain_scatter():
     relations = torch.randn(3, 3, 8)
     gates = torch.softmax(torch.randn(3, 3), dim=1)
     terms = layer.relation_terms(relations)
-    plan = edge_plan(edge_index, edge_type, 4, 3)
+    plan = edge_plan(edge_index, edge_type, 4, 3, reduction)
+    assert plan.reduction == reduction
     got = layer.aggregate(x, plan, terms, gates, torch.zeros_like(x))
     messages = layer.message(x[edge_index[0]], edge_type, terms, gates)
     expected = scatter(messages, edge_index[1], dim=0, dim_size=4, reduce="sum")

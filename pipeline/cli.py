@@ -17,9 +17,10 @@ class _Friendly(click.Group):
         from artifacts.errors import ArtifactError
         from tokenizer_stage.encoders import EncoderError
         from tokenizer_stage.kg_reader import KGFormatError
+        from pipeline.pretrain import RecipeError
         from tokenizer_stage.tokenize import CodebookMismatchError
 
-        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError)
+        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError, RecipeError)
         try:
             from reasoning_stage.reasoning import PredictionInputError
             from reasoning_stage.training import CodebookMismatch
@@ -185,8 +186,46 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
 
 
 @main.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Benchmark data folder the recipe's paths are relative to (default: $TOFU_DATA, ../shared/data).")
+@click.option("--work", type=click.Path(path_type=Path), default=Path("runs/pretrain"), show_default=True,
+              help="Folder for the graphs' kg.toml, artifacts, codebooks and the checkpoint.")
+@click.option("--max-minutes", type=float, default=None, help="Override the recipe's training budget.")
+@click.option("--ship", is_flag=True, help="Install the result as the packaged model (artifacts/shipped/).")
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
+    """Run a pretraining RECIPE (TOML): tokenize its graphs, train, optionally ship the model."""
+    import os
+
+    from artifacts.shipped import ship as install
+    from pipeline.pretrain import read_recipe, run_recipe
+    from reasoning_stage.allocator import retain_freed_memory
+    from reasoning_stage.training import log_to_file
+
+    retain_freed_memory()
+    parsed = read_recipe(recipe)
+    data = data or Path(os.environ.get("TOFU_DATA", "../shared/data"))
+    if not data.is_dir():
+        raise click.UsageError(f"data folder {data} not found; pass --data or set TOFU_DATA")
+    checkpoint = work / "checkpoint"
+    log_path = work / "train_log.jsonl"
+
+    def log(record):
+        log_to_file(log_path)(record)
+        click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
+
+    run_recipe(parsed, data, work, checkpoint, _device(device), max_minutes, progress=not quiet, log=log)
+    click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
+    if ship:
+        click.echo(f"shipped to {install(checkpoint, work / 'artifacts' / 'codebooks')}")
+
+
+@main.command()
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint folder (default: the pretrained model shipped with TOFU).")
 @click.option("--split", default="test", show_default=True,
               help="Split(s) to evaluate, comma-separated (e.g. GraIL's ULTRA protocol: ind_valid,test).")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("tofu_results"), show_default=True)
@@ -196,10 +235,12 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG of the MRR per relation (first graph).")
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
-def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, device,
-           quiet) -> None:
+def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, plot_file,
+           device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs, or predict answers (stage two)."""
     import time
 
@@ -212,6 +253,13 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     from reasoning_stage.training import TrainConfig, check_codebooks, train as run_training
 
     retain_freed_memory()
+    if checkpoint is None:
+        from artifacts.shipped import shipped_checkpoint
+
+        checkpoint = shipped_checkpoint()
+        if checkpoint is None:
+            raise click.UsageError("no --checkpoint given and this installation ships no pretrained model "
+                                   "(tofu pretrain recipes/pretrain.toml --ship makes one)")
     dev = _device(device)
     splits = [s for s in split.split(",") if s]
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
@@ -242,9 +290,17 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
                          progress=make_progress(not quiet))
             model_for_graph = load_model(tuned, dev)
         start = time.perf_counter()
-        _, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
-                              progress=make_progress(not quiet))
+        ranks, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
+                                  progress=make_progress(not quiet))
         seconds = time.perf_counter() - start
+        if plot_file is not None and not records:
+            from pipeline.plots import bar_chart
+
+            names = t.tables["relations"].column("label").to_pylist()
+            per = sorted(ranks.per_relation(t.num_relations).items(), key=lambda kv: -kv[1][0])
+            bar_chart([names[r] for r, _ in per], [m for _, (m, _) in per],
+                      f"{t.name}: filtered MRR per relation ({'+'.join(splits)}, head and tail queries)",
+                      plot_file, counts=[n for _, (_, n) in per])
         records.append({"graph": t.name, "split": "+".join(splits), "queries": int(metrics["queries"]),
                         "mrr": metrics["mrr"], "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"],
                         "hits@10": metrics["hits@10"], "tie_gap_mrr": metrics["tie_gap_mrr"],
@@ -255,7 +311,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     header = list(flat[0])
     lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in flat]
     atomic_write_bytes(output / "metrics.csv", ("\n".join(lines) + "\n").encode())
-    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
+    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
+               + (f"; plot: {plot_file}" if plot_file else ""))
 
 
 def metrics_table(records) -> str:

@@ -15,8 +15,10 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
+from artifacts.shipped import shipped_codebooks
 from tokenizer_stage.kg_reader import KGFormatError, detect_layout
-from tokenizer_stage.tokenize import GraphSummary, TokenizerConfig, fit_codebooks, tokenize_graph
+from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
+                                      tokenize_graph)
 
 CODEBOOKS_FOLDER = "codebooks"
 
@@ -60,8 +62,14 @@ def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
 
 
 def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph_dirs: Sequence[Path],
-                      config: TokenizerConfig, progress) -> tuple[Path, str]:
-    """Where the codebooks are, fitting them first when absent or asked to; returns (path, what happened)."""
+                      config: TokenizerConfig, progress, use_shipped: bool = True) -> tuple[Path, str]:
+    """Where the codebooks are; returns (path, what happened).
+
+    Order: ``codebooks`` if given; else ROOT/codebooks if present; else the
+    shipped pretrained set (copied into ROOT/codebooks) when it suits
+    ``config`` -- so the shipped model reads the tokens; else fit new ones.
+    ``refit`` always fits.
+    """
     location = Path(codebooks) if codebooks else Path(out_root) / CODEBOOKS_FOLDER
     if codebooks and not refit and not codebooks_exist(location):
         raise FileNotFoundError(f"{location}: no codebook set there (a folder with manifest.json); "
@@ -69,6 +77,10 @@ def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph
     if codebooks_exist(location) and not refit:
         CodebookSet.load(location)  # validate before any graph work
         return location, "frozen"
+    shipped = shipped_codebooks() if use_shipped and not refit and not codebooks else None
+    if shipped is not None and codebooks_suit_config(CodebookSet.load(shipped), config) is None:
+        CodebookSet.load(shipped).save(location)
+        return location, "shipped"
     book_set = fit_codebooks(graph_dirs, config, progress=progress)
     book_set.save(location)
     return location, "fitted"
@@ -93,7 +105,7 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
                   codebooks: Path | None = None, refit_codebooks: bool = False, force: bool = False,
                   workers: int | None = None, scheduler: str | None = None, progress: bool = True,
                   on_result: Callable[[GraphSummary | GraphFailure], None] | None = None,
-                  ) -> tuple[list[GraphSummary | GraphFailure], dict]:
+                  use_shipped_codebooks: bool = True) -> tuple[list[GraphSummary | GraphFailure], dict]:
     """Tokenize every graph; return per-graph results (in input order) and run facts."""
     from pipeline.progress import make_progress
 
@@ -103,7 +115,7 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     graph_dirs = [Path(d).resolve() for d in graph_dirs]
     started = time.perf_counter()
     codebooks_dir, codebook_state = resolve_codebooks(out_root, codebooks, refit_codebooks, graph_dirs,
-                                                      config, make_progress(progress))
+                                                      config, make_progress(progress), use_shipped_codebooks)
     if refit_codebooks:
         force = True  # every artifact made with the old codebooks is now stale
     cpus = os.cpu_count() or 1

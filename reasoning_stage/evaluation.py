@@ -9,8 +9,8 @@ Quantized tokens make equal scores likely, so both tie policies are kept:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,15 @@ class Ranks:
     pessimistic: np.ndarray     # int64 [n]
     optimistic: np.ndarray      # int64 [n]
     direction: np.ndarray       # "head" | "tail" per rank
+    relation: np.ndarray | None = None  # query relation id per rank (r, or r + R for head queries)
+
+    def per_relation(self, num_relations: int) -> dict[int, tuple[float, int]]:
+        """``{relation: (pessimistic MRR, queries)}`` with head and tail queries of a relation together."""
+        if self.relation is None:
+            raise ValueError("these ranks carry no relation ids")
+        base = self.relation % num_relations
+        return {int(r): (float(np.mean(1.0 / self.pessimistic[base == r])), int((base == r).sum()))
+                for r in np.unique(base)}
 
     def metrics(self) -> dict[str, float]:
         """Flat metric names like ``both.pessimistic.mrr``; headline keys ``mrr``, ``hits@k``."""
@@ -98,15 +107,24 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
             bar.update(len(who))
     if bar:
         bar.close()
-    return Ranks(pessimistic.numpy(), optimistic.numpy(), direction)
+    return Ranks(pessimistic.numpy(), optimistic.numpy(), direction, queries[:, 1].numpy())
 
 
 def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = 16,
-                   max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0) -> Ranks:
-    """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph)."""
+                   max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0,
+                   drop_modalities: Sequence[str] = ()) -> Ranks:
+    """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph).
+
+    ``drop_modalities`` hides those token modalities from the model (entity and
+    relation tokens), as if the graph had none: inference-time ablations.
+    """
     from reasoning_stage.models import graph_plans
 
     graph = graph_tensors(tables, splits[0])
+    if drop_modalities:
+        graph = replace(graph,
+                        entity_tokens={m: t for m, t in graph.entity_tokens.items() if m not in drop_modalities},
+                        relation_tokens={m: t for m, t in graph.relation_tokens.items() if m not in drop_modalities})
     triples = graph.to_local(torch.as_tensor(split_queries(tables, splits), dtype=torch.long))
     known = KnownTriples(tables, graph)
     graph = graph.to(device)

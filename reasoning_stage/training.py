@@ -35,6 +35,7 @@ class CodebookMismatch(ValueError):
 @dataclass
 class TrainConfig:
     max_steps: int = 1000
+    max_seconds: float | None = None  # wall-clock budget of this run (resumes get a fresh one)
     batch_size: int = 16
     negatives: int = 256
     learning_rate: float = 5e-4
@@ -155,7 +156,10 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
             "graphs": [p.name for p in prepared], "code_version": CODE_VERSION,
         }, optimizer.state_dict())
 
-    while step < config.max_steps:
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds
+
+    while step < config.max_steps and not out_of_time():
         model.train()
         choice = prepared[int(rng.choice(len(prepared), p=probabilities))]
         picks = torch.as_tensor(rng.choice(len(choice.train_triples), min(config.batch_size, len(choice.train_triples)),
@@ -169,7 +173,8 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         if bar:
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        if step % config.eval_every == 0 or step == config.max_steps:
+        last = step == config.max_steps or out_of_time()
+        if step % config.eval_every == 0 or last:
             record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
                                       "seconds": round(time.perf_counter() - started, 1)}
             for p in prepared:
@@ -179,7 +184,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
             history.append(record)
             if log:
                 log(record)
-            save(final=step == config.max_steps)
+            save(final=last)
     if bar:
         bar.close()
     return history

@@ -316,6 +316,30 @@ def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: Knowled
     return notes
 
 
+def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
+    """Why ``codebooks`` are not what ``config`` would fit (sizes, encoders), or None if they are."""
+    sizes = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
+             "image": config.image_codebook_size}
+    specs = {"text": (config.text_encoder, config.use_text), "image": (config.image_encoder, config.use_images)}
+    if "structure" not in codebooks or codebooks["structure"].encoder.get("version") != structure.FEATURES_VERSION:
+        return "structure codebook of another feature version"
+    for modality, size in sizes.items():
+        if modality != "structure" and not specs[modality][1]:
+            continue
+        if modality not in codebooks:
+            return f"no {modality} codebook"
+        if codebooks[modality].size != size:
+            return f"{modality} codebook has {codebooks[modality].size} codes, {size} asked for"
+        if modality != "structure":
+            try:
+                weights = _weights_digest(specs[modality][0].resolve_path())
+            except (OSError, ValueError) as err:
+                return f"{modality} encoder unavailable: {err}"
+            if codebooks[modality].encoder.get("weights") != weights:
+                return f"{modality} codebook made with another encoder"
+    return None
+
+
 # --------------------------------------------------------------------------- tokenizing
 
 

@@ -1,0 +1,201 @@
+"""Zero-shot table of a checkpoint (default: the shipped one) on GraIL, InGram and the MMKG graphs.
+
+Tokenizes each test graph with the checkpoint's codebooks (entity texts and
+images where ../shared/data has them), evaluates it without any training on
+it, and writes ``zero_shot.csv`` and ``zero_shot.md`` into --work:
+
+- the 12 GraIL ``_ind`` graphs: the ``_ind`` folder alone is the graph; its
+  valid and test files together are the test queries, ranked over its
+  train.txt graph (ULTRA's protocol);
+- the 9 InGram graphs: test queries ranked over msg.txt;
+- DB15K, MKG-W, MKG-Y: test queries over the train graph, zero-shot and after
+  a short fine-tune on the train split (a seeded sample of test triples when
+  --mmkg-triples is set: these graphs are slow to rank on 2 CPU cores);
+- with --ablation: the same checkpoint with token modalities hidden at
+  inference (structure only / + text / + image / all).
+
+    python benchmarks/zero_shot_bench.py [--data PATH] [--work DIR] [--checkpoint CKPT]
+        [--groups grail,ingram,mmkg] [--mmkg-triples 500] [--finetune-steps 50] [--ablation]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+GRAIL = [f"{family}_v{v}" for family in ("fb237", "WN18RR", "nell") for v in (1, 2, 3, 4)]
+INGRAM = ["NL-0", "NL-25", "NL-50", "NL-75", "NL-100", "WK-25", "WK-50", "WK-75", "WK-100"]
+MMKG = ["DB15K", "MKG-W", "MKG-Y"]
+TEXT_FAMILY = {"fb237": "FB15k-237", "WN18RR": "WN18RR"}
+
+# ULTRA's code + ultra_3g checkpoint measured on this machine kind (../shared/REFERENCE.md): MRR, Hits@10.
+ULTRA_HERE = {
+    "fb237_v1_ind": (0.486, 0.657), "fb237_v2_ind": (0.501, 0.695), "fb237_v3_ind": (0.482, 0.644),
+    "fb237_v4_ind": (0.477, 0.671), "WN18RR_v1_ind": (0.593, 0.779), "WN18RR_v2_ind": (0.620, 0.752),
+    "WN18RR_v3_ind": (0.371, 0.494), "WN18RR_v4_ind": (0.484, 0.687), "nell_v1_ind": (0.726, 0.863),
+    "nell_v2_ind": (0.525, 0.719), "nell_v3_ind": (0.511, 0.687), "nell_v4_ind": (0.490, 0.701),
+    "NL-25": (0.387, 0.538), "WK-50": (0.158, 0.296),
+}
+# Published, transductive (trained on the graph), MRR: from ../shared/REFERENCE.md (marked unverified there).
+PUBLISHED_MMKG = {"DB15K": {"MyGO": 0.3772, "TOFU paper": 0.3901},
+                  "MKG-W": {"MyGO": 0.3610, "TOFU paper": 0.404},
+                  "MKG-Y": {"MyGO": 0.3844, "TOFU paper": 0.4372}}
+ABLATIONS = {"structure only": ("text", "image"), "+ text": ("image",), "+ image": ("text",), "all": ()}
+
+
+def graph_folder(work: Path, data: Path, group: str, name: str) -> tuple[Path, list[str]]:
+    """Write a kg.toml for one test graph; return (folder, splits to evaluate)."""
+    if group == "grail":
+        family = name.split("_")[0]
+        label = f"{name}_ind"
+        lines = [f'name = "{label}"', "[files]", f'source = "{data / "grail" / label}"']
+        if family in TEXT_FAMILY:
+            text = data / "text" / TEXT_FAMILY[family]
+            lines += [f'entity_text = "{text / "entity2text.txt"}"', f'relation_text = "{text / "relation2text.txt"}"']
+        if family == "WN18RR":
+            lines.append(f'images = "{data / "images" / "imagenet_wn18rr" / "mapping.tsv"}"')
+        splits = ["valid", "test"]
+    else:
+        label = name
+        lines = [f'name = "{label}"', "[files]", f'source = "{data / group / name}"']
+        splits = ["test"]
+    folder = work / "graphs" / label
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kg.toml").write_text("\n".join(lines) + "\n")
+    return folder, splits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "zero_shot")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped checkpoint")
+    parser.add_argument("--codebooks", type=Path, default=None, help="default: the shipped codebooks")
+    parser.add_argument("--groups", default="grail,ingram,mmkg")
+    parser.add_argument("--graphs", default=None, help="only these graphs (names as in the table, e.g. NL-25)")
+    parser.add_argument("--mmkg-triples", type=int, default=500, help="sampled test triples per MMKG graph (0: all)")
+    parser.add_argument("--finetune-steps", type=int, default=50, help="MMKG fine-tune steps (0: skip)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--ablation", action="store_true", help="also evaluate with token modalities hidden")
+    parser.add_argument("--ablation-graphs", default="fb237_v1_ind,WN18RR_v1_ind,WN18RR_v2_ind,nell_v1_ind")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no benchmark data at {args.data}; pass --data or set TOFU_DATA")
+
+    import torch
+
+    from artifacts.shipped import shipped_checkpoint, shipped_codebooks
+    from artifacts.token_tables import read_token_tables
+    from pipeline.orchestrate import tokenize_many
+    from reasoning_stage.allocator import retain_freed_memory
+    from reasoning_stage.evaluation import evaluate_graph
+    from reasoning_stage.reasoning import load_model
+    from reasoning_stage.training import TrainConfig, train
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    retain_freed_memory()
+    torch.set_num_threads(os.cpu_count() or 1)
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    codebooks = args.codebooks or shipped_codebooks()
+    if checkpoint is None or codebooks is None:
+        sys.exit("no shipped model in this installation: pass --checkpoint and --codebooks")
+    device = torch.device("cpu")
+    groups = [g for g in args.groups.split(",") if g]
+    names = {"grail": GRAIL, "ingram": INGRAM, "mmkg": MMKG}
+    wanted = set(args.graphs.split(",")) if args.graphs else None
+    jobs = []
+    for group in groups:
+        for name in names[group]:
+            folder, splits = graph_folder(args.work, args.data, group, name)
+            if wanted is None or folder.name in wanted:
+                jobs.append((group, folder, splits))
+
+    started = time.perf_counter()
+    results, _ = tokenize_many([f for _, f, _ in jobs], args.work / "artifacts", TokenizerConfig(),
+                               codebooks=codebooks, workers=1, progress=False)
+    failed = [r for r in results if hasattr(r, "error")]
+    if failed:
+        sys.exit("tokenizing failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed))
+    tokenize_seconds = time.perf_counter() - started
+    print(f"tokenized {len(jobs)} graphs in {tokenize_seconds:.0f}s", flush=True)
+
+    loaded = load_model(checkpoint, device)
+    rows = []
+
+    def record(group, graph, setting, ranks, seconds, triples_note=""):
+        m = ranks.metrics()
+        ultra = ULTRA_HERE.get(graph)
+        row = {"group": group, "graph": graph, "setting": setting, "queries": int(m["queries"]),
+               "mrr": round(m["mrr"], 4), "hits@1": round(m["hits@1"], 4), "hits@10": round(m["hits@10"], 4),
+               "ultra_here_mrr": ultra[0] if ultra else "", "seconds": round(seconds, 1), "note": triples_note}
+        rows.append(row)
+        print(f"{group:7s} {graph:15s} {setting:22s} q={row['queries']:6d} MRR {row['mrr']:.3f} "
+              f"H@1 {row['hits@1']:.3f} H@10 {row['hits@10']:.3f}  ULTRA here {row['ultra_here_mrr']}  "
+              f"{seconds:.0f}s", flush=True)
+
+    for group, folder, splits in jobs:
+        tables = read_token_tables(args.work / "artifacts" / folder.name)
+        sample = args.mmkg_triples if group == "mmkg" and args.mmkg_triples else None
+        note = f"{sample} sampled test triples" if sample else ""
+        start = time.perf_counter()
+        ranks = evaluate_graph(loaded.model, tables, splits, device, batch_size=args.batch_size, max_triples=sample)
+        record(group, folder.name, "zero-shot", ranks, time.perf_counter() - start, note)
+        if args.ablation and folder.name in args.ablation_graphs.split(","):
+            for setting, hidden in ABLATIONS.items():
+                if not hidden:
+                    continue
+                start = time.perf_counter()
+                ranks = evaluate_graph(loaded.model, tables, splits, device, batch_size=args.batch_size,
+                                       drop_modalities=hidden)
+                record("ablation", folder.name, setting, ranks, time.perf_counter() - start)
+        if group == "mmkg" and args.finetune_steps:
+            tuned = load_model(checkpoint, device)
+            start = time.perf_counter()
+            train(tuned.model, [tables], TrainConfig(max_steps=args.finetune_steps, eval_every=args.finetune_steps,
+                                                     eval_triples=20), args.work / "finetuned" / folder.name, device)
+            ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size,
+                                   max_triples=sample)
+            record(group, folder.name, f"fine-tuned {args.finetune_steps} steps", ranks,
+                   time.perf_counter() - start, note)
+
+    write_tables(rows, args, checkpoint, time.perf_counter() - started, tokenize_seconds)
+
+
+def write_tables(rows, args, checkpoint, total_seconds, tokenize_seconds) -> None:
+    from artifacts.atomic import atomic_write_bytes
+
+    header = list(rows[0])
+    csv = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
+    atomic_write_bytes(args.work / "zero_shot.csv", ("\n".join(csv) + "\n").encode())
+    md = ["| group | graph | setting | queries | MRR | Hits@1 | Hits@10 | ULTRA 3g here (MRR) | published (MRR) | s |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        published = ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED_MMKG.get(r["graph"], {}).items())
+        md.append(f"| {r['group']} | {r['graph']} | {r['setting']}{' (' + r['note'] + ')' if r['note'] else ''} "
+                  f"| {r['queries']} | {r['mrr']:.3f} | {r['hits@1']:.3f} | {r['hits@10']:.3f} "
+                  f"| {r['ultra_here_mrr']} | {published} | {r['seconds']} |")
+    md.append("")
+    for group in ("grail", "ingram", "mmkg"):
+        for setting in sorted({r["setting"] for r in rows if r["group"] == group}):
+            picked = [r for r in rows if r["group"] == group and r["setting"] == setting]
+            if picked:
+                mean = sum(r["mrr"] for r in picked) / len(picked)
+                ultra = [r["ultra_here_mrr"] for r in picked if r["ultra_here_mrr"] != ""]
+                ultra_note = (f"; ULTRA 3g here on the same {len(ultra)}: {sum(ultra) / len(ultra):.3f}"
+                              if len(ultra) == len(picked) else "")
+                md.append(f"- {group} {setting}: average MRR {mean:.3f} over {len(picked)} graphs{ultra_note}")
+    md.append(f"\nCheckpoint {checkpoint}; {os.cpu_count()} CPU(s), {platform.processor() or platform.machine()}, "
+              f"no GPU; tokenizing {tokenize_seconds:.0f}s, whole run {total_seconds / 60:.1f} min.")
+    atomic_write_bytes(args.work / "zero_shot.md", ("\n".join(md) + "\n").encode())
+    print("\n".join(md))
+    print(f"\nwritten: {args.work / 'zero_shot.csv'}, {args.work / 'zero_shot.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Pretraining recipes: one TOML file names the graphs, the tokenizer, the model and the budget.
+
+``tofu pretrain RECIPE`` writes a ``kg.toml`` per graph (pointing into the
+data folder, copying nothing), tokenizes them with codebooks fitted on those
+graphs, trains, and with ``--ship`` installs the result as the packaged model
+(:mod:`artifacts.shipped`). See recipes/pretrain.toml.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+# Zero-shot evaluation graphs that must never be trained on (the project's data rules).
+FORBIDDEN_SOURCES = ("ingram/",)
+GRAPH_FILE_KEYS = ("entity_text", "relation_text", "images")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be run, with the file and the reason."""
+
+
+@dataclass
+class Recipe:
+    path: Path
+    name: str
+    graphs: list[dict[str, str]]
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+def read_recipe(path: Path) -> Recipe:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise RecipeError(f"{path}: {err}") from None
+    graphs = data.get("graph", [])
+    if not graphs:
+        raise RecipeError(f"{path}: no [[graph]] entries")
+    for i, graph in enumerate(graphs, 1):
+        if "name" not in graph or "source" not in graph:
+            raise RecipeError(f"{path}: [[graph]] #{i} needs 'name' and 'source'")
+        unknown = set(graph) - {"name", "source", *GRAPH_FILE_KEYS}
+        if unknown:
+            raise RecipeError(f"{path}: [[graph]] {graph['name']}: unknown keys {sorted(unknown)}")
+        if any(graph["source"].replace("\\", "/").startswith(f) for f in FORBIDDEN_SOURCES):
+            raise RecipeError(f"{path}: [[graph]] {graph['name']}: {graph['source']} is a zero-shot "
+                              "evaluation graph (InGram); it must not be trained on")
+    unknown = set(data) - {"name", "graph", "tokenizer", "model", "train"}
+    if unknown:
+        raise RecipeError(f"{path}: unknown sections {sorted(unknown)}")
+    return Recipe(path, data.get("name", path.stem), graphs, data.get("tokenizer", {}), data.get("model", {}),
+                  data.get("train", {}))
+
+
+def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
+    """A folder with a ``kg.toml`` per recipe graph, its paths resolved against ``data``."""
+    folders = []
+    for graph in recipe.graphs:
+        lines = [f'name = "{graph["name"]}"', "[files]"]
+        for key in ("source", *GRAPH_FILE_KEYS):
+            if key in graph:
+                target = (Path(data) / graph[key]).resolve()
+                if not target.exists():
+                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
+                                      "(pass --data or set TOFU_DATA)")
+                lines.append(f'{key} = "{target.as_posix()}"')
+        folder = Path(work) / "graphs" / graph["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "kg.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        folders.append(folder)
+    return folders
+
+
+def tokenizer_config(recipe: Recipe):
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    allowed = {"tokens_per_entity", "text_codebook_size", "image_codebook_size", "structure_codebook_size",
+               "seed", "use_text", "use_images", "fit_entities_per_graph", "fit_images_per_graph"}
+    unknown = set(recipe.tokenizer) - allowed
+    if unknown:
+        raise RecipeError(f"{recipe.path}: [tokenizer]: unknown keys {sorted(unknown)}")
+    return TokenizerConfig(**recipe.tokenizer)
+
+
+def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device, max_minutes: float | None = None,
+               progress: bool = True, log: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Tokenize the recipe's graphs under ``work/artifacts`` and train; returns the checkpoint folder."""
+    import torch
+
+    from artifacts.token_tables import read_token_tables
+    from pipeline.orchestrate import tokenize_many
+    from pipeline.progress import make_progress
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.training import TrainConfig, model_config_for, train
+
+    folders = write_graph_folders(recipe, data, work)
+    config = tokenizer_config(recipe)
+    # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
+    results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
+                               use_shipped_codebooks=False)
+    failed = [r for r in results if getattr(r, "error", None)]
+    if failed:
+        raise RecipeError("; ".join(f"{r.name}: {r.error}" for r in failed))
+    tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
+    model_settings = dict(recipe.model)
+    for key in ("messages", "modalities"):
+        if key in model_settings:
+            model_settings[key] = tuple(model_settings[key])
+    train_settings = dict(recipe.train)
+    minutes = max_minutes if max_minutes is not None else train_settings.pop("max_minutes", None)
+    train_settings.pop("max_minutes", None)
+    try:
+        base = ModelConfig(**model_settings)
+        train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)
+    except TypeError as err:
+        raise RecipeError(f"{recipe.path}: {err}") from None
+    torch.manual_seed(train_config.seed)
+    model = TofuModel(model_config_for(tables[0], base))
+    train(model, tables, train_config, Path(checkpoint), device, progress=make_progress(progress), log=log)
+    return Path(checkpoint)

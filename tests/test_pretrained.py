@@ -1,0 +1,151 @@
+"""Pretraining recipes, the shipped model's files, its codebooks as tokenize's default, the plot."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import pipeline.orchestrate as orchestrate
+from artifacts.checkpoint import load_checkpoint
+from artifacts.codebooks import CodebookSet
+from artifacts.shipped import ship, shipped_checkpoint, shipped_codebooks
+from pipeline.cli import main
+from pipeline.plots import bar_chart
+from pipeline.pretrain import RecipeError, read_recipe, run_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _recipe(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
+    ingram = _recipe(tmp_path / "a.toml", '[[graph]]\nname = "nl"\nsource = "ingram/NL-25"\n')
+    with pytest.raises(RecipeError, match="zero-shot evaluation graph"):
+        read_recipe(ingram)
+    with pytest.raises(RecipeError, match="no \\[\\[graph\\]\\] entries"):
+        read_recipe(_recipe(tmp_path / "b.toml", 'name = "x"\n'))
+    with pytest.raises(RecipeError, match="b2.toml"):
+        read_recipe(_recipe(tmp_path / "b2.toml", "[[graph]\n"))
+    typo = _recipe(tmp_path / "c.toml", '[[graph]]\nname = "g"\nsource = "g"\nentity_txt = "t"\n')
+    with pytest.raises(RecipeError, match="unknown keys \\['entity_txt'\\]"):
+        read_recipe(typo)
+    # The recipe the product ships trains on GraIL training graphs only.
+    shipped = read_recipe(REPO / "recipes" / "pretrain.toml")
+    assert len(shipped.graphs) == 12
+    assert all(g["source"].startswith("grail/") and not g["source"].endswith("_ind") for g in shipped.graphs)
+
+
+def test_recipe_trains_and_ships(tmp_path, example_graph, fast_config):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "example").symlink_to(example_graph, target_is_directory=True)
+    recipe = read_recipe(_recipe(tmp_path / "r.toml", f'''
+name = "tiny"
+[tokenizer]
+text_codebook_size = {fast_config.text_codebook_size}
+image_codebook_size = {fast_config.image_codebook_size}
+structure_codebook_size = {fast_config.structure_codebook_size}
+tokens_per_entity = 4
+[model]
+dim = 16
+entity_layers = 2
+relation_layers = 1
+[train]
+max_steps = 3
+eval_every = 3
+eval_triples = 10
+[[graph]]
+name = "example"
+source = "example"
+'''))
+    missing = read_recipe(_recipe(tmp_path / "m.toml", '[[graph]]\nname = "gone"\nsource = "nowhere"\n'))
+    with pytest.raises(RecipeError, match="nowhere does not exist"):
+        run_recipe(missing, data, tmp_path / "w0", tmp_path / "w0" / "ck", torch.device("cpu"), progress=False)
+
+    checkpoint = run_recipe(recipe, data, tmp_path / "work", tmp_path / "work" / "ck", torch.device("cpu"),
+                            progress=False)
+    manifest, _, _ = load_checkpoint(checkpoint)
+    assert manifest["training"]["step"] == 3 and manifest["model"]["dim"] == 16
+    books = tmp_path / "work" / "artifacts" / "codebooks"
+    assert manifest["codebook_id"] == CodebookSet.load(books).identity
+
+    root = ship(checkpoint, books, tmp_path / "shipped")
+    assert shipped_checkpoint(root) and shipped_codebooks(root)
+    assert not (root / "checkpoint" / "optimizer.pt").exists()        # weights only: small
+    assert CodebookSet.load(root / "codebooks").identity == manifest["codebook_id"]
+    other = tmp_path / "other_books"
+    CodebookSet.load(books).save(other)
+    (other / "manifest.json").write_text(json.dumps({**json.loads((other / "manifest.json").read_text()),
+                                                     "identity": "elsewhere"}))
+    with pytest.raises(Exception):
+        ship(checkpoint, other, tmp_path / "shipped2")
+    assert not (tmp_path / "shipped2").exists()
+
+
+def test_tokenize_defaults_to_shipped_codebooks_when_they_suit(tmp_path, example_graph, codebooks_dir, fast_config,
+                                                               monkeypatch):
+    monkeypatch.setattr(orchestrate, "shipped_codebooks", lambda: codebooks_dir)
+    _, facts = orchestrate.tokenize_many([example_graph], tmp_path / "a", fast_config, workers=1, progress=False)
+    assert facts["codebook_state"] == "shipped"
+    assert CodebookSet.load(tmp_path / "a" / "codebooks").identity == CodebookSet.load(codebooks_dir).identity
+    # Other sizes than the shipped set's: fit new codebooks instead of mixing.
+    from dataclasses import replace
+
+    other = replace(fast_config, text_codebook_size=fast_config.text_codebook_size + 1)
+    _, facts = orchestrate.tokenize_many([example_graph], tmp_path / "b", other, workers=1, progress=False)
+    assert facts["codebook_state"] == "fitted"
+    # A recipe asks for its own codebooks explicitly.
+    _, facts = orchestrate.tokenize_many([example_graph], tmp_path / "c", fast_config, workers=1, progress=False,
+                                         use_shipped_codebooks=False)
+    assert facts["codebook_state"] == "fitted"
+
+
+def test_reason_without_checkpoint_uses_the_shipped_model_and_plots(tmp_path, example_graph, codebooks_dir,
+                                                                    fast_config, monkeypatch):
+    import artifacts.shipped as shipped_module
+
+    artifacts_root = tmp_path / "artifacts"
+    orchestrate.tokenize_many([example_graph], artifacts_root, fast_config, codebooks=codebooks_dir, workers=1,
+                              progress=False)
+    monkeypatch.setattr(shipped_module, "shipped_checkpoint", lambda: None)
+    result = CliRunner().invoke(main, ["reason", str(artifacts_root), "--quiet"])
+    assert result.exit_code != 0 and "ships no pretrained model" in result.output
+
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.training import TrainConfig, model_config_for, train
+    from artifacts.token_tables import read_token_tables
+
+    tables = read_token_tables(artifacts_root / "example")
+    model = TofuModel(model_config_for(tables, ModelConfig(dim=16, entity_layers=2, relation_layers=1)))
+    train(model, [tables], TrainConfig(max_steps=2, eval_every=2, eval_triples=5), tmp_path / "ck",
+          torch.device("cpu"))
+    monkeypatch.setattr(shipped_module, "shipped_checkpoint", lambda: tmp_path / "ck")
+    plot = tmp_path / "mrr.png"
+    result = CliRunner().invoke(main, ["reason", str(artifacts_root), "--output", str(tmp_path / "out"),
+                                       "--plot", str(plot), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["checkpoint"] == str(tmp_path / "ck")
+    asked = len({int(r) for r in tables.queries("test")[:, 1]})      # one bar per relation asked about
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.height == 12 * 3 + 18 * (asked + 2)
+
+
+def test_bar_chart_draws_one_bar_per_label(tmp_path):
+    short = bar_chart(["a", "b"], [0.5, 1.0], "t", tmp_path / "s.png")
+    long = bar_chart([str(i) for i in range(10)], [i / 10 for i in range(10)], "t", tmp_path / "l.png")
+    with Image.open(short) as a, Image.open(long) as b:
+        assert b.height - a.height == 8 * 18
+        # The full-length bar reaches further right than the half-length one, in bar colour.
+        row = a.convert("RGB")
+        y = 12 * 2 + 18 + 18 + 9
+        assert row.getpixel((260 + 419, y)) == (70, 120, 180)
+        assert row.getpixel((260 + 419, y - 18)) != (70, 120, 180)
+    with pytest.raises(ValueError):
+        bar_chart(["a"], [0.1, 0.2], "t", tmp_path / "x.png")

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= demo_out
 
-.PHONY: install demo test test-fast bench-tokenize bench-reason clean
+.PHONY: install demo pretrain test test-fast bench-tokenize bench-reason bench-zero-shot clean
 
 # torch is pinned to the local CPU wheel (an unpinned torch pulls GB of CUDA wheels);
 # torch-scatter has no wheel for it and builds from source against that torch.
@@ -17,16 +17,20 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The main job on the built-in example: tokenize, train a small model, evaluate and predict.
+# The main job on the built-in example graph (texts and images): tokenize it with the shipped
+# codebooks, reason zero-shot with the shipped model (metrics table + a PNG of MRR per relation),
+# and predict a few answers in entity names.
 demo: install
 	$(BIN)/tofu example $(DEMO)/graphs/example
-	$(BIN)/tofu tokenize $(DEMO)/graphs/example --out $(DEMO)/artifacts
-	$(BIN)/tofu train $(DEMO)/artifacts/example --out $(DEMO)/checkpoint --max-steps 200 --eval-every 100 \
-		--dim 32 --layers 3 --relation-layers 2 --quiet
-	$(BIN)/tofu reason --checkpoint $(DEMO)/checkpoint $(DEMO)/artifacts --output $(DEMO)/results --quiet
+	$(BIN)/tofu tokenize $(DEMO)/graphs/example --out $(DEMO)/artifacts --quiet
+	$(BIN)/tofu reason $(DEMO)/artifacts --output $(DEMO)/results --plot $(DEMO)/results/mrr_per_relation.png --quiet
 	printf 'person:000\tcitizen_of\t?\n?\tcity_in\tcountry:japan\n' > $(DEMO)/queries.tsv
-	$(BIN)/tofu reason --checkpoint $(DEMO)/checkpoint $(DEMO)/artifacts/example \
-		--predict $(DEMO)/queries.tsv --top-k 3 --output $(DEMO)/results --quiet
+	$(BIN)/tofu reason $(DEMO)/artifacts/example --predict $(DEMO)/queries.tsv --top-k 3 \
+		--output $(DEMO)/results --quiet
+
+# Rebuild the shipped model from the recipe (reads $(TOFU_DATA) or ../shared/data; <= 90 min on 2 CPUs).
+pretrain: install
+	$(BIN)/tofu pretrain recipes/pretrain.toml --work runs/pretrain --ship
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -39,6 +43,9 @@ bench-tokenize: install
 
 bench-reason: install
 	$(BIN)/python benchmarks/reason_bench.py
+
+bench-zero-shot: install
+	$(BIN)/python benchmarks/zero_shot_bench.py --ablation
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

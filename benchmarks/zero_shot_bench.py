@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--mmkg-triples", type=int, default=500, help="sampled test triples per MMKG graph (0: all)")
     parser.add_argument("--finetune-steps", type=int, default=50, help="MMKG fine-tune steps (0: skip)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--tokenize-only", action="store_true", help="stop after tokenizing (e.g. before training ends)")
     parser.add_argument("--ablation", action="store_true", help="also evaluate with token modalities hidden")
     parser.add_argument("--ablation-graphs", default="fb237_v1_ind,WN18RR_v1_ind,WN18RR_v2_ind,nell_v1_ind")
     args = parser.parse_args()
@@ -103,7 +104,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     checkpoint = args.checkpoint or shipped_checkpoint()
     codebooks = args.codebooks or shipped_codebooks()
-    if checkpoint is None or codebooks is None:
+    if codebooks is None or (checkpoint is None and not args.tokenize_only):
         sys.exit("no shipped model in this installation: pass --checkpoint and --codebooks")
     device = torch.device("cpu")
     groups = [g for g in args.groups.split(",") if g]
@@ -124,6 +125,8 @@ def main() -> None:
         sys.exit("tokenizing failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed))
     tokenize_seconds = time.perf_counter() - started
     print(f"tokenized {len(jobs)} graphs in {tokenize_seconds:.0f}s", flush=True)
+    if args.tokenize_only:
+        return
 
     loaded = load_model(checkpoint, device)
     rows = []

@@ -149,3 +149,24 @@ def test_bar_chart_draws_one_bar_per_label(tmp_path):
         assert row.getpixel((260 + 419, y - 18)) != (70, 120, 180)
     with pytest.raises(ValueError):
         bar_chart(["a"], [0.1, 0.2], "t", tmp_path / "x.png")
+
+
+@pytest.mark.skipif(shipped_checkpoint() is None, reason="this checkout ships no pretrained model")
+def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
+    """Default tokenize uses the shipped codebooks; the shipped model then ranks better than an untrained one."""
+    from artifacts.token_tables import read_token_tables
+    from reasoning_stage.evaluation import evaluate_graph
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.reasoning import load_model
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    _, facts = orchestrate.tokenize_many([example_graph], tmp_path, TokenizerConfig(), workers=1, progress=False)
+    assert facts["codebook_state"] == "shipped"
+    tables = read_token_tables(tmp_path / "example")
+    loaded = load_model(shipped_checkpoint(), torch.device("cpu"))
+    assert tables.codebook_id == loaded.codebook_id
+    shipped_mrr = evaluate_graph(loaded.model, tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    torch.manual_seed(0)
+    untrained = TofuModel(ModelConfig.from_json(loaded.manifest["model"]))
+    untrained_mrr = evaluate_graph(untrained, tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    assert shipped_mrr > untrained_mrr + 0.05, (shipped_mrr, untrained_mrr)

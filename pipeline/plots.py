@@ -1,8 +1,8 @@
 """Small PNG charts drawn with Pillow (no plotting library in the dependency set)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from artifacts.atomic import atomic_write_bytes
 

@@ -8,9 +8,10 @@ graphs, trains, and with ``--ship`` installs the result as the packaged model
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Zero-shot evaluation graphs that must never be trained on (the project's data rules).
 FORBIDDEN_SOURCES = ("ingram/",)

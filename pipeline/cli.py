@@ -45,7 +45,8 @@ def main() -> None:
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("tofu_artifacts"),
               show_default=True, help="Artifact root: graph NAME is written to ROOT/NAME/.")
 @click.option("--codebooks", type=click.Path(path_type=Path), default=None,
-              help="Use this codebook set (default: ROOT/codebooks, fitted on first use).")
+              help="Use this codebook set (default: ROOT/codebooks; on first use the shipped set when it suits "
+                   "the encoders and sizes, else fitted on these graphs).")
 @click.option("--refit-codebooks", is_flag=True, help="Fit new codebooks on these graphs (redoes every graph).")
 @click.option("--force", is_flag=True, help="Redo graphs even when their artifacts are up to date.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,

@@ -78,8 +78,9 @@ def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph
         CodebookSet.load(location)  # validate before any graph work
         return location, "frozen"
     shipped = shipped_codebooks() if use_shipped and not refit and not codebooks else None
-    if shipped is not None and codebooks_suit_config(CodebookSet.load(shipped), config) is None:
-        CodebookSet.load(shipped).save(location)
+    shipped_set = CodebookSet.load(shipped) if shipped is not None else None
+    if shipped_set is not None and codebooks_suit_config(shipped_set, config) is None:
+        shipped_set.save(location)
         return location, "shipped"
     book_set = fit_codebooks(graph_dirs, config, progress=progress)
     book_set.save(location)

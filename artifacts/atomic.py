@@ -42,6 +42,18 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, canonical_json(obj).encode("utf-8"))
 
 
+def atomic_write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of equal keys as CSV with a header (quoted where a value needs it)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
 @contextlib.contextmanager
 def staging_directory(target: Path) -> Iterator[Path]:
     """Yield an empty staging folder; on success it replaces ``target`` whole.

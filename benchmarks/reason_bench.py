@@ -100,8 +100,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         dirs = [write_kg_toml(work / "graphs" / g, args.data, g) for g in GRAPHS]
-        if "nell" in dirs[-1].name:  # NELL has no text files: names derived from its ids
-            (dirs[-1] / "kg.toml").write_text(f'name = "nell_v1"\n[files]\nsource = "{args.data / "grail" / "nell_v1"}"\n')
         start = time.perf_counter()
         if not args.reuse:
             tokenize_many(dirs, work / "artifacts", TokenizerConfig(), workers=1, progress=False)

@@ -32,17 +32,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def grail_files(data: Path, graph: str) -> dict[str, Path]:
+    """kg.toml files of a GraIL folder: its triples, entity texts (FB15k-237, WN18RR), WN18RR images."""
+    family = {"fb237": "FB15k-237", "WN18RR": "WN18RR"}.get(graph.split("_")[0])
+    files = {"source": data / "grail" / graph}
+    if family:
+        files["entity_text"] = data / "text" / family / "entity2text.txt"
+        files["relation_text"] = data / "text" / family / "relation2text.txt"
+    if family == "WN18RR":
+        files["images"] = data / "images" / "imagenet_wn18rr" / "mapping.tsv"
+    return files
+
+
 def write_kg_toml(folder: Path, data: Path, graph: str) -> Path:
     """A kg.toml that points a GraIL graph at its entity texts and images, copying nothing."""
-    folder.mkdir(parents=True, exist_ok=True)
-    family = "FB15k-237" if graph.startswith("fb237") else "WN18RR"
-    lines = [f'name = "{graph}"', "[files]", f'source = "{data / "grail" / graph}"',
-             f'entity_text = "{data / "text" / family / "entity2text.txt"}"',
-             f'relation_text = "{data / "text" / family / "relation2text.txt"}"']
-    if family == "WN18RR":
-        lines.append(f'images = "{data / "images" / "imagenet_wn18rr" / "mapping.tsv"}"')
-    (folder / "kg.toml").write_text("\n".join(lines) + "\n")
-    return folder
+    from tokenizer_stage.kg_reader import write_kg_toml as write
+
+    return write(folder, graph, grail_files(data, graph))
 
 
 def _fit(dirs, config, folder) -> None:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 GRAIL = [f"{family}_v{v}" for family in ("fb237", "WN18RR", "nell") for v in (1, 2, 3, 4)]
 INGRAM = ["NL-0", "NL-25", "NL-50", "NL-75", "NL-100", "WK-25", "WK-50", "WK-75", "WK-100"]
 MMKG = ["DB15K", "MKG-W", "MKG-Y"]
-TEXT_FAMILY = {"fb237": "FB15k-237", "WN18RR": "WN18RR"}
 
 # ULTRA's code + ultra_3g checkpoint measured on this machine kind (../shared/REFERENCE.md): MRR, Hits@10.
 ULTRA_HERE = {
@@ -51,23 +51,15 @@ ABLATIONS = {"structure only": ("text", "image"), "+ text": ("image",), "+ image
 
 def graph_folder(work: Path, data: Path, group: str, name: str) -> tuple[Path, list[str]]:
     """Write a kg.toml for one test graph; return (folder, splits to evaluate)."""
+    from tokenize_bench import grail_files
+
+    from tokenizer_stage.kg_reader import write_kg_toml
+
     if group == "grail":
-        family = name.split("_")[0]
-        label = f"{name}_ind"
-        lines = [f'name = "{label}"', "[files]", f'source = "{data / "grail" / label}"']
-        if family in TEXT_FAMILY:
-            text = data / "text" / TEXT_FAMILY[family]
-            lines += [f'entity_text = "{text / "entity2text.txt"}"', f'relation_text = "{text / "relation2text.txt"}"']
-        if family == "WN18RR":
-            lines.append(f'images = "{data / "images" / "imagenet_wn18rr" / "mapping.tsv"}"')
-        splits = ["valid", "test"]
+        label, files, splits = f"{name}_ind", grail_files(data, f"{name}_ind"), ["valid", "test"]
     else:
-        label = name
-        lines = [f'name = "{label}"', "[files]", f'source = "{data / group / name}"']
-        splits = ["test"]
-    folder = work / "graphs" / label
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "kg.toml").write_text("\n".join(lines) + "\n")
+        label, files, splits = name, {"source": data / group / name}, ["test"]
+    folder = write_kg_toml(work / "graphs" / label, label, files)
     return folder, splits
 
 
@@ -171,11 +163,9 @@ def main() -> None:
 
 
 def write_tables(rows, args, checkpoint, total_seconds, tokenize_seconds) -> None:
-    from artifacts.atomic import atomic_write_bytes
+    from artifacts.atomic import atomic_write_bytes, atomic_write_csv
 
-    header = list(rows[0])
-    csv = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
-    atomic_write_bytes(args.work / "zero_shot.csv", ("\n".join(csv) + "\n").encode())
+    atomic_write_csv(args.work / "zero_shot.csv", rows)
     md = ["| group | graph | setting | queries | MRR | Hits@1 | Hits@10 | ULTRA 3g here (MRR) | published (MRR) | s |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -245,7 +245,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     """Evaluate a checkpoint on tokenized graphs, or predict answers (stage two)."""
     import time
 
-    from artifacts.atomic import atomic_write_bytes, atomic_write_json
+    from artifacts.atomic import atomic_write_csv, atomic_write_json
     from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
     from reasoning_stage.reasoning import (evaluate, find_artifacts, load_model, predict, read_prediction_queries,
@@ -309,9 +309,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     click.echo(metrics_table(records))
     flat = [{k: v for k, v in r.items() if k != "details"} for r in records]
     atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "graphs": records})
-    header = list(flat[0])
-    lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in flat]
-    atomic_write_bytes(output / "metrics.csv", ("\n".join(lines) + "\n").encode())
+    atomic_write_csv(output / "metrics.csv", flat)
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
                + (f"; plot: {plot_file}" if plot_file else ""))
 

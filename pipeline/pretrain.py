@@ -61,20 +61,19 @@ def read_recipe(path: Path) -> Recipe:
 
 def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
     """A folder with a ``kg.toml`` per recipe graph, its paths resolved against ``data``."""
+    from tokenizer_stage.kg_reader import write_kg_toml
+
     folders = []
     for graph in recipe.graphs:
-        lines = [f'name = "{graph["name"]}"', "[files]"]
+        files = {}
         for key in ("source", *GRAPH_FILE_KEYS):
             if key in graph:
                 target = (Path(data) / graph[key]).resolve()
                 if not target.exists():
                     raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
                                       "(pass --data or set TOFU_DATA)")
-                lines.append(f'{key} = "{target.as_posix()}"')
-        folder = Path(work) / "graphs" / graph["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "kg.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        folders.append(folder)
+                files[key] = target
+        folders.append(write_kg_toml(Path(work) / "graphs" / graph["name"], graph["name"], files))
     return folders
 
 
@@ -114,8 +113,8 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
         if key in model_settings:
             model_settings[key] = tuple(model_settings[key])
     train_settings = dict(recipe.train)
-    minutes = max_minutes if max_minutes is not None else train_settings.pop("max_minutes", None)
-    train_settings.pop("max_minutes", None)
+    recipe_minutes = train_settings.pop("max_minutes", None)
+    minutes = max_minutes if max_minutes is not None else recipe_minutes
     try:
         base = ModelConfig(**model_settings)
         train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)

@@ -346,6 +346,20 @@ def _read_openke_triples(ctx: _Ctx, path: Path, ents: dict[int, str], rels: dict
 
 # --------------------------------------------------------------------------- kg.toml
 
+
+def write_kg_toml(folder: Path, name: str, files: dict[str, Path]) -> Path:
+    """Write ``folder/kg.toml`` naming the graph and pointing at its files (copies nothing).
+
+    ``files`` maps kg.toml ``[files]`` keys (source, entity_text, ...) to paths,
+    written absolute so the folder can live anywhere.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"name = {json.dumps(name)}", "[files]"]
+    lines += [f"{key} = {json.dumps(Path(path).resolve().as_posix())}" for key, path in files.items()]
+    (folder / "kg.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
 _TOP_KEYS = ("name", "layout", "files")
 _FILE_KEYS = ("train", "valid", "test", "graph", "source", "entity_text", "relation_text", "images")
 _TRIPLE_KEYS = ("train", "valid", "test", "graph")

@@ -1,6 +1,7 @@
 """Stage two: invariance, ranking with ties, filtering, checkpoints, learning, multimodal effect."""
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -143,21 +144,41 @@ def test_known_triples_mask_covers_both_directions(example_tables):
     assert got == expected
 
 
+def textbook_messages(layer: MixtureOfMessageConv, x_src, edge_type, relations, gates):
+    """The layer's docstring formula, one message function at a time."""
+    w = layer.relation_projection(relations).index_select(0, edge_type)
+    half = layer.dim // 2
+    out = 0
+    for k, name in enumerate(layer.messages):
+        if name == "distmult":
+            m = x_src * w
+        elif name == "transe":
+            m = x_src + w
+        else:
+            phase = math.pi * torch.tanh(w[..., :half])
+            re, im = x_src[..., :half], x_src[..., half:]
+            m = torch.cat([re * phase.cos() - im * phase.sin(), re * phase.sin() + im * phase.cos()], -1)
+        out = out + (m * gates[:, k].view(1, -1, 1) if len(layer.messages) > 1 else m)
+    return out
+
+
+@pytest.mark.parametrize("messages", [("distmult", "transe", "rotate"), ("distmult",), ("transe", "rotate")])
 @pytest.mark.parametrize("reduction", ["spmm", "segment"])
-def test_plan_aggregation_equals_plain_scatter(reduction):
-    """Both pair-shared reductions give the sums of the textbook gather-multiply-scatter."""
+def test_plan_aggregation_equals_plain_scatter(reduction, messages):
+    """Both pair-shared reductions, with the gates folded into per-relation coefficients, give the
+    sums of the textbook gather-multiply-scatter of every message function."""
     torch.manual_seed(0)
     edge_index = torch.tensor([[0, 0, 1, 2, 3, 3, 0], [1, 2, 2, 3, 0, 1, 1]])
     edge_type = torch.tensor([0, 1, 0, 2, 1, 1, 0])   # edge (0 -0-> 1) appears twice on purpose
-    layer = MixtureOfMessageConv(8, ("distmult", "transe", "rotate"))
+    layer = MixtureOfMessageConv(8, messages)
     x = torch.randn(4, 3, 8)
     relations = torch.randn(3, 3, 8)
-    gates = torch.softmax(torch.randn(3, 3), dim=1)
-    terms = layer.relation_terms(relations)
+    gates = torch.softmax(torch.randn(3, len(messages)), dim=1)
+    terms = layer.relation_terms(relations, gates)
     plan = edge_plan(edge_index, edge_type, 4, 3, reduction)
     assert plan.reduction == reduction
-    got = layer.aggregate(x, plan, terms, gates, torch.zeros_like(x))
-    messages = layer.message(x[edge_index[0]], edge_type, terms, gates)
+    got = layer.aggregate(x, plan, terms, torch.zeros_like(x))
+    messages = textbook_messages(layer, x[edge_index[0]], edge_type, relations, gates)
     expected = scatter(messages, edge_index[1], dim=0, dim_size=4, reduce="sum")
     assert torch.allclose(got, expected, atol=1e-5)
 

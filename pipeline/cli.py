@@ -10,6 +10,31 @@ import click
 from artifacts.version import CODE_VERSION
 
 
+# Accepted spellings of --task -> the model's task names.
+TASK_NAMES = {"link_prediction": "link_prediction", "lp": "link_prediction", "align": "alignment",
+              "alignment": "alignment", "link": "linking", "linking": "linking"}
+TASK_CHOICES = tuple(TASK_NAMES)
+
+
+def parse_task_weights(text: str | None) -> dict[str, float] | None:
+    """``'link_prediction=2,alignment=1'`` -> ``{"link_prediction": 2.0, "alignment": 1.0}``."""
+    if not text:
+        return None
+    weights = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() not in TASK_NAMES:
+            raise click.BadParameter(f"unknown task {name.strip()!r} (choose from {', '.join(TASK_CHOICES)})",
+                                     param_hint="--task-weights")
+        try:
+            weights[TASK_NAMES[name.strip()]] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not TASK=NUMBER", param_hint="--task-weights") from None
+        if weights[TASK_NAMES[name.strip()]] < 0:
+            raise click.BadParameter(f"{part!r}: a weight cannot be negative", param_hint="--task-weights")
+    return weights
+
+
 class _Friendly(click.Group):
     """Known input errors become one clear line and exit code 1, never a traceback."""
 
@@ -23,9 +48,9 @@ class _Friendly(click.Group):
         known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError, RecipeError)
         try:
             from reasoning_stage.reasoning import PredictionInputError
-            from reasoning_stage.training import CodebookMismatch
+            from reasoning_stage.training import CodebookMismatch, TrainingInputError
 
-            known = known + (PredictionInputError, CodebookMismatch)
+            known = known + (PredictionInputError, CodebookMismatch, TrainingInputError)
         except ImportError:  # torch_scatter missing: tokenize still works
             pass
         try:
@@ -149,31 +174,56 @@ def _device(requested: str | None):
 @click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from this checkpoint (weights, optimizer, step).")
+@click.option("--init", "init", type=click.Path(path_type=Path), default=None,
+              help="Start from this checkpoint's model and weights (a new run: fresh optimizer and step count).")
+@click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_CHOICES), default=None,
+              help="Train only these tasks (repeatable; default: every task the ARTIFACTs hold).")
+@click.option("--task-weights", default=None,
+              help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
+@click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
 def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, layers, relation_layers, messages,
-          modalities, eval_every, resume, seed, device, quiet) -> None:
-    """Pretrain the reasoner on tokenized graphs (each batch from one graph)."""
+          modalities, eval_every, resume, init, tasks, task_weights, max_minutes, seed, device, quiet) -> None:
+    """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
+
+    Every step is a batch of one task from one graph or task; tasks are mixed by --task-weights.
+    """
     import torch
 
-    from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.reasoning import find_artifacts
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.training import TrainConfig, log_to_file, model_config_for, train as run_training
+    from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts, task_tables_of
+    from reasoning_stage.training import TrainConfig, log_to_file, matching_job, model_config_for
+    from reasoning_stage.training import train as run_training
 
     retain_freed_memory()
     torch.manual_seed(seed)
-    tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
-    base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
-                       messages=tuple(m for m in messages.split(",") if m),
-                       modalities=tuple(m for m in modalities.split(",") if m))
-    model = TofuModel(model_config_for(tables[0], base))
+    wanted = {TASK_NAMES[t] for t in tasks} if tasks else set(TASK_NAMES.values())
+    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    tables = tables if "link_prediction" in wanted else []
+    tasks_found = [a for a in tasks_found if artifact_task(a) in wanted]
+    if not tables and not tasks_found:
+        raise click.UsageError(f"no artifact of the asked task(s) {sorted(wanted)} among ARTIFACT...")
+    if init is not None:
+        from reasoning_stage.reasoning import load_model
+
+        model = load_model(init, torch.device("cpu")).model
+    else:
+        first = tables[0] if tables else task_tables_of(tasks_found[0])
+        base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
+                           messages=tuple(m for m in messages.split(",") if m),
+                           modalities=tuple(m for m in modalities.split(",") if m))
+        model = TofuModel(model_config_for(first, base))
+    dev = _device(device)
+    jobs = [matching_job(a, model, dev, seed) for a in tasks_found]
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, negatives=negatives, learning_rate=lr,
-                         eval_every=eval_every, seed=seed)
-    click.echo(f"training on {len(tables)} graph(s): {', '.join(t.name for t in tables)}; "
+                         eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
+                         max_seconds=None if max_minutes is None else 60.0 * max_minutes)
+    click.echo(f"training on {len(tables)} graph(s) and {len(jobs)} task(s): "
+               f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "
                f"{model.num_parameters():,} parameters", err=True)
     log_path = Path(str(checkpoint).rstrip("/") + ".log.jsonl")
 
@@ -181,8 +231,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
         log_to_file(log_path)(record)
         click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
 
-    run_training(model, tables, config, checkpoint, _device(device), resume_from=resume,
-                 progress=make_progress(not quiet), log=log)
+    run_training(model, tables, config, checkpoint, dev, resume_from=resume,
+                 progress=make_progress(not quiet), log=log, jobs=jobs)
     click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
 
 
@@ -238,11 +288,22 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of the MRR per relation (first graph).")
+@click.option("--task", "task", type=click.Choice(TASK_CHOICES), default="link_prediction", show_default=True,
+              help="link_prediction on token tables; align / link on alignment or linking task artifacts.")
+@click.option("--predict-top-k", "predict_top_k", is_flag=True,
+              help="align / link: write the --top-k candidates of every query of --split to predictions.tsv.")
+@click.option("--no-routing", is_flag=True,
+              help="align / link: embed with the link-prediction route (one representation for every task).")
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
 def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, plot_file,
-           device, quiet) -> None:
-    """Evaluate a checkpoint on tokenized graphs, or predict answers (stage two)."""
+           task, predict_top_k, no_routing, device, quiet) -> None:
+    """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
+
+    With --task link_prediction (default): filtered ranking of head and tail
+    queries. With --task align / link: each graph-1 entity (or mention) of
+    --split ranks every entity of graph 2 (or of the knowledge base).
+    """
     import time
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
@@ -263,6 +324,12 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
                                    "(tofu pretrain recipes/pretrain.toml --ship makes one)")
     dev = _device(device)
     splits = [s for s in split.split(",") if s]
+    task = TASK_NAMES[task]
+    if task != "link_prediction":
+        _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev)
+        return
+    if predict_top_k or no_routing:
+        raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
     loaded = load_model(checkpoint, dev)
     check_codebooks(tables, loaded.codebook_id)
@@ -312,6 +379,46 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     atomic_write_csv(output / "metrics.csv", flat)
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
                + (f"; plot: {plot_file}" if plot_file else ""))
+
+
+def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev) -> None:
+    """``tofu reason --task align|link``: metrics per task artifact, optional top-k predictions."""
+    import time
+
+    from artifacts.atomic import atomic_write_csv, atomic_write_json
+    from reasoning_stage.reasoning import (artifact_task, evaluate_task, find_artifacts, load_model, predict_task,
+                                           read_artifacts, write_predictions)
+
+    tables, tasks = read_artifacts(find_artifacts(artifacts_))
+    wrong = [str(t.folder) for t in tables] + [str(a.folder) for a in tasks if artifact_task(a) != task]
+    if wrong:
+        raise click.UsageError(f"--task {task} needs {task} task artifacts (tofu tokenize on a task folder); "
+                               f"not: {', '.join(wrong)}")
+    loaded = load_model(checkpoint, dev)
+    output.mkdir(parents=True, exist_ok=True)
+    records = []
+    for artifact in tasks:
+        for split in splits:
+            start = time.perf_counter()
+            _, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing)
+            records.append({"graph": artifact.name, "split": split, "queries": int(metrics["queries"]),
+                            "mrr": metrics["mrr"], "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"],
+                            "hits@10": metrics["hits@10"], "tie_gap_mrr": metrics["tie_gap_mrr"],
+                            "task": task, "routing": not no_routing,
+                            "seconds": round(time.perf_counter() - start, 3)})
+            if predict_top_k:
+                rows = predict_task(loaded, artifact, split, top_k, dev)
+                if rows:
+                    path = output / f"predictions_{artifact.name}_{split}.tsv"
+                    write_predictions(rows, path)
+                    for row in rows[: min(len(rows), 2 * top_k)]:
+                        click.echo(f"{row['source']}\t#{row['rank']} {row['candidate']} "
+                                   f"({row['candidate_name']}) {row['score']:.3f}")
+                    click.echo(f"top {top_k} candidates per query: {path}")
+    click.echo(metrics_table(records))
+    atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "task": task, "records": records})
+    atomic_write_csv(output / "metrics.csv", records)
+    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
 
 
 def metrics_table(records) -> str:

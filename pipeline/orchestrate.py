@@ -30,7 +30,12 @@ class GraphFailure:
 
 
 def _is_graph(path: Path) -> bool:
+    """A KG folder, or an alignment / linking task folder (tokenized the same way)."""
+    from tokenizer_stage.tasks import detect_task_layout
+
     try:
+        if detect_task_layout(path) is not None:
+            return True
         detect_layout(path)
         return True
     except KGFormatError:
@@ -87,17 +92,21 @@ def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph
     return location, "fitted"
 
 
-def _tokenize_task(graph_dir: str, out_root: str, codebooks_dir: str, config: TokenizerConfig,
+def _tokenize_one(graph_dir: str, out_root: str, codebooks_dir: str, config: TokenizerConfig,
                    force: bool, threads: int, progress_enabled: bool) -> GraphSummary | GraphFailure:
-    """One graph on a Dask worker (or in-process); failures come back as values, not crashes."""
+    """One graph or task on a Dask worker (or in-process); failures come back as values, not crashes."""
     import torch
 
     from pipeline.progress import make_progress
 
+    from tokenizer_stage.tasks import detect_task_layout
+    from tokenizer_stage.tokenize_task import tokenize_task
+
     torch.set_num_threads(threads)
     try:
-        return tokenize_graph(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
-                              progress=make_progress(progress_enabled))
+        run = tokenize_task if detect_task_layout(Path(graph_dir)) is not None else tokenize_graph
+        return run(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
+                   progress=make_progress(progress_enabled))
     except (KGFormatError, ValueError, OSError, RuntimeError) as err:
         return GraphFailure(Path(graph_dir).name, str(err))
 
@@ -127,7 +136,7 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     if scheduler is None and workers <= 1:
         executor = "serial"
         for graph_dir in graph_dirs:
-            result = _tokenize_task(str(graph_dir), *args, threads, progress)
+            result = _tokenize_one(str(graph_dir), *args, threads, progress)
             results[str(graph_dir)] = result
             if on_result:
                 on_result(result)
@@ -157,7 +166,7 @@ def _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_res
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
-        futures = {client.submit(_tokenize_task, str(d), *args, threads, progress, pure=False): str(d)
+        futures = {client.submit(_tokenize_one, str(d), *args, threads, progress, pure=False): str(d)
                    for d in graph_dirs}
         results = {}
         for future in as_completed(futures):

@@ -196,3 +196,36 @@ class KnownTriples:
         for row, (a, b) in enumerate(zip(start.tolist(), end.tolist())):
             out[row, self.answers[a:b]] = True
         return out
+
+
+def whole_graph(tables: TokenTables) -> GraphTensors:
+    """Every entity of an artifact, with the union of all its triple sets as edges.
+
+    Alignment and linking see a graph as a whole (no held-out queries): the
+    structure each entity has anywhere in the graph is evidence.
+    """
+    names = tables.manifest["counts"]["triple_sets"]
+    parts = [tables.triple_set(name) for name in names]
+    triples = np.unique(np.concatenate(parts).reshape(-1, 3), axis=0) if parts else np.zeros((0, 3), np.int64)
+    n, r = tables.num_entities, tables.num_relations
+    edge_index, edge_type = with_inverses(triples, r)
+    entity_tokens = {}
+    for modality in MODALITIES:
+        owners, codes, counts = tables.tokens("entity", modality)
+        if len(owners):
+            entity_tokens[modality] = pad_tokens(n, owners, codes, counts)
+    relation_tokens = {}
+    owners, codes, counts = tables.tokens("relation", "text")
+    if len(owners):
+        relation_tokens["text"] = pad_tokens(r, owners, codes, counts)
+    return GraphTensors(tables.name, n, r, edge_index, edge_type, entity_tokens, relation_tokens,
+                        tables.codebook_id)
+
+
+def token_owners(name: str, count: int, tokens: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 codebook_id: str | None) -> GraphTensors:
+    """Owners of tokens without any graph (e.g. mentions) as an edgeless graph, so they take the
+    same embedding path as entities."""
+    entity_tokens = {m: pad_tokens(count, *rows) for m, rows in tokens.items() if len(rows[0])}
+    empty = torch.zeros((2, 0), dtype=torch.long)
+    return GraphTensors(name, count, 0, empty, torch.zeros(0, dtype=torch.long), entity_tokens, {}, codebook_id)

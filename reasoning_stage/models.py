@@ -7,6 +7,7 @@ alignment, linking) conditions the modality gate and the message gates.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import nn
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationGraphConv, edge_plan,
                                     relation_graph)
+from reasoning_stage.routing import GatedMixtureOfExperts, Route, TaskRouter
 
 TASKS = ("link_prediction", "alignment", "linking")
 MODALITIES = ("structure", "text", "image")
@@ -32,6 +34,8 @@ class ModelConfig:
     codebook_sizes: dict[str, int] = field(default_factory=dict)   # entity-token vocabulary per modality
     relation_text_codebook_size: int = 0
     num_tasks: int = len(TASKS)
+    num_experts: int = 4
+    expert_top_k: int = 2
 
     def __post_init__(self) -> None:
         self.messages = tuple(self.messages)
@@ -91,36 +95,48 @@ class TokenPooling(nn.Module):
 
 
 class HierarchicalFusion(nn.Module):
-    """Per-modality pooled vectors -> one entity vector through a task-aware modality gate."""
+    """Per-modality pooled vectors -> one entity vector, weighed per entity and per task.
 
-    def __init__(self, modalities: tuple[str, ...], sizes: dict[str, int], dim: int, num_tasks: int):
+    A modality's weight for an entity is ``softmax_m(score(v_m) + route.modality_bias[m])``
+    over the modalities the entity has: its content decides, the task's route tilts.
+    """
+
+    def __init__(self, modalities: tuple[str, ...], sizes: dict[str, int], dim: int):
         super().__init__()
         self.modalities = modalities
+        self.dim = dim
         self.pool = nn.ModuleDict({m: TokenPooling(sizes[m], dim) for m in modalities})
-        self.task_embedding = nn.Embedding(num_tasks, dim)
-        self.gate = nn.Linear(2 * dim, 1)
+        self.score = nn.Linear(dim, 1)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, tokens: dict[str, TokenTensor], num_owners: int, task: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features [n, dim], modality weights [n, M])``."""
-        device = self.task_embedding.weight.device
-        task_vec = self.task_embedding(torch.tensor(task, device=device))
+    def forward(self, tokens: dict[str, TokenTensor], num_owners: int, route: Route) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features [n, dim], modality weights [n, M])``; rows without any token are zero."""
+        device = route.task_vector.device
         pooled, logits = [], []
-        for modality in self.modalities:
+        for i, modality in enumerate(self.modalities):
             if modality in tokens:
                 vec, present = self.pool[modality](tokens[modality])
             else:  # the graph has no tokens of this modality: a missing modality, not an error
-                vec = torch.zeros(num_owners, task_vec.numel(), device=device)
+                vec = torch.zeros(num_owners, self.dim, device=device)
                 present = torch.zeros(num_owners, dtype=torch.bool, device=device)
             pooled.append(vec)
-            logit = self.gate(torch.cat([vec, task_vec.expand_as(vec)], dim=-1)).squeeze(-1)
+            logit = self.score(vec).squeeze(-1) + route.modality_bias[i]
             logits.append(logit.masked_fill(~present, float("-inf")))
         logits = torch.stack(logits, dim=1)
         any_present = torch.isfinite(logits).any(dim=1, keepdim=True)
         weights = torch.softmax(logits.masked_fill(~any_present, 0.0), dim=1) * any_present
         weights = torch.nan_to_num(weights)
         fused = (weights.unsqueeze(-1) * torch.stack(pooled, dim=1)).sum(dim=1)
-        return self.out(fused), weights
+        return self.out(fused) * any_present, weights
+
+
+@dataclass
+class EntityFeatures:
+    """Task-conditioned content features of a graph's entities (router -> fusion -> experts)."""
+    values: torch.Tensor             # [n, dim]
+    modality_weights: torch.Tensor   # [n, M]
+    expert_weights: torch.Tensor     # [n, E]
+    balance_loss: torch.Tensor       # scalar
 
 
 class TofuModel(nn.Module):
@@ -146,16 +162,24 @@ class TofuModel(nn.Module):
         self.task_embedding = nn.Embedding(config.num_tasks, d)
         self.message_gates = nn.Linear(2 * d, config.entity_layers * len(config.messages))
         if config.modalities:
-            self.fusion = HierarchicalFusion(config.modalities, config.codebook_sizes, d, config.num_tasks)
+            self.router = TaskRouter(config.num_tasks, d, len(config.modalities), config.num_experts)
+            self.fusion = HierarchicalFusion(config.modalities, config.codebook_sizes, d)
+            self.experts = GatedMixtureOfExperts(d, config.num_experts, config.expert_top_k)
             self.feature_gate = nn.Linear(d, d)
         else:
-            self.fusion = None
+            self.router = self.fusion = self.experts = None
         if config.relation_text_codebook_size:
             self.relation_text = TokenPooling(config.relation_text_codebook_size, d)
             self.inverse_marker = nn.Parameter(torch.zeros(d))
         else:
             self.relation_text = None
         self.score = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, 1))
+        # Entity embeddings for alignment and linking: graph-own message passing + content features.
+        self.node_init = nn.Parameter(torch.zeros(d))
+        self.embedding_head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d))
+        self.match_log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        # Per task and modality: how much shared tokens count (softplus; starts at 1).
+        self.overlap_weight = nn.Parameter(torch.full((config.num_tasks, len(MODALITIES)), math.log(math.e - 1)))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -188,11 +212,14 @@ class TofuModel(nn.Module):
             x = layer(x, rel_graph, boundary)
         return x
 
-    def entity_features(self, graph: GraphTensors, task: int) -> torch.Tensor | None:
+    def entity_features(self, graph: GraphTensors, task: int) -> EntityFeatures | None:
+        """Router -> hierarchical fusion -> gated experts; ``None`` for a structure-only model."""
         if self.fusion is None:
             return None
-        features, _ = self.fusion(graph.entity_tokens, graph.num_entities, task)
-        return features
+        route = self.router(task)
+        fused, modality_weights = self.fusion(graph.entity_tokens, graph.num_entities, route)
+        refined = self.experts(fused, route.expert_bias)
+        return EntityFeatures(refined.values, modality_weights, refined.weights, refined.balance_loss)
 
     def gates(self, query: torch.Tensor, task: int) -> torch.Tensor:
         """Message-function gates per layer: ``[layers, B, M]`` (softmax over functions)."""
@@ -204,7 +231,7 @@ class TofuModel(nn.Module):
     # ---------------------------------------------------------------- forward
 
     def forward(self, graph: GraphTensors, queries: torch.Tensor, task: int = 0,
-                rel_graph: EdgePlan | None = None, features: torch.Tensor | None = None,
+                rel_graph: EdgePlan | None = None, features: EntityFeatures | None = None,
                 plan: EdgePlan | None = None) -> torch.Tensor:
         """Scores of every entity for each query. ``rel_graph``, ``features`` and ``plan`` are
         per-graph precomputations that callers scoring many batches pass in once."""
@@ -224,7 +251,7 @@ class TofuModel(nn.Module):
             if features is None:
                 features = self.entity_features(graph, task)
             # Entity content enters every node's state, gated by what the query asks about.
-            boundary = boundary + features.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
+            boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
         gates = self.gates(query, task)
         x = boundary
         for layer, layer_gates in zip(self.entity_layers, gates):
@@ -237,3 +264,59 @@ class TofuModel(nn.Module):
         d = x.shape[-1]
         hidden = x @ first.weight[:, :d].T + (query @ first.weight[:, d:].T + first.bias).unsqueeze(0)
         return rest(hidden).squeeze(-1).T                                          # [B, V]
+
+    # ------------------------------------------------- alignment and linking
+
+    def embed_entities(self, graph: GraphTensors, task: int, features: EntityFeatures | None = None,
+                       rel_graph: EdgePlan | None = None, plan: EdgePlan | None = None) -> torch.Tensor:
+        """One task-conditioned vector per entity, ``[N, dim]``, from the graph's own message passing.
+
+        No query: every relation id is asked at once in the relation graph, the
+        query vector is the mean relation vector, and each node starts from its
+        content features. A graph without edges (a linking knowledge base, a set
+        of mentions) gets embeddings from content alone through the same path.
+        """
+        device = self.node_init.device
+        if features is None:
+            features = self.entity_features(graph, task)
+        num_ids = 2 * graph.num_relations
+        if num_ids and graph.num_edges:
+            if rel_graph is None:
+                rel_graph = relation_graph(graph.edge_index, graph.edge_type, num_ids, graph.num_entities)
+            if plan is None:
+                plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, num_ids)
+            boundary = torch.ones(num_ids, 1, self.config.dim, device=device)
+            if self.relation_text is not None and "text" in graph.relation_tokens:
+                text, present = self.relation_text(graph.relation_tokens["text"])
+                boundary = boundary + torch.cat([text, text + self.inverse_marker * present.unsqueeze(-1)]).unsqueeze(1)
+            rel = boundary
+            for layer in self.relation_layers:
+                rel = layer(rel, rel_graph, boundary)
+            query = rel.mean(dim=0)                                                   # [1, d]
+        else:
+            rel, query = None, torch.zeros(1, self.config.dim, device=device)
+        content = features.values if features is not None else torch.zeros(graph.num_entities, self.config.dim,
+                                                                             device=device)
+        x = (self.node_init + content * torch.sigmoid(self.feature_gate(query)) if features is not None
+             else self.node_init.expand_as(content)).unsqueeze(1)                     # [N, 1, d]
+        if rel is not None:
+            boundary = x
+            for layer, layer_gates in zip(self.entity_layers, self.gates(query, task)):
+                x = layer(x, plan, rel, layer_gates, boundary)
+        return self.embedding_head(torch.cat([x[:, 0], content], dim=-1))
+
+    def match_scores(self, z_a: torch.Tensor, z_b: torch.Tensor, bags_a: dict[str, torch.Tensor],
+                     bags_b: dict[str, torch.Tensor], task: int) -> torch.Tensor:
+        """``[A, B]`` scores of every pair: scaled cosine of embeddings plus weighted token overlap.
+
+        ``bags_*`` are L2-normalised token-count vectors per modality (see
+        :func:`reasoning_stage.matching.token_bags`); codes of the shared frozen
+        codebooks mean the same thing in both, so their cosine is an id-free overlap.
+        """
+        scores = self.match_log_scale.exp() * (nn.functional.normalize(z_a, dim=-1)
+                                               @ nn.functional.normalize(z_b, dim=-1).T)
+        weights = nn.functional.softplus(self.overlap_weight[task])
+        for i, modality in enumerate(MODALITIES):
+            if modality in self.config.modalities and modality in bags_a and modality in bags_b:
+                scores = scores + weights[i] * (bags_a[modality] @ bags_b[modality].T)
+        return scores

@@ -9,6 +9,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from artifacts.checkpoint import load_checkpoint
+from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArtifact, read_alignment_artifact,
+                                   read_linking_artifact, task_kind)
 from artifacts.token_tables import TokenTables
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import graph_tensors
@@ -38,19 +40,106 @@ def load_model(folder: Path, device: torch.device) -> LoadedModel:
 
 
 def find_artifacts(paths: Sequence[Path]) -> list[Path]:
-    """Token-table folders named directly or found one level inside an artifact root."""
+    """Token-table and task folders named directly or found one level inside an artifact root."""
     found = []
     for path in map(Path, paths):
         if (path / "manifest.json").is_file():
             found.append(path)
             continue
-        inner = sorted(p for p in path.iterdir() if p.is_dir() and (p / "entities.parquet").is_file()) \
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and ((p / "entities.parquet").is_file()
+                                                                    or task_kind(p) is not None)) \
             if path.is_dir() else []
         if not inner:
             raise FileNotFoundError(f"{path}: neither a token-table folder nor a root holding them "
                                     "(run tofu tokenize first)")
         found.extend(inner)
     return found
+
+
+TaskArtifact = AlignmentArtifact | LinkingArtifact
+
+
+def read_artifacts(paths: Sequence[Path]) -> tuple[list[TokenTables], list[TaskArtifact]]:
+    """Split artifact folders into token tables (link prediction) and alignment / linking tasks."""
+    from artifacts.token_tables import read_token_tables
+
+    tables, tasks = [], []
+    for path in paths:
+        kind = task_kind(path)
+        if kind is None:
+            tables.append(read_token_tables(path))
+        else:
+            tasks.append(read_alignment_artifact(path) if kind == ALIGNMENT_KIND else read_linking_artifact(path))
+    return tables, tasks
+
+
+def artifact_task(artifact: TaskArtifact) -> str:
+    return "alignment" if isinstance(artifact, AlignmentArtifact) else "linking"
+
+
+def task_tables_of(artifact: TaskArtifact) -> TokenTables:
+    """A token-table folder of a task (for the codebook sizes a new model reads)."""
+    return artifact.graphs[0] if isinstance(artifact, AlignmentArtifact) else artifact.kb
+
+
+def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,
+                  routing: bool = True) -> tuple[Ranks, dict[str, float]]:
+    """Hits@k and MRR of an alignment (graph 1 -> every graph-2 entity) or linking (mention -> every
+    KB entity) split; ``routing=False`` embeds with the link-prediction route for every task."""
+    from reasoning_stage import matching
+
+    check_codebooks([artifact], loaded.codebook_id)
+    pairs = task_pairs(artifact, split)
+    source, target = (matching.alignment_sides if isinstance(artifact, AlignmentArtifact)
+                      else matching.linking_sides)(artifact, loaded.model, device)
+    task = matching.ALIGNMENT if isinstance(artifact, AlignmentArtifact) else matching.LINKING
+    ranks = matching.rank_matches(loaded.model, source, target, pairs, task, route_task=None if routing else 0)
+    return ranks, ranks.metrics()
+
+
+def task_pairs(artifact: TaskArtifact, split: str) -> "np.ndarray":
+    """``[n, 2]`` (source, gold target) of a split: alignment links, or labelled mentions."""
+    import numpy as np
+
+    if isinstance(artifact, AlignmentArtifact):
+        if split not in artifact.links:
+            raise PredictionInputError(f"{artifact.folder}: no links of split {split!r} "
+                                       f"(has {', '.join(sorted(artifact.links))})")
+        return artifact.links[split]
+    try:
+        index, gold = artifact.split(split)
+    except KeyError as err:
+        raise PredictionInputError(str(err).strip('"')) from None
+    return np.stack([index[gold >= 0], gold[gold >= 0]], 1)
+
+
+def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
+                 device: torch.device) -> list[dict[str, Any]]:
+    """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions."""
+    import numpy as np
+
+    from reasoning_stage import matching
+
+    check_codebooks([artifact], loaded.codebook_id)
+    if isinstance(artifact, AlignmentArtifact):
+        source, target = matching.alignment_sides(artifact, loaded.model, device)
+        rows = task_pairs(artifact, split)[:, 0]
+        source_labels = artifact.graphs[0].tables["entities"]["label"].to_pylist()
+        target_table, task = artifact.graphs[1].tables["entities"], matching.ALIGNMENT
+    else:
+        source, target = matching.linking_sides(artifact, loaded.model, device)
+        rows = artifact.split(split)[0]
+        texts = artifact.mentions["text"].to_pylist()
+        source_labels = [f"{i}:{t}" for i, t in zip(artifact.mentions["mention_id"].to_pylist(), texts)]
+        target_table, task = artifact.kb.tables["entities"], matching.LINKING
+    labels, names = target_table["label"].to_pylist(), target_table["name"].to_pylist()
+    index, scores = matching.top_matches(loaded.model, source, target, np.asarray(rows), task, top_k)
+    out = []
+    for row, candidates, values in zip(np.asarray(rows).tolist(), index.tolist(), scores.tolist()):
+        for rank, (candidate, value) in enumerate(zip(candidates, values), 1):
+            out.append({"source": source_labels[row], "rank": rank, "candidate": labels[candidate],
+                        "candidate_name": names[candidate] or "", "score": round(value, 6)})
+    return out
 
 
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,

@@ -25,11 +25,15 @@ from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan, relation_graph
-from reasoning_stage.models import ModelConfig, TofuModel
+from reasoning_stage.models import TASKS, ModelConfig, TofuModel
 
 
 class CodebookMismatch(ValueError):
     """A graph was tokenized with other codebooks than the model reads."""
+
+
+class TrainingInputError(ValueError):
+    """A task artifact cannot be trained on (e.g. it has no training pairs)."""
 
 
 @dataclass
@@ -41,11 +45,15 @@ class TrainConfig:
     learning_rate: float = 5e-4
     weight_decay: float = 0.0
     adversarial_temperature: float = 1.0
+    balance_weight: float = 0.01          # weight of the experts' load-balance term
     eval_every: int = 200
     eval_triples: int = 100
     seed: int = 0
     train_split: str = "train"
     valid_split: str = "valid"
+    # Share of steps per task when several are trained together (normalised over the tasks present).
+    task_weights: dict[str, float] | None = None
+    match_batch_size: int = 64
 
 
 @dataclass
@@ -74,12 +82,60 @@ def model_config_for(tables: TokenTables, base: ModelConfig) -> ModelConfig:
     return ModelConfig.from_json(data)
 
 
-def check_codebooks(tables: Sequence[TokenTables], codebook_id: str | None) -> None:
+def check_codebooks(tables: Sequence[Any], codebook_id: str | None) -> None:
+    """Refuse token tables (or task artifacts) made with other codebooks than ``codebook_id``."""
     for t in tables:
         if codebook_id is not None and t.codebook_id != codebook_id:
             raise CodebookMismatch(
                 f"{t.folder}: tokenized with codebooks {t.codebook_id}, but the model reads codebooks "
                 f"{codebook_id}; re-tokenize it with those codebooks (tofu tokenize --codebooks PATH)")
+
+
+@dataclass
+class MatchingJob:
+    """An alignment or linking task made ready for training: both sides and the gold pairs."""
+    name: str
+    task: int
+    source: Any                 # reasoning_stage.matching.Side
+    target: Any
+    train_pairs: torch.Tensor   # [n, 2]
+    valid_pairs: np.ndarray     # [m, 2] held out for the log's validation MRR
+    symmetric: bool
+    folder: Path
+    codebook_id: str | None
+
+
+def matching_job(artifact: Any, model: TofuModel, device: torch.device, seed: int = 0,
+                 valid_share: float = 0.1) -> MatchingJob:
+    """Train pairs of an alignment or linking artifact; validation is its ``valid`` split, else a seeded
+    ``valid_share`` of train held out (never the test split)."""
+    from artifacts.task_tables import AlignmentArtifact
+    from reasoning_stage import matching
+
+    if isinstance(artifact, AlignmentArtifact):
+        source, target = matching.alignment_sides(artifact, model, device)
+        train_pairs = artifact.links.get("train", np.zeros((0, 2), np.int64))
+        valid = artifact.links.get("valid")
+        task, symmetric = matching.ALIGNMENT, True
+    else:
+        source, target = matching.linking_sides(artifact, model, device)
+        index, gold = artifact.split("train") if "train" in artifact.manifest["counts"]["mentions"] else \
+            (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        keep = gold >= 0
+        train_pairs = np.stack([index[keep], gold[keep]], 1)
+        valid = None
+        if "valid" in artifact.manifest["counts"]["mentions"]:
+            v_index, v_gold = artifact.split("valid")
+            valid = np.stack([v_index[v_gold >= 0], v_gold[v_gold >= 0]], 1)
+        task, symmetric = matching.LINKING, False
+    if len(train_pairs) == 0:
+        raise TrainingInputError(f"{artifact.folder}: no training pairs (a 'train' split of links or labelled mentions)")
+    if valid is None:
+        order = np.random.default_rng(seed).permutation(len(train_pairs))
+        held = max(1, int(valid_share * len(train_pairs)))
+        valid, train_pairs = train_pairs[order[:held]], train_pairs[order[held:]]
+    return MatchingJob(artifact.name, task, source, target, torch.as_tensor(train_pairs, device=device), valid,
+                       symmetric, artifact.folder, artifact.codebook_id)
 
 
 def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGraph:
@@ -102,7 +158,8 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
     relations = torch.where(flip, batch[:, 1] + num_rel, batch[:, 1])
     targets = torch.where(flip, batch[:, 0], batch[:, 2])
     queries = torch.stack([heads, relations], dim=1)
-    scores = model(graph, queries, task=task, rel_graph=prepared.rel_graph)
+    features = model.entity_features(graph, task)
+    scores = model(graph, queries, task=task, rel_graph=prepared.rel_graph, features=features)
     negatives = torch.randint(0, graph.num_entities, (len(batch), config.negatives), generator=generator)
     negatives = negatives.to(batch.device)
     true_mask = prepared.known.mask(heads, relations).to(batch.device)
@@ -112,8 +169,10 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
     with torch.no_grad():
         weights = torch.softmax((negative * config.adversarial_temperature).masked_fill(~valid, -1e9), dim=1)
         weights = weights * valid
-    loss = -F.logsigmoid(positive) - (weights * F.logsigmoid(-negative)).sum(dim=1)
-    return loss.mean()
+    loss = (-F.logsigmoid(positive) - (weights * F.logsigmoid(-negative)).sum(dim=1)).mean()
+    if features is not None:
+        loss = loss + config.balance_weight * features.balance_loss
+    return loss
 
 
 def evaluate_mrr(model: TofuModel, tables: TokenTables, split: str, max_triples: int | None,
@@ -124,16 +183,31 @@ def evaluate_mrr(model: TofuModel, tables: TokenTables, split: str, max_triples:
 
 def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, checkpoint: Path,
           device: torch.device, resume_from: Path | None = None, progress: Callable | None = None,
-          log: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` on ``graphs``; save the checkpoint at every evaluation and at the end."""
-    codebook_id = graphs[0].codebook_id
-    check_codebooks(graphs, codebook_id)
+          log: Callable[[dict[str, Any]], None] | None = None, jobs: Sequence[MatchingJob] = (),
+          init_from: Path | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on link prediction over ``graphs`` and on the alignment / linking ``jobs``.
+
+    Each step is one batch of one task: the task is drawn by ``config.task_weights``,
+    then a graph by its number of training triples (link prediction) or a job
+    uniformly. ``init_from`` starts from a checkpoint's weights (a fresh run);
+    ``resume_from`` also restores the optimizer and the step. The checkpoint is
+    saved at every evaluation and at the end.
+    """
+    from reasoning_stage.matching import matching_loss, rank_matches
+
+    if not graphs and not jobs:
+        raise ValueError("nothing to train on: give token tables or alignment / linking tasks")
+    codebook_id = graphs[0].codebook_id if graphs else jobs[0].codebook_id
+    check_codebooks(list(graphs) + list(jobs), codebook_id)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     step, history = 0, []
+    if init_from is not None:
+        _, state, _ = load_checkpoint(init_from)
+        model.load_state_dict(state, strict=True)
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
         model.load_state_dict(state, strict=True)
@@ -143,9 +217,11 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         history = list(manifest["training"].get("history", []))
     prepared = [prepare(t, config.train_split, device) for t in graphs]
     sizes = np.array([len(p.train_triples) for p in prepared], dtype=np.float64)
-    if sizes.sum() == 0:
+    if graphs and sizes.sum() == 0:
         raise ValueError("no training triples in the given graphs")
-    probabilities = sizes / sizes.sum()
+    kinds = (["link_prediction"] if prepared else []) + sorted({TASKS[j.task] for j in jobs})
+    weights = np.array([(config.task_weights or {}).get(k, 1.0) for k in kinds], dtype=np.float64)
+    kind_probabilities = weights / weights.sum()
     bar = progress(total=config.max_steps, initial=step, desc="training", unit="step") if progress else None
     losses: list[float] = []
     started = time.perf_counter()
@@ -153,7 +229,8 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     def save(final: bool) -> None:
         save_checkpoint(checkpoint, model.state_dict(), model.config.to_json(), codebook_id, {
             "step": step, "history": history, "config": asdict(config), "final": final,
-            "graphs": [p.name for p in prepared], "code_version": CODE_VERSION,
+            "graphs": [p.name for p in prepared], "tasks": [{"name": j.name, "task": TASKS[j.task]} for j in jobs],
+            "code_version": CODE_VERSION,
         }, optimizer.state_dict())
 
     def out_of_time() -> bool:
@@ -161,10 +238,19 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
 
     while step < config.max_steps and not out_of_time():
         model.train()
-        choice = prepared[int(rng.choice(len(prepared), p=probabilities))]
-        picks = torch.as_tensor(rng.choice(len(choice.train_triples), min(config.batch_size, len(choice.train_triples)),
-                                           replace=False))
-        loss = training_step(model, choice, choice.train_triples[picks], config, generator)
+        kind = kinds[int(rng.choice(len(kinds), p=kind_probabilities))]
+        if kind == "link_prediction":
+            choice = prepared[int(rng.choice(len(prepared), p=sizes / sizes.sum()))]
+            picks = torch.as_tensor(rng.choice(len(choice.train_triples),
+                                               min(config.batch_size, len(choice.train_triples)), replace=False))
+            loss = training_step(model, choice, choice.train_triples[picks], config, generator)
+        else:
+            job = [j for j in jobs if TASKS[j.task] == kind][int(rng.integers(sum(TASKS[j.task] == kind
+                                                                                 for j in jobs)))]
+            picks = torch.as_tensor(rng.choice(len(job.train_pairs), min(config.match_batch_size,
+                                                                         len(job.train_pairs)), replace=False))
+            loss = matching_loss(model, job.source, job.target, job.train_pairs[picks.to(job.train_pairs.device)],
+                                 job.task, config.balance_weight, job.symmetric)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -181,6 +267,10 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
                 if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
                     record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
                         model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
+            for j in jobs:
+                sample = j.valid_pairs[:config.eval_triples]
+                ranks = rank_matches(model, j.source, j.target, sample, j.task)
+                record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)
             history.append(record)
             if log:
                 log(record)

@@ -225,7 +225,45 @@ def _owner_texts(labels: list[str], texts: dict[str, Text]) -> dict[int, str]:
     return result
 
 
+def text_tokens(texts: dict[int, str], codebooks: CodebookSet, config: TokenizerConfig,
+                progress: ProgressFactory, desc: str, timer: list[float]) -> dict[int, list[tuple[int, int]]]:
+    """Owner -> its top ``tokens_per_entity`` text codes with counts (entities, relations, mentions alike)."""
+    assigner = CodeAssigner(codebooks["text"].centroids)
+    result: dict[int, list[tuple[int, int]]] = {}
+    for owners, feats in _encode_texts(texts, config.text_encoder, progress, desc, timer):
+        lengths = [len(f) for f in feats]
+        codes = assigner.assign(np.concatenate(feats)) if sum(lengths) else np.zeros(0, np.int64)
+        for owner, chunk in zip(owners, np.split(codes, np.cumsum(lengths)[:-1])):
+            if len(chunk):
+                result[owner] = top_codes(chunk, config.tokens_per_entity)
+    return result
+
+
+def image_tokens(images: dict[int, list[Path]], codebooks: CodebookSet, config: TokenizerConfig,
+                 progress: ProgressFactory, desc: str, timer: list[float], used: np.ndarray,
+                 failed: dict[int, int]) -> dict[int, list[tuple[int, int]]]:
+    """Owner -> top image codes counted over all of its readable images; fills ``used`` and ``failed``."""
+    assigner = CodeAssigner(codebooks["image"].centroids)
+    counts: dict[int, list[np.ndarray]] = defaultdict(list)
+    for owners, feats in _encode_images(images, config.image_encoder, progress, desc, timer, failed):
+        codes = assigner.assign(np.concatenate(feats))
+        for owner, chunk in zip(owners, np.split(codes, len(owners))):
+            counts[owner].append(chunk)
+            used[owner] += 1
+    return {o: top_codes(np.concatenate(c), config.tokens_per_entity) for o, c in counts.items()}
+
+
 # --------------------------------------------------------------------------- codebook fitting
+
+
+def graphs_in(path: Path) -> list[KnowledgeGraph]:
+    """The graphs of a KG folder (one) or of a task folder (an alignment's two, a linking task's KB)."""
+    from tokenizer_stage.tasks import AlignmentTask, detect_task_layout, read_task
+
+    if detect_task_layout(path) is None:
+        return [read_kg(path)]
+    task = read_task(path)
+    return list(task.graphs) if isinstance(task, AlignmentTask) else [task.kb]
 
 
 def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
@@ -236,8 +274,7 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
                for i, m in enumerate(("structure", "text", "image"))}
     graphs_used: dict[str, list[str]] = defaultdict(list)
     timer = [0.0]
-    for graph_dir in graph_dirs:
-        kg = read_kg(graph_dir)
+    for kg in (kg for graph_dir in graph_dirs for kg in graphs_in(graph_dir)):
         indexed = index_graph(kg)
         samples["structure"].add(structure.structural_features(len(kg.entities), indexed.structure_graph))
         graphs_used["structure"].append(kg.name)
@@ -347,10 +384,20 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
                    force: bool = False, progress: ProgressFactory = _no_progress,
                    name: str | None = None) -> GraphSummary:
     """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
-    started = time.perf_counter()
     kg = read_kg(graph_dir, name=name)
+    return tokenize_kg(kg, Path(out_root) / kg.name, codebooks_dir, config, force, progress)
+
+
+def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: TokenizerConfig,
+                force: bool = False, progress: ProgressFactory = _no_progress) -> GraphSummary:
+    """Tokenize an in-memory graph into ``folder`` (the token-table contract) unless it is up to date.
+
+    A graph without triples (a linking knowledge base) is allowed: its
+    entities get text and image tokens and an isolated-node structure code.
+    """
+    started = time.perf_counter()
     codebooks = CodebookSet.load(codebooks_dir)
-    folder = Path(out_root) / kg.name
+    folder = Path(folder)
     source_digest = files_digest(kg.source_files)  # read every source once: fingerprint and manifest
     fingerprint = source_fingerprint(kg, config, codebooks, source_digest)
     if not force and token_tables.is_complete(folder):
@@ -385,35 +432,19 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
 
     # Text: entities and relations share the text codebook (mentions will too).
     if config.use_text and "text" in codebooks:
-        assigner = CodeAssigner(codebooks["text"].centroids)
         for owner_kind, labels, texts, target in (
                 ("entity", kg.entities, kg.entity_text, entity_tokens),
                 ("relation", kg.relations, kg.relation_text, relation_tokens)):
-            owner_texts = _owner_texts(labels, texts)
-            result: dict[int, list[tuple[int, int]]] = {}
-            for owners, feats in _encode_texts(owner_texts, config.text_encoder, progress,
-                                               f"{kg.name}: {owner_kind} text", timer):
-                lengths = [len(f) for f in feats]
-                codes = assigner.assign(np.concatenate(feats)) if sum(lengths) else np.zeros(0, np.int64)
-                for owner, chunk in zip(owners, np.split(codes, np.cumsum(lengths)[:-1])):
-                    if len(chunk):
-                        result[owner] = top_codes(chunk, k)
-            target["text"] = result
+            target["text"] = text_tokens(_owner_texts(labels, texts), codebooks, config, progress,
+                                         f"{kg.name}: {owner_kind} text", timer)
 
     # Images: patch features -> codes, counted over all of an entity's images.
     images_used = np.zeros(n_ent, dtype=np.int64)
     failed: dict[int, int] = defaultdict(int)
     if config.use_images and kg.images and "image" in codebooks:
-        assigner = CodeAssigner(codebooks["image"].centroids)
         by_owner = {indexed.entity_index[e]: paths for e, paths in kg.images.items()}
-        counts: dict[int, list[np.ndarray]] = defaultdict(list)
-        for owners, feats in _encode_images(by_owner, config.image_encoder, progress,
-                                            f"{kg.name}: images", timer, failed):
-            codes = assigner.assign(np.concatenate(feats))
-            for owner, chunk in zip(owners, np.split(codes, len(owners))):
-                counts[owner].append(chunk)
-                images_used[owner] += 1
-        entity_tokens["image"] = {o: top_codes(np.concatenate(c), k) for o, c in counts.items()}
+        entity_tokens["image"] = image_tokens(by_owner, codebooks, config, progress, f"{kg.name}: images",
+                                              timer, images_used, failed)
         if sum(failed.values()):
             notes.append(f"{kg.name}: {sum(failed.values())} unreadable image(s) skipped")
 

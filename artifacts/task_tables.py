@@ -1,0 +1,177 @@
+"""Task artifacts: entity alignment (two graphs + gold links) and entity linking (a KB + mentions).
+
+One folder per task (``ROOT/<task>/``), built in a staging folder and
+swapped in whole::
+
+    alignment (kind "tofu.alignment_task")
+        graph1/, graph2/          token tables of each graph (artifacts.token_tables)
+        links.parquet             split, entity1 int32, entity2 int32  (ids of graph1 / graph2)
+    linking (kind "tofu.linking_task")
+        kb/                       token tables of the knowledge base (may hold no triples)
+        mentions.parquet          mention_index int32, mention_id, split, text, context,
+                                  entity int32 (KB entity id; -1 = unlabelled)
+        mention_tokens.parquet    mention_index int32, modality, rank int8, code int32, count int32
+    manifest.json                 written last; names the codebook id every part was made with
+
+Mentions are quantized with the same frozen codebooks as the KB's entity
+texts, so a mention's codes and an entity's codes are directly comparable.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from artifacts.atomic import staging_directory
+from artifacts.errors import ArtifactError, UnsupportedFormatError
+from artifacts.manifest import read_manifest, write_manifest
+from artifacts.token_tables import METADATA_KEY, TokenTables, read_token_tables
+
+ALIGNMENT_KIND = "tofu.alignment_task"
+LINKING_KIND = "tofu.linking_task"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+GRAPH_FOLDERS = {ALIGNMENT_KIND: ("graph1", "graph2"), LINKING_KIND: ("kb",)}
+
+_str = pa.string()
+SCHEMAS: dict[str, pa.Schema] = {
+    "links": pa.schema([("split", _str), ("entity1", pa.int32()), ("entity2", pa.int32())]),
+    "mentions": pa.schema([("mention_index", pa.int32()), ("mention_id", _str), ("split", _str), ("text", _str),
+                           ("context", _str), ("entity", pa.int32())]),
+    "mention_tokens": pa.schema([("mention_index", pa.int32()), ("modality", _str), ("rank", pa.int8()),
+                                 ("code", pa.int32()), ("count", pa.int32())]),
+}
+TABLES = {ALIGNMENT_KIND: ("links",), LINKING_KIND: ("mentions", "mention_tokens")}
+
+
+def write_task(folder: Path, kind: str, write_graphs: Callable[[Path], None], columns: dict[str, dict[str, Any]],
+               manifest_body: dict[str, Any]) -> dict[str, Any]:
+    """Write a task folder atomically: ``write_graphs(staging)`` fills the graph folders, then the tables.
+
+    The manifest lists the task's own tables; each graph folder carries its own manifest.
+    """
+    if kind not in TABLES:
+        raise ValueError(f"unknown task kind {kind!r}")
+    missing = set(TABLES[kind]) - set(columns)
+    if missing:
+        raise ValueError(f"missing tables: {sorted(missing)}")
+    codebook_id = manifest_body.get("codebook_id")
+    with staging_directory(Path(folder)) as staging:
+        write_graphs(staging)
+        for sub in GRAPH_FOLDERS[kind]:
+            if not (staging / sub / "manifest.json").is_file():
+                raise ValueError(f"write_graphs left no complete {sub}/ token tables")
+        files = []
+        for name in TABLES[kind]:
+            table = pa.table(columns[name], schema=SCHEMAS[name])
+            info = {"table": name, "format_version": FORMAT_VERSION, "task_kind": kind, "codebooks": codebook_id}
+            table = table.replace_schema_metadata({METADATA_KEY: json.dumps(info, sort_keys=True).encode()})
+            pq.write_table(table, staging / f"{name}.parquet", compression="zstd", write_statistics=False)
+            files.append(f"{name}.parquet")
+        return write_manifest(staging, kind, FORMAT_VERSION, manifest_body, files)
+
+
+def task_kind(folder: Path) -> str | None:
+    """The kind of a complete task folder, or ``None`` when ``folder`` is not a task artifact."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return kind if kind in TABLES else None
+
+
+@dataclass
+class AlignmentArtifact:
+    folder: Path
+    manifest: dict[str, Any]
+    graphs: tuple[TokenTables, TokenTables]
+    links: dict[str, np.ndarray]          # split -> [n, 2] (entity id in graph1, entity id in graph2)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["task"]["name"]
+
+    @property
+    def codebook_id(self) -> str | None:
+        return self.manifest.get("codebook_id")
+
+
+@dataclass
+class LinkingArtifact:
+    folder: Path
+    manifest: dict[str, Any]
+    kb: TokenTables
+    mentions: pa.Table
+    mention_tokens: pa.Table
+
+    @property
+    def name(self) -> str:
+        return self.manifest["task"]["name"]
+
+    @property
+    def codebook_id(self) -> str | None:
+        return self.manifest.get("codebook_id")
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(mention indices, gold KB entity ids (-1 = none))`` of one split."""
+        part = self.mentions.filter(pa.compute.equal(self.mentions["split"], split))
+        if part.num_rows == 0 and split not in self.manifest["counts"]["mentions"]:
+            raise KeyError(f"{self.folder}: no mention split {split!r} "
+                           f"(has {', '.join(sorted(self.manifest['counts']['mentions']))})")
+        return (part["mention_index"].to_numpy().astype(np.int64), part["entity"].to_numpy().astype(np.int64))
+
+    def tokens(self, modality: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mention indices, codes, counts)`` of one modality."""
+        part = self.mention_tokens.filter(pa.compute.equal(self.mention_tokens["modality"], modality))
+        return (part["mention_index"].to_numpy().astype(np.int64), part["code"].to_numpy().astype(np.int64),
+                part["count"].to_numpy().astype(np.int64))
+
+
+def _read_table(folder: Path, name: str) -> pa.Table:
+    path = folder / f"{name}.parquet"
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ArtifactError(f"{path}: unreadable Parquet: {err}") from err
+    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    if meta.get("format_version") not in SUPPORTED_VERSIONS:
+        raise UnsupportedFormatError(f"{path}: table format version {meta.get('format_version')!r} is not "
+                                     f"readable (reads {SUPPORTED_VERSIONS})")
+    table = table.replace_schema_metadata(None)
+    if not table.schema.equals(SCHEMAS[name]):
+        raise ArtifactError(f"{path}: schema differs from format {FORMAT_VERSION}: {table.schema}")
+    return table
+
+
+def read_alignment_artifact(folder: Path) -> AlignmentArtifact:
+    folder = Path(folder)
+    manifest = read_manifest(folder, ALIGNMENT_KIND, SUPPORTED_VERSIONS)
+    graphs = tuple(read_token_tables(folder / sub) for sub in GRAPH_FOLDERS[ALIGNMENT_KIND])
+    for g in graphs:
+        if g.codebook_id != manifest.get("codebook_id"):
+            raise ArtifactError(f"{g.folder}: codebooks {g.codebook_id} differ from the task's "
+                                f"{manifest.get('codebook_id')}")
+    table = _read_table(folder, "links")
+    links = {}
+    for split in sorted(set(table["split"].to_pylist())):
+        part = table.filter(pa.compute.equal(table["split"], split))
+        links[split] = np.stack([part["entity1"].to_numpy(), part["entity2"].to_numpy()], 1).astype(np.int64)
+    return AlignmentArtifact(folder, manifest, graphs, links)
+
+
+def read_linking_artifact(folder: Path) -> LinkingArtifact:
+    folder = Path(folder)
+    manifest = read_manifest(folder, LINKING_KIND, SUPPORTED_VERSIONS)
+    kb = read_token_tables(folder / "kb")
+    if kb.codebook_id != manifest.get("codebook_id"):
+        raise ArtifactError(f"{kb.folder}: codebooks {kb.codebook_id} differ from the task's "
+                            f"{manifest.get('codebook_id')}")
+    return LinkingArtifact(folder, manifest, kb, _read_table(folder, "mentions"), _read_table(folder, "mention_tokens"))

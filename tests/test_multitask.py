@@ -1,0 +1,275 @@
+"""Multi-task TOFU: task routing, gated experts, entity alignment and entity linking."""
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
+from pipeline.cli import main
+from reasoning_stage import matching
+from reasoning_stage.graph_data import whole_graph
+from reasoning_stage.models import TASKS, ModelConfig, TofuModel
+from reasoning_stage.routing import GatedMixtureOfExperts
+from reasoning_stage.training import TrainConfig, matching_job, model_config_for, train
+from tokenizer_stage.tokenize_task import tokenize_task
+
+SMALL = {"dim": 32, "entity_layers": 2, "relation_layers": 2}
+CPU = torch.device("cpu")
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def relabelled_copy(graph: Path, target: Path, seed: int = 1) -> dict[str, str]:
+    """A copy of a canonical KG folder with every entity and relation id renamed (texts and images kept)."""
+    entities = [r[0] for r in _rows(graph / "entities.tsv")[1:]]
+    relations = [r[0] for r in _rows(graph / "relations.tsv")[1:]]
+    shuffled = list(range(len(entities)))
+    random.Random(seed).shuffle(shuffled)
+    new_entity = {e: f"x{shuffled[i]:04d}" for i, e in enumerate(entities)}
+    new_relation = {r: f"rel{i}" for i, r in enumerate(relations)}
+    target.mkdir(parents=True)
+    for name in ("train.tsv", "valid.tsv", "test.tsv"):
+        rows = [(new_entity[h], new_relation[r], new_entity[t]) for h, r, t in _rows(graph / name)]
+        (target / name).write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+    header, *body = _rows(graph / "entities.tsv")
+    (target / "entities.tsv").write_text("\t".join(header) + "\n" + "".join(
+        "\t".join([new_entity[r[0]], *r[1:]]) + "\n" for r in body), encoding="utf-8")
+    header, *body = _rows(graph / "relations.tsv")
+    (target / "relations.tsv").write_text("\t".join(header) + "\n" + "".join(
+        "\t".join([new_relation[r[0]], *r[1:]]) + "\n" for r in body), encoding="utf-8")
+    images = []
+    for entity, file in _rows(graph / "images.tsv"):
+        (target / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(graph / file, target / file)
+        images.append(f"{new_entity[entity]}\t{file}\n")
+    (target / "images.tsv").write_text("".join(images), encoding="utf-8")
+    (target / "kg.toml").write_text('name = "copy"\n', encoding="utf-8")
+    return new_entity
+
+
+@pytest.fixture(scope="module")
+def alignment_folder(tmp_path_factory, example_graph) -> Path:
+    folder = tmp_path_factory.mktemp("align") / "self_align"
+    folder.mkdir()
+    mapping = relabelled_copy(example_graph, folder / "copy")
+    pairs = sorted(mapping.items())
+    random.Random(0).shuffle(pairs)
+    cut = len(pairs) * 4 // 10
+    for split, part in (("train", pairs[:cut]), ("test", pairs[cut:])):
+        (folder / f"{split}_links.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in part), encoding="utf-8")
+    (folder / "task.toml").write_text(
+        f'[task]\nkind = "alignment"\nname = "self_align"\ngraph1 = "{example_graph}"\ngraph2 = "copy"\n'
+        '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def linking_folder(tmp_path_factory, example_graph) -> Path:
+    """A KB of the example graph's entities; each mention is an entity's name in its own description."""
+    folder = tmp_path_factory.mktemp("link") / "self_link"
+    folder.mkdir()
+    entities = _rows(example_graph / "entities.tsv")[1:]
+    (folder / "kb.tsv").write_text("".join("\t".join(r) + "\n" for r in entities), encoding="utf-8")
+    order = list(range(len(entities)))
+    random.Random(0).shuffle(order)
+    cut = len(order) // 2
+    for split, part in (("train", order[:cut]), ("test", order[cut:])):
+        (folder / f"{split}.tsv").write_text("".join(
+            f"m{i}\t{entities[i][1]}\t{entities[i][2]}\t{entities[i][0]}\n" for i in part), encoding="utf-8")
+    (folder / "task.toml").write_text(
+        '[task]\nkind = "linking"\nname = "self_link"\n[kb]\nentities = "kb.tsv"\n'
+        '[mentions]\ntrain = "train.tsv"\ntest = "test.tsv"\n', encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def alignment_artifact(tmp_path_factory, alignment_folder, codebooks_dir, fast_config):
+    out = tmp_path_factory.mktemp("align_art")
+    summary = tokenize_task(alignment_folder, out, codebooks_dir, fast_config)
+    assert summary.status == "tokenized"
+    return read_alignment_artifact(out / "self_align")
+
+
+@pytest.fixture(scope="module")
+def linking_artifact(tmp_path_factory, linking_folder, codebooks_dir, fast_config):
+    out = tmp_path_factory.mktemp("link_art")
+    tokenize_task(linking_folder, out, codebooks_dir, fast_config)
+    return read_linking_artifact(out / "self_link")
+
+
+def small_model(tables) -> TofuModel:
+    torch.manual_seed(0)
+    return TofuModel(model_config_for(tables, ModelConfig(**SMALL)))
+
+
+# ------------------------------------------------------------------ routing and experts
+
+def test_routing_weights_differ_between_tasks(alignment_artifact):
+    model = small_model(alignment_artifact.graphs[0]).eval()
+    graph = whole_graph(alignment_artifact.graphs[0])
+    with torch.no_grad():
+        routes = [model.router(t) for t in range(len(TASKS))]
+        features = [model.entity_features(graph, t) for t in range(len(TASKS))]
+    for a in range(len(TASKS)):
+        for b in range(a + 1, len(TASKS)):
+            assert not torch.allclose(routes[a].modality_bias, routes[b].modality_bias)
+            assert not torch.allclose(features[a].modality_weights, features[b].modality_weights)
+            assert not torch.allclose(features[a].values, features[b].values)
+    # Modality weights are a distribution over the modalities an entity has.
+    weights = features[0].modality_weights
+    assert torch.allclose(weights.sum(1), torch.ones(len(weights)), atol=1e-5)
+
+
+def test_expert_gate_responds_to_input_and_keeps_top_k():
+    torch.manual_seed(0)
+    moe = GatedMixtureOfExperts(16, num_experts=4, top_k=2)
+    x = torch.randn(50, 16)
+    bias = torch.zeros(4)
+    out = moe(x, bias)
+    assert ((out.weights > 0).sum(1) == 2).all()
+    assert torch.allclose(out.weights.sum(1), torch.ones(50), atol=1e-5)
+    # Different inputs are sent to different experts; the task's bias moves the choice too.
+    assert len({tuple(row) for row in (out.weights > 0).int().tolist()}) > 1
+    shifted = moe(x, torch.tensor([5.0, 0.0, 0.0, 0.0]))
+    assert (shifted.weights[:, 0] > 0).all() and not torch.allclose(shifted.weights, out.weights)
+    assert 1.0 <= out.balance_loss.item() <= 4.0
+    # Rows without content stay zero (a missing modality is not turned into a signal).
+    assert torch.equal(moe(torch.zeros(3, 16), bias).values, torch.zeros(3, 16))
+    with pytest.raises(ValueError):
+        GatedMixtureOfExperts(16, num_experts=2, top_k=3)
+
+
+# ------------------------------------------------------------------ alignment
+
+def test_alignment_with_a_relabelled_copy_reaches_hits1(alignment_artifact, tmp_path):
+    model = small_model(alignment_artifact.graphs[0])
+    job = matching_job(alignment_artifact, model, CPU, valid_share=0.1)
+    source, target = job.source, job.target
+    test = alignment_artifact.links["test"]
+    before = matching.rank_matches(model, source, target, test, matching.ALIGNMENT).metrics()
+    train(model, [], TrainConfig(max_steps=150, eval_every=150, learning_rate=3e-3, match_batch_size=32),
+          tmp_path / "ckpt", CPU, jobs=[job])
+    after = matching.rank_matches(model, source, target, test, matching.ALIGNMENT).metrics()
+    assert after["hits@1"] == 1.0, (before, after)
+    assert after["mrr"] >= before["mrr"]
+
+
+def test_alignment_ranks_are_invariant_to_relabelling(alignment_artifact):
+    model = small_model(alignment_artifact.graphs[0]).eval()
+    source, target = matching.alignment_sides(alignment_artifact, model, CPU)
+    test = alignment_artifact.links["test"]
+    ranks = matching.rank_matches(model, source, target, test, matching.ALIGNMENT)
+    permutation = torch.randperm(target.size, generator=torch.Generator().manual_seed(3))
+    moved = matching.relabelled(target, permutation)
+    moved_pairs = np.stack([test[:, 0], permutation.numpy()[test[:, 1]]], 1)
+    moved_ranks = matching.rank_matches(model, source, moved, moved_pairs, matching.ALIGNMENT)
+    assert np.array_equal(ranks.pessimistic, moved_ranks.pessimistic)
+    source_perm = torch.randperm(source.size, generator=torch.Generator().manual_seed(4))
+    moved_source = matching.relabelled(source, source_perm)
+    again = matching.rank_matches(model, moved_source, target,
+                                  np.stack([source_perm.numpy()[test[:, 0]], test[:, 1]], 1), matching.ALIGNMENT)
+    assert np.array_equal(ranks.pessimistic, again.pessimistic)
+
+
+# ------------------------------------------------------------------ linking
+
+def _text_bags(owners: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> dict[int, tuple]:
+    bags: dict[int, list] = {}
+    for o, c, n in zip(owners.tolist(), codes.tolist(), counts.tolist()):
+        bags.setdefault(o, []).append((c, n))
+    return {o: tuple(sorted(b)) for o, b in bags.items()}
+
+
+def test_linking_finds_an_entity_from_its_own_description(linking_artifact, tmp_path):
+    model = small_model(linking_artifact.kb)
+    job = matching_job(linking_artifact, model, CPU)
+    index, gold = linking_artifact.split("test")
+    test = np.stack([index, gold], 1)
+    zero_shot = matching.rank_matches(model, job.source, job.target, test, matching.LINKING)
+    train(model, [], TrainConfig(max_steps=100, eval_every=100, learning_rate=3e-3, match_batch_size=32),
+          tmp_path / "ckpt", CPU, jobs=[job])
+    trained = matching.rank_matches(model, job.source, job.target, test, matching.LINKING)
+    # A KB of texts only cannot tell apart entities whose text tokens are identical (ties count
+    # against the answer); every other entity must come first from its own name and description.
+    bags = _text_bags(*linking_artifact.kb.tokens("entity", "text"))
+    clashes = {bag: sum(1 for b in bags.values() if b == bag) for bag in bags.values()}
+    distinct = np.array([clashes[bags[g]] == 1 for g in gold.tolist()])
+    assert distinct.mean() > 0.8
+    assert (trained.pessimistic[distinct] == 1).all(), trained.pessimistic
+    assert (zero_shot.pessimistic[distinct] <= 10).mean() > 0.5     # chance would be 10 / |KB|
+    assert (trained.pessimistic[~distinct] <= 1 + (~distinct).sum()).all()
+
+
+def test_linking_ranks_are_invariant_to_relabelling(linking_artifact):
+    model = small_model(linking_artifact.kb).eval()
+    mentions, kb = matching.linking_sides(linking_artifact, model, CPU)
+    index, gold = linking_artifact.split("test")
+    ranks = matching.rank_matches(model, mentions, kb, np.stack([index, gold], 1), matching.LINKING)
+    permutation = torch.randperm(kb.size, generator=torch.Generator().manual_seed(5))
+    moved = matching.rank_matches(model, mentions, matching.relabelled(kb, permutation),
+                                  np.stack([index, permutation.numpy()[gold]], 1), matching.LINKING)
+    assert np.array_equal(ranks.pessimistic, moved.pessimistic)
+
+
+def test_mentions_share_the_entities_code_space(linking_artifact):
+    """Mentions are quantized with the KB's frozen codebooks: a mention written exactly like its
+    entity's text gets exactly that entity's text tokens."""
+    owners, codes, _ = linking_artifact.kb.tokens("entity", "text")
+    entity_codes = {o: set() for o in owners.tolist()}
+    for o, c in zip(owners.tolist(), codes.tolist()):
+        entity_codes[o].add(c)
+    m_owners, m_codes, _ = linking_artifact.tokens("text")
+    mention_codes = {o: set() for o in m_owners.tolist()}
+    for o, c in zip(m_owners.tolist(), m_codes.tolist()):
+        mention_codes[o].add(c)
+    index, gold = linking_artifact.split("test")
+    assert all(mention_codes[i] == entity_codes[g] for i, g in zip(index.tolist(), gold.tolist()))
+
+
+# ------------------------------------------------------------------ commands
+
+def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, codebooks_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "art"
+    result = runner.invoke(main, ["tokenize", str(alignment_folder), str(linking_folder), "--out", str(out),
+                                  "--codebooks", str(codebooks_dir), "--text-codebook-size", "64",
+                                  "--image-codebook-size", "32", "--structure-codebook-size", "16",
+                                  "--tokens-per-entity", "6", "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "self_align" / "links.parquet").is_file() and (out / "self_link" / "mentions.parquet").is_file()
+    ckpt = tmp_path / "ckpt"
+    result = runner.invoke(main, ["train", str(out / "self_align"), str(out / "self_link"), "--out", str(ckpt),
+                                  "--max-steps", "6", "--eval-every", "6", "--dim", "16", "--layers", "1",
+                                  "--relation-layers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "alignment:self_align" in result.output and "linking:self_link" in result.output
+    result = runner.invoke(main, ["reason", "--task", "align", str(out / "self_align"), "--checkpoint", str(ckpt),
+                                  "--output", str(tmp_path / "res"), "--predict-top-k", "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    predictions = _rows(tmp_path / "res" / "predictions_self_align_test.tsv")
+    assert predictions[0] == ["source", "rank", "candidate", "candidate_name", "score"]
+    assert len(predictions) - 1 == 3 * len(_rows(alignment_folder / "test_links.tsv"))
+    metrics = _rows(tmp_path / "res" / "metrics.csv")
+    assert metrics[0][0] == "graph,split,queries,mrr,hits@1,hits@3,hits@10,tie_gap_mrr,task,routing,seconds"
+    result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
+                                  "--output", str(tmp_path / "res2"), "--no-routing"])
+    assert result.exit_code == 0, result.output
+    # A task artifact given to the wrong task, and a missing link file, are clear errors.
+    result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_align"), "--checkpoint", str(ckpt)])
+    assert result.exit_code != 0 and "linking task artifacts" in result.output
+    (alignment_folder / "test_links.tsv").rename(alignment_folder / "moved.tsv")
+    try:
+        result = runner.invoke(main, ["tokenize", str(alignment_folder), "--out", str(tmp_path / "bad"),
+                                      "--codebooks", str(codebooks_dir), "--workers", "1", "--quiet"])
+    finally:
+        (alignment_folder / "moved.tsv").rename(alignment_folder / "test_links.tsv")
+    assert result.exit_code == 1 and "test_links.tsv" in result.output
+    assert not (tmp_path / "bad" / "self_align").exists()

@@ -1,0 +1,127 @@
+"""Stage one for alignment and linking tasks: the same encoders and frozen codebooks as for graphs.
+
+An alignment task becomes two token-table folders plus its gold links; a
+linking task becomes the knowledge base's token tables plus its mentions,
+quantized exactly as entity texts are (``"mention: context"`` mirrors
+``"name: description"``). See :mod:`artifacts.task_tables` for the layout.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from artifacts import task_tables, token_tables
+from artifacts.codebooks import CodebookSet
+from artifacts.hashing import files_digest, object_sha256
+from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
+from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
+                                      image_tokens, text_tokens, tokenize_kg)
+
+
+def mention_text(mention: Mention) -> str:
+    return f"{mention.text}: {mention.context}" if mention.context else mention.text
+
+
+def task_fingerprint(task: AlignmentTask | LinkingTask, config: TokenizerConfig, codebooks: CodebookSet,
+                     source_digest: list[dict]) -> str:
+    sources = [{k: v for k, v in d.items() if k != "path"} | {"name": Path(d["path"]).name} for d in source_digest]
+    encoders = {"text": encoder_fingerprint(config.text_encoder)} if config.use_text else {}
+    if config.use_images:
+        encoders["image"] = encoder_fingerprint(config.image_encoder)
+    return object_sha256({"format": [task_tables.FORMAT_VERSION, token_tables.FORMAT_VERSION], "sources": sources,
+                          "encoders": encoders, "codebooks": codebooks.identity,
+                          "settings": config.token_settings(), "name": task.name, "layout": task.layout})
+
+
+def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: TokenizerConfig,
+                  force: bool = False, progress: ProgressFactory = _no_progress) -> GraphSummary:
+    """Tokenize an alignment or linking task folder into ``out_root/<task name>/`` unless up to date."""
+    started = time.perf_counter()
+    task = read_task(task_dir)
+    codebooks = CodebookSet.load(codebooks_dir)
+    folder = Path(out_root) / task.name
+    digest = files_digest(task.source_files)
+    fingerprint = task_fingerprint(task, config, codebooks, digest)
+    kind = task_tables.ALIGNMENT_KIND if isinstance(task, AlignmentTask) else task_tables.LINKING_KIND
+    if not force and task_tables.task_kind(folder) == kind:
+        import json
+
+        existing = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if existing.get("fingerprint") == fingerprint:
+            return GraphSummary(task.name, "skipped", str(folder), seconds=time.perf_counter() - started)
+    for note in task.warnings:
+        warnings.warn(note, stacklevel=2)
+    timer = [0.0]
+    summaries: list[GraphSummary] = []
+    body = {"task": {"name": task.name, "layout": task.layout, "root": str(task.root)},
+            "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.identity,
+            "settings": config.token_settings(), "warnings": list(task.warnings)}
+
+    if isinstance(task, AlignmentTask):
+        def write_graphs(staging: Path) -> None:
+            for sub, kg in zip(task_tables.GRAPH_FOLDERS[kind], task.graphs):
+                summaries.append(tokenize_kg(kg, staging / sub, codebooks_dir, config, force=True,
+                                             progress=progress))
+
+        index = [{label: i for i, label in enumerate(kg.entities)} for kg in task.graphs]
+        rows = [(split, index[0][a], index[1][b]) for split, pairs in sorted(task.links.items()) for a, b in pairs]
+        columns = {"links": {"split": [r[0] for r in rows], "entity1": np.array([r[1] for r in rows], np.int32),
+                             "entity2": np.array([r[2] for r in rows], np.int32)}}
+        body["counts"] = {"links": {s: len(p) for s, p in task.links.items()},
+                          "entities": [len(kg.entities) for kg in task.graphs]}
+    else:
+        def write_graphs(staging: Path) -> None:
+            summaries.append(tokenize_kg(task.kb, staging / "kb", codebooks_dir, config, force=True,
+                                         progress=progress))
+
+        columns, counts = _mention_columns(task, codebooks, config, progress, timer)
+        body["counts"] = counts
+    task_tables.write_task(folder, kind, write_graphs, columns, body)
+    return GraphSummary(task.name, "tokenized", str(folder),
+                        entities=sum(s.entities for s in summaries), relations=sum(s.relations for s in summaries),
+                        triples=sum(s.triples for s in summaries),
+                        tokens={m: sum(s.tokens.get(m, 0) for s in summaries) for m in token_tables.MODALITIES},
+                        images_used=sum(s.images_used for s in summaries),
+                        images_failed=sum(s.images_failed for s in summaries),
+                        seconds=time.perf_counter() - started,
+                        forward_seconds=timer[0] + sum(s.forward_seconds for s in summaries),
+                        warnings=list(task.warnings))
+
+
+def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: TokenizerConfig, progress: ProgressFactory,
+                     timer: list[float]) -> tuple[dict, dict]:
+    kb_index = {label: i for i, label in enumerate(task.kb.entities)}
+    mentions = [(split, m) for split in sorted(task.mentions) for m in task.mentions[split]]
+    per_modality: dict[str, dict[int, list[tuple[int, int]]]] = {}
+    if config.use_text and "text" in codebooks:
+        per_modality["text"] = text_tokens({i: mention_text(m) for i, (_, m) in enumerate(mentions)}, codebooks,
+                                           config, progress, f"{task.name}: mentions", timer)
+    images = {i: [m.image] for i, (_, m) in enumerate(mentions) if m.image is not None}
+    failed: dict[int, int] = defaultdict(int)
+    if config.use_images and images and "image" in codebooks:
+        used = np.zeros(len(mentions), dtype=np.int64)
+        per_modality["image"] = image_tokens(images, codebooks, config, progress, f"{task.name}: mention images",
+                                             timer, used, failed)
+    token_rows: dict[str, list] = {"mention_index": [], "modality": [], "rank": [], "code": [], "count": []}
+    for modality in token_tables.MODALITIES:
+        for owner in sorted(per_modality.get(modality, {})):
+            for rank, (code, count) in enumerate(per_modality[modality][owner]):
+                for key, value in zip(token_rows, (owner, modality, rank, code, count)):
+                    token_rows[key].append(value)
+    columns = {
+        "mentions": {"mention_index": np.arange(len(mentions), dtype=np.int32),
+                     "mention_id": [m.mention_id for _, m in mentions], "split": [s for s, _ in mentions],
+                     "text": [m.text for _, m in mentions], "context": [m.context for _, m in mentions],
+                     "entity": np.array([kb_index[m.entity] if m.entity is not None else -1 for _, m in mentions],
+                                        dtype=np.int32)},
+        "mention_tokens": token_rows,
+    }
+    counts = {"mentions": {s: len(v) for s, v in task.mentions.items()},
+              "mention_tokens": {m: sum(len(v) for v in per_modality.get(m, {}).values())
+                                 for m in token_tables.MODALITIES},
+              "mention_images_failed": int(sum(failed.values())), "kb_entities": len(task.kb.entities)}
+    return columns, counts

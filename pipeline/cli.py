@@ -196,7 +196,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts, task_tables_of
-    from reasoning_stage.training import TrainConfig, log_to_file, matching_job, model_config_for
+    from reasoning_stage.training import TrainConfig, check_codebooks, log_to_file, matching_job, model_config_for
     from reasoning_stage.training import train as run_training
 
     retain_freed_memory()
@@ -210,7 +210,9 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
     if init is not None:
         from reasoning_stage.reasoning import load_model
 
-        model = load_model(init, torch.device("cpu")).model
+        initial = load_model(init, torch.device("cpu"))
+        check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
+        model = initial.model
     else:
         first = tables[0] if tables else task_tables_of(tasks_found[0])
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
@@ -274,6 +276,16 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
 
 
 @main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("codebooks", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def ship(checkpoint: Path, codebooks: Path) -> None:
+    """Install CHECKPOINT and its CODEBOOKS as the packaged model (artifacts/shipped/)."""
+    from artifacts.shipped import ship as install
+
+    click.echo(f"shipped to {install(checkpoint, codebooks)}")
+
+
+@main.command()
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Checkpoint folder (default: the pretrained model shipped with TOFU).")
@@ -291,7 +303,8 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
 @click.option("--task", "task", type=click.Choice(TASK_CHOICES), default="link_prediction", show_default=True,
               help="link_prediction on token tables; align / link on alignment or linking task artifacts.")
 @click.option("--predict-top-k", "predict_top_k", is_flag=True,
-              help="align / link: write the --top-k candidates of every query of --split to predictions.tsv.")
+              help="align / link: write the --top-k candidates of every query of --split to "
+                   "predictions_<task>_<split>.tsv.")
 @click.option("--no-routing", is_flag=True,
               help="align / link: embed with the link-prediction route (one representation for every task).")
 @click.option("--device", default=None)
@@ -407,7 +420,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
                             "task": task, "routing": not no_routing,
                             "seconds": round(time.perf_counter() - start, 3)})
             if predict_top_k:
-                rows = predict_task(loaded, artifact, split, top_k, dev)
+                rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing)
                 if rows:
                     path = output / f"predictions_{artifact.name}_{split}.tsv"
                     write_predictions(rows, path)

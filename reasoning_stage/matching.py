@@ -111,13 +111,15 @@ def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray
 
 
 def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int, k: int,
-                batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 512, route_task: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(indices [n, k], scores [n, k])`` of the best ``target`` owners for source owners ``rows``."""
+    was_training = model.training
     model.eval()
     indices, values = [], []
+    embed_task = task if route_task is None else route_task
     with torch.inference_mode():
-        z_source, _ = embed(model, source, task)
-        z_target, _ = embed(model, target, task)
+        z_source, _ = embed(model, source, embed_task)
+        z_target, _ = embed(model, target, embed_task)
         for start in range(0, len(rows), batch_size):
             index = torch.as_tensor(rows[start:start + batch_size], dtype=torch.long, device=z_source.device)
             scores = model.match_scores(z_source.index_select(0, index), z_target, _rows(source.bags, index),
@@ -125,6 +127,7 @@ def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, 
             top = torch.topk(scores, min(k, target.size), dim=1)
             indices.append(top.indices.cpu().numpy())
             values.append(top.values.cpu().numpy())
+    model.train(was_training)
     if not indices:
         return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
     return np.concatenate(indices), np.concatenate(values)

@@ -34,8 +34,15 @@ class LoadedModel:
 
 def load_model(folder: Path, device: torch.device) -> LoadedModel:
     manifest, state, _ = load_checkpoint(folder)
-    model = TofuModel(ModelConfig.from_json(manifest["model"]))
-    model.load_state_dict(state, strict=True)
+    try:
+        model = TofuModel(ModelConfig.from_json(manifest["model"]))
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError) as err:
+        from artifacts.errors import ArtifactError
+
+        first = str(err).strip().splitlines()[0]
+        raise ArtifactError(f"{folder}: a checkpoint of another model layout (written by TOFU "
+                            f"{manifest.get('code_version', '?')}); this TOFU cannot load it: {first}") from None
     return LoadedModel(model.to(device).eval(), manifest)
 
 
@@ -90,6 +97,9 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
 
     check_codebooks([artifact], loaded.codebook_id)
     pairs = task_pairs(artifact, split)
+    if len(pairs) == 0:
+        raise PredictionInputError(f"{artifact.folder}: split {split!r} has no gold pairs to evaluate "
+                                   "(unlabelled mentions only?); use --predict-top-k for predictions")
     source, target = (matching.alignment_sides if isinstance(artifact, AlignmentArtifact)
                       else matching.linking_sides)(artifact, loaded.model, device)
     task = matching.ALIGNMENT if isinstance(artifact, AlignmentArtifact) else matching.LINKING
@@ -114,7 +124,7 @@ def task_pairs(artifact: TaskArtifact, split: str) -> "np.ndarray":
 
 
 def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
-                 device: torch.device) -> list[dict[str, Any]]:
+                 device: torch.device, routing: bool = True) -> list[dict[str, Any]]:
     """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions."""
     import numpy as np
 
@@ -133,7 +143,8 @@ def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k:
         source_labels = [f"{i}:{t}" for i, t in zip(artifact.mentions["mention_id"].to_pylist(), texts)]
         target_table, task = artifact.kb.tables["entities"], matching.LINKING
     labels, names = target_table["label"].to_pylist(), target_table["name"].to_pylist()
-    index, scores = matching.top_matches(loaded.model, source, target, np.asarray(rows), task, top_k)
+    index, scores = matching.top_matches(loaded.model, source, target, np.asarray(rows), task, top_k,
+                                         route_task=None if routing else 0)
     out = []
     for row, candidates, values in zip(np.asarray(rows).tolist(), index.tolist(), scores.tolist()):
         for rank, (candidate, value) in enumerate(zip(candidates, values), 1):

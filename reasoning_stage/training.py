@@ -206,7 +206,8 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     step, history = 0, []
     if init_from is not None:
-        _, state, _ = load_checkpoint(init_from)
+        manifest, state, _ = load_checkpoint(init_from)
+        check_codebooks(list(graphs) + list(jobs), manifest.get("codebook_id"))
         model.load_state_dict(state, strict=True)
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
@@ -221,6 +222,8 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         raise ValueError("no training triples in the given graphs")
     kinds = (["link_prediction"] if prepared else []) + sorted({TASKS[j.task] for j in jobs})
     weights = np.array([(config.task_weights or {}).get(k, 1.0) for k in kinds], dtype=np.float64)
+    if weights.sum() <= 0:
+        raise TrainingInputError(f"task weights give every task present ({', '.join(kinds)}) a zero share")
     kind_probabilities = weights / weights.sum()
     bar = progress(total=config.max_steps, initial=step, desc="training", unit="step") if progress else None
     losses: list[float] = []
@@ -267,7 +270,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
                 if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
                     record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
                         model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
-            for j in jobs:
+            for j in (j for j in jobs if len(j.valid_pairs)):
                 sample = j.valid_pairs[:config.eval_triples]
                 ranks = rank_matches(model, j.source, j.target, sample, j.task)
                 record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)

@@ -166,8 +166,10 @@ def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
     tables = read_token_tables(tmp_path / "example")
     loaded = load_model(shipped_checkpoint(), torch.device("cpu"))
     assert tables.codebook_id == loaded.codebook_id
-    shipped_mrr = evaluate_graph(loaded.model, tables, ["test"], torch.device("cpu")).metrics()["mrr"]
-    torch.manual_seed(0)
-    untrained = TofuModel(ModelConfig.from_json(loaded.manifest["model"]))
-    untrained_mrr = evaluate_graph(untrained, tables, ["test"], torch.device("cpu")).metrics()["mrr"]
-    assert shipped_mrr > untrained_mrr + 0.05, (shipped_mrr, untrained_mrr)
+    untrained_mrr = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        untrained = TofuModel(ModelConfig.from_json(loaded.manifest["model"]))
+        untrained_mrr.append(evaluate_graph(untrained, tables, ["valid", "test"], torch.device("cpu")).metrics()["mrr"])
+    shipped_mrr = evaluate_graph(loaded.model, tables, ["valid", "test"], torch.device("cpu")).metrics()["mrr"]
+    assert shipped_mrr > max(untrained_mrr), (shipped_mrr, untrained_mrr)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from artifacts.checkpoint import load_checkpoint
@@ -107,10 +108,8 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
     return ranks, ranks.metrics()
 
 
-def task_pairs(artifact: TaskArtifact, split: str) -> "np.ndarray":
+def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
     """``[n, 2]`` (source, gold target) of a split: alignment links, or labelled mentions."""
-    import numpy as np
-
     if isinstance(artifact, AlignmentArtifact):
         if split not in artifact.links:
             raise PredictionInputError(f"{artifact.folder}: no links of split {split!r} "
@@ -126,8 +125,6 @@ def task_pairs(artifact: TaskArtifact, split: str) -> "np.ndarray":
 def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
                  device: torch.device, routing: bool = True) -> list[dict[str, Any]]:
     """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions."""
-    import numpy as np
-
     from reasoning_stage import matching
 
     check_codebooks([artifact], loaded.codebook_id)

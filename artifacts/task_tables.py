@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artifacts.atomic import staging_directory
-from artifacts.errors import ArtifactError, UnsupportedFormatError
+from artifacts.errors import ArtifactError
 from artifacts.manifest import read_manifest, write_manifest
-from artifacts.token_tables import METADATA_KEY, TokenTables, read_token_tables
+from artifacts.token_tables import METADATA_KEY, TokenTables, read_checked_table, read_token_tables
 
 ALIGNMENT_KIND = "tofu.alignment_task"
 LINKING_KIND = "tofu.linking_task"
@@ -88,37 +88,34 @@ def task_kind(folder: Path) -> str | None:
     return kind if kind in TABLES else None
 
 
+class _TaskManifest:
+    """What both task artifacts read from their manifest."""
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["task"]["name"]
+
+    @property
+    def codebook_id(self) -> str | None:
+        return self.manifest.get("codebook_id")
+
+
 @dataclass
-class AlignmentArtifact:
+class AlignmentArtifact(_TaskManifest):
     folder: Path
     manifest: dict[str, Any]
     graphs: tuple[TokenTables, TokenTables]
     links: dict[str, np.ndarray]          # split -> [n, 2] (entity id in graph1, entity id in graph2)
 
-    @property
-    def name(self) -> str:
-        return self.manifest["task"]["name"]
-
-    @property
-    def codebook_id(self) -> str | None:
-        return self.manifest.get("codebook_id")
-
 
 @dataclass
-class LinkingArtifact:
+class LinkingArtifact(_TaskManifest):
     folder: Path
     manifest: dict[str, Any]
     kb: TokenTables
     mentions: pa.Table
     mention_tokens: pa.Table
-
-    @property
-    def name(self) -> str:
-        return self.manifest["task"]["name"]
-
-    @property
-    def codebook_id(self) -> str | None:
-        return self.manifest.get("codebook_id")
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(mention indices, gold KB entity ids (-1 = none))`` of one split."""
@@ -136,19 +133,7 @@ class LinkingArtifact:
 
 
 def _read_table(folder: Path, name: str) -> pa.Table:
-    path = folder / f"{name}.parquet"
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise ArtifactError(f"{path}: unreadable Parquet: {err}") from err
-    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    if meta.get("format_version") not in SUPPORTED_VERSIONS:
-        raise UnsupportedFormatError(f"{path}: table format version {meta.get('format_version')!r} is not "
-                                     f"readable (reads {SUPPORTED_VERSIONS})")
-    table = table.replace_schema_metadata(None)
-    if not table.schema.equals(SCHEMAS[name]):
-        raise ArtifactError(f"{path}: schema differs from format {FORMAT_VERSION}: {table.schema}")
-    return table
+    return read_checked_table(folder / f"{name}.parquet", SCHEMAS[name], SUPPORTED_VERSIONS, FORMAT_VERSION)
 
 
 def read_alignment_artifact(folder: Path) -> AlignmentArtifact:

@@ -156,23 +156,27 @@ def read_token_tables(folder: Path, verify_files: bool = True) -> TokenTables:
     """Load and validate a graph's token tables; refuse unknown versions or damaged files."""
     folder = Path(folder)
     manifest = read_manifest(folder, KIND, SUPPORTED_VERSIONS, verify_files=verify_files)
-    tables = {}
-    for name, schema in SCHEMAS.items():
-        path = folder / TABLE_FILES[name]
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowInvalid) as err:
-            raise ArtifactError(f"{path}: unreadable Parquet: {err}") from err
-        meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-        if meta.get("format_version") not in SUPPORTED_VERSIONS:
-            raise UnsupportedFormatError(
-                f"{path}: table format version {meta.get('format_version')!r} is not readable "
-                f"(reads {SUPPORTED_VERSIONS})")
-        table = table.replace_schema_metadata(None)
-        if not table.schema.equals(schema):
-            raise ArtifactError(f"{path}: schema differs from format {FORMAT_VERSION}: {table.schema}")
-        tables[name] = table
+    tables = {name: read_checked_table(folder / TABLE_FILES[name], schema, SUPPORTED_VERSIONS, FORMAT_VERSION)
+              for name, schema in SCHEMAS.items()}
     return TokenTables(folder, manifest, tables)
+
+
+def read_checked_table(path: Path, schema: pa.Schema, supported_versions: tuple[int, ...],
+                       format_version: int) -> pa.Table:
+    """One Parquet table of an artifact; refuses unreadable files, unknown versions and other schemas."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ArtifactError(f"{path}: unreadable Parquet: {err}") from err
+    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    if meta.get("format_version") not in supported_versions:
+        raise UnsupportedFormatError(
+            f"{path}: table format version {meta.get('format_version')!r} is not readable "
+            f"(reads {supported_versions})")
+    table = table.replace_schema_metadata(None)
+    if not table.schema.equals(schema):
+        raise ArtifactError(f"{path}: schema differs from format {format_version}: {table.schema}")
+    return table
 
 
 def is_complete(folder: Path) -> bool:

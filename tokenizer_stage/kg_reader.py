@@ -450,16 +450,16 @@ def _load_config(toml_path: Path) -> _Config:
     return cfg
 
 
-def _locate(path: Path | str) -> tuple[Path, Path | None]:
-    """(graph folder, kg.toml or None) for a folder or a kg.toml path."""
+def _locate(path: Path | str, toml_name: str = "kg.toml", what: str = "graph") -> tuple[Path, Path | None]:
+    """(folder, its ``toml_name`` or None) for a folder or a .toml path (graphs and task folders alike)."""
     p = _abs(Path(path).expanduser())
     if not p.exists():
         raise KGFormatError("path does not exist", p)
     if p.is_file():
         if p.suffix.lower() != ".toml":
-            raise KGFormatError("expected a graph folder or a kg.toml file", p)
+            raise KGFormatError(f"expected a {what} folder or a {toml_name} file", p)
         return p.parent, p
-    toml = p / "kg.toml"
+    toml = p / toml_name
     return p, (toml if toml.is_file() else None)
 
 

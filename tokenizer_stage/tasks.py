@@ -70,6 +70,7 @@ from tokenizer_stage.kg_reader import (
     _collect_images,
     _Ctx,
     _toml_line,
+    _locate as _locate_folder,
     derive_name,
     read_kg,
 )
@@ -219,15 +220,7 @@ def _task_name(cfg: _Toml, task: dict[str, Any], name: str | None, folder: Path)
 
 def _locate(path: Path | str) -> tuple[Path, Path | None]:
     """(task folder, task.toml or None) for a folder or a task.toml path."""
-    p = _abs(Path(path).expanduser())
-    if not p.exists():
-        raise KGFormatError("path does not exist", p)
-    if p.is_file():
-        if p.suffix.lower() != ".toml":
-            raise KGFormatError("expected a task folder or a task.toml file", p)
-        return p.parent, p
-    toml = p / TASK_TOML
-    return p, (toml if toml.is_file() else None)
+    return _locate_folder(path, TASK_TOML, "task")
 
 
 def _detect(folder: Path, toml: Path | None) -> str | None:

@@ -181,11 +181,15 @@ def _device(requested: str | None):
 @click.option("--task-weights", default=None,
               help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
+                   "whichever runs out first.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
 def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, layers, relation_layers, messages,
-          modalities, eval_every, resume, init, tasks, task_weights, max_minutes, seed, device, quiet) -> None:
+          modalities, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
+          quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
     Every step is a batch of one task from one graph or task; tasks are mixed by --task-weights.
@@ -223,6 +227,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
     jobs = [matching_job(a, model, dev, seed) for a in tasks_found]
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, negatives=negatives, learning_rate=lr,
                          eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
+                         lr_schedule=lr_schedule,
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     click.echo(f"training on {len(tables)} graph(s) and {len(jobs)} task(s): "
                f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "

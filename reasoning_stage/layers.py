@@ -95,10 +95,12 @@ def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int,
     if reduction == "spmm":
         # Repeated edges of a pair into one target stay separate entries: the product sums them.
         ones = torch.ones(plan.edge_pair.numel(), device=edge_index.device)
+        # int32 indices are what MKL / cuSPARSE read: int64 ones are converted on every product.
+        index_dtype = torch.int32 if plan.edge_pair.numel() < 2**31 - 1 else torch.long
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            plan.matrix = torch.sparse_csr_tensor(indptr, plan.edge_pair, ones, size=(num_nodes, pairs.numel()),
-                                                  check_invariants=False)
+            plan.matrix = torch.sparse_csr_tensor(indptr.to(index_dtype), plan.edge_pair.to(index_dtype), ones,
+                                                  size=(num_nodes, pairs.numel()), check_invariants=False)
     return plan
 
 
@@ -107,8 +109,10 @@ def propagate(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tenso
     if plan.reduction == "spmm" and pair_messages.dtype == torch.float32:
         if plan.edge_pair.numel() == 0:
             return boundary.clone()
-        summed = torch.sparse.mm(plan.matrix, pair_messages.reshape(pair_messages.shape[0], -1))
-        return boundary + summed.view(boundary.shape)
+        # addmm writes boundary + A @ messages in one pass; mm + add would zero-fill, copy and add.
+        summed = torch.sparse.addmm(boundary.reshape(boundary.shape[0], -1), plan.matrix,
+                                    pair_messages.reshape(pair_messages.shape[0], -1))
+        return summed.view(boundary.shape)
     return _propagate_segments(plan, pair_messages, boundary)
 
 
@@ -144,7 +148,8 @@ class MixtureOfMessageConv(nn.Module):
         messages: names from :data:`MESSAGE_FUNCTIONS` (one or more).
 
     Shapes:
-        x, boundary ``[V, B, dim]``; relations ``[2R, B, dim]``; gates ``[B, len(messages)]``;
+        x, boundary ``[V, B, dim]``; relations ``[2R, B, dim]``; gates ``[B, len(messages)]``
+        (or ``[2R, G, dim]`` and ``[G, len(messages)]`` with G query groups);
         plan: the graph's :class:`EdgePlan` -> ``[V, B, dim]``.
     """
 
@@ -197,33 +202,66 @@ class MixtureOfMessageConv(nn.Module):
         return terms
 
     def message(self, x: torch.Tensor, source: torch.Tensor, edge_type: torch.Tensor,
-                terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mixed messages ``[p, B, dim]`` of nodes ``source`` of ``x`` along relations ``edge_type``."""
+                terms: dict[str, torch.Tensor], groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
+        """Mixed messages ``[p, B, dim]`` of nodes ``source`` of ``x`` along relations ``edge_type``.
+
+        With ``groups``, the terms are ``[2R, G, dim]``, one column per group of queries
+        ``x[:, lo:hi]`` that share them (queries of one relation): the per-pair gather of
+        the terms is G wide instead of B, and each group's product broadcasts its column.
+        """
         x_src = x.index_select(0, source)
-        scale = terms["scale"].index_select(0, edge_type)
-        if "shift" in terms:
-            out = torch.addcmul(terms["shift"].index_select(0, edge_type), x_src, scale)
-        else:
-            out = x_src * scale
+        gathered = {key: value.index_select(0, edge_type) for key, value in terms.items()}
+        swapped = None
         if "swap_scale" in terms:
             half = self.dim // 2
             # Swap the halves on the small [V, B, dim] state before the gather, not after it.
             swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1).index_select(0, source)
-            out = torch.addcmul(out, swapped, terms["swap_scale"].index_select(0, edge_type))
-        return out
+        if groups is None:
+            out = x_src * gathered["scale"] if "shift" not in gathered else \
+                torch.addcmul(gathered["shift"], x_src, gathered["scale"])
+            return out if swapped is None else out.addcmul_(swapped, gathered["swap_scale"])
+        # Without autograd (the grouped path is for inference) the gathered states are
+        # overwritten in place: no second [p, B, dim] tensor is allocated and filled.
+        for column, (lo, hi) in enumerate(groups):
+            part = x_src[:, lo:hi].mul_(gathered["scale"][:, column:column + 1])
+            if "shift" in gathered:
+                part.add_(gathered["shift"][:, column:column + 1])
+            if swapped is not None:
+                part.addcmul_(swapped[:, lo:hi], gathered["swap_scale"][:, column:column + 1])
+        return x_src
 
     def aggregate(self, x: torch.Tensor, plan: EdgePlan, terms: dict[str, torch.Tensor],
-                  boundary: torch.Tensor) -> torch.Tensor:
+                  boundary: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
         """Boundary plus the sum of incoming messages (one message per (source, relation) pair)."""
-        return propagate(plan, self.message(x, plan.pair_source, plan.pair_type, terms), boundary)
+        return propagate(plan, self.message(x, plan.pair_source, plan.pair_type, terms, groups), boundary)
 
-    def update(self, x: torch.Tensor, aggregated: torch.Tensor) -> torch.Tensor:
-        return x + torch.relu(self.norm(_linear_of_concat(self.combine, x, aggregated)))
+    def update(self, x: torch.Tensor, aggregated: torch.Tensor, skip_zero_rows: bool = False) -> torch.Tensor:
+        """``x + ReLU(LN(W [x ; a]))``. With ``skip_zero_rows`` (inference only), rows whose ``x``
+        and ``a`` are both zero -- most rows of a first layer started from one-hot boundaries --
+        get the shared value ``ReLU(LN(bias))`` without the GEMM."""
+        if skip_zero_rows and not torch.is_grad_enabled():
+            d = x.shape[-1]
+            flat_x, flat_a = x.reshape(-1, d), aggregated.reshape(-1, d)
+            # abs().amax() is a fast row reduction here; any(-1) over 64 floats was 9x slower.
+            rows = (flat_x.abs().amax(-1).ne(0) | flat_a.abs().amax(-1).ne(0)).nonzero().squeeze(1)
+            if rows.numel() <= flat_x.shape[0] // 2:
+                out = torch.relu(self.norm(self.combine.bias)).expand_as(flat_x).clone()
+                x_rows = flat_x.index_select(0, rows)
+                changed = torch.relu(self.norm(_linear_of_concat(self.combine, x_rows, flat_a.index_select(0, rows))))
+                out.index_copy_(0, rows, x_rows + changed)
+                return out.view(x.shape)
+        hidden = self.norm(_linear_of_concat(self.combine, x, aggregated))
+        if torch.is_grad_enabled():
+            return x + torch.relu(hidden)
+        return hidden.relu_().add_(x)  # in place: ReLU's backward would need its output
 
     def forward(self, x: torch.Tensor, plan: EdgePlan, relations: torch.Tensor, gates: torch.Tensor,
-                boundary: torch.Tensor) -> torch.Tensor:
+                boundary: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None,
+                skip_zero_rows: bool = False) -> torch.Tensor:
+        """``groups``: see :meth:`message`; ``relations`` ``[2R, G, dim]`` and ``gates`` ``[G, M]`` then.
+        ``skip_zero_rows``: see :meth:`update`."""
         terms = self.relation_terms(relations, gates)
-        return self.update(x, self.aggregate(x, plan, terms, boundary))
+        return self.update(x, self.aggregate(x, plan, terms, boundary, groups), skip_zero_rows)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, messages={self.messages})"
@@ -265,7 +303,8 @@ class RelationGraphConv(nn.Module):
         return propagate(plan, messages, boundary)
 
     def update(self, x: torch.Tensor, aggregated: torch.Tensor) -> torch.Tensor:
-        return x + torch.relu(self.norm(_linear_of_concat(self.combine, x, aggregated)))
+        hidden = self.norm(_linear_of_concat(self.combine, x, aggregated))
+        return x + torch.relu(hidden) if torch.is_grad_enabled() else hidden.relu_().add_(x)
 
     def forward(self, x: torch.Tensor, plan: EdgePlan, boundary: torch.Tensor) -> torch.Tensor:
         return self.update(x, self.aggregate(x, plan, boundary))
@@ -279,7 +318,9 @@ def _linear_of_concat(linear: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> to
     d = a.shape[-1]
     # The second product accumulates into the first inside the GEMM (beta = 1): no extra pass.
     out = torch.addmm(linear.bias, a.reshape(-1, d), linear.weight[:, :d].T)
-    return torch.addmm(out, b.reshape(-1, d), linear.weight[:, d:].T).view(*a.shape[:-1], -1)
+    # In place: an out-of-place addmm would first copy ``out`` into a new tensor (addmm's
+    # backward does not need its output, so autograd allows this).
+    return out.addmm_(b.reshape(-1, d), linear.weight[:, d:].T).view(*a.shape[:-1], -1)
 
 
 def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relation_ids: int,

@@ -58,6 +58,20 @@ class ModelConfig:
         return cls(**data)
 
 
+def relation_groups(relations: torch.Tensor, max_share: float = 0.5) -> list[tuple[int, int]] | None:
+    """Runs ``[(lo, hi), ...]`` of equal consecutive query relations when there are at most
+    ``max_share`` as many runs as queries (evaluation batches queries by relation), else ``None``.
+    Relation vectors, gates and message terms depend on the query relation only, so the model
+    then computes them once per run instead of once per query."""
+    if relations.numel() < 2:
+        return None
+    values, counts = torch.unique_consecutive(relations, return_counts=True)
+    if len(values) > max_share * relations.numel():
+        return None
+    bounds = [0, *torch.cumsum(counts, 0).tolist()]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def graph_plans(graph: GraphTensors) -> dict[str, EdgePlan]:
     """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries."""
     return {"rel_graph": relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
@@ -241,10 +255,21 @@ class TofuModel(nn.Module):
                                        graph.num_entities)
         if plan is None:
             plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
-        rel = self.relation_vectors(graph, relations, rel_graph)                 # [2R, B, d]
         batch = queries.shape[0]
         arange = torch.arange(batch, device=queries.device)
-        query = rel[relations, arange]                                           # [B, d]
+        # The grouped path writes each run's messages into one preallocated tensor, which autograd
+        # does not allow; random training batches seldom have runs anyway.
+        groups = None if torch.is_grad_enabled() else relation_groups(relations)
+        if groups is None:
+            rel = self.relation_vectors(graph, relations, rel_graph)             # [2R, B, d]
+            query = rel[relations, arange]                                       # [B, d]
+            gate_query = query
+        else:  # one column per run of queries of one relation: [2R, G, d]
+            starts = torch.tensor([lo for lo, _ in groups], device=queries.device)
+            rel = self._relation_vectors(graph, relations[starts], rel_graph)
+            gate_query = rel[relations[starts], torch.arange(len(groups), device=queries.device)]   # [G, d]
+            counts = torch.tensor([hi - lo for lo, hi in groups], device=queries.device)
+            query = gate_query.repeat_interleave(counts, dim=0)                  # [B, d]
         boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
         boundary[heads, arange] = query
         if self.fusion is not None:
@@ -252,18 +277,24 @@ class TofuModel(nn.Module):
                 features = self.entity_features(graph, task)
             # Entity content enters every node's state, gated by what the query asks about.
             boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
-        gates = self.gates(query, task)
+        gates = self.gates(gate_query, task)
         x = boundary
-        for layer, layer_gates in zip(self.entity_layers, gates):
-            x = layer(x, plan, rel, layer_gates, boundary)
+        for depth, (layer, layer_gates) in enumerate(zip(self.entity_layers, gates)):
+            # Without entity features the first layer's input is zero but at the heads.
+            x = layer(x, plan, rel, layer_gates, boundary, groups, skip_zero_rows=depth == 0)
         return self.score_entities(x, query)
 
     def score_entities(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """MLP over ``[x_v ; q]``; the query half of the first layer is computed once per query."""
         first, rest = self.score[0], self.score[1:]
         d = x.shape[-1]
-        hidden = x @ first.weight[:, :d].T + (query @ first.weight[:, d:].T + first.bias).unsqueeze(0)
-        return rest(hidden).squeeze(-1).T                                          # [B, V]
+        hidden = x @ first.weight[:, :d].T
+        query_part = (query @ first.weight[:, d:].T + first.bias).unsqueeze(0)
+        if torch.is_grad_enabled():
+            return rest(hidden + query_part).squeeze(-1).T                         # [B, V]
+        last = rest[-1]  # inference: add and ReLU in place, no second [V, B, 2d] tensor
+        return torch.addmm(last.bias, hidden.add_(query_part).relu_().view(-1, 2 * d),
+                           last.weight.T).view(x.shape[0], x.shape[1]).T
 
     # ------------------------------------------------- alignment and linking
 

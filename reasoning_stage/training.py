@@ -10,6 +10,7 @@ weighted self-adversarially (Sun et al. 2019), as in ULTRA.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ class TrainConfig:
     batch_size: int = 16
     negatives: int = 256
     learning_rate: float = 5e-4
+    # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
+    # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
+    lr_schedule: str = "constant"
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.0
     adversarial_temperature: float = 1.0
     balance_weight: float = 0.01          # weight of the experts' load-balance term
@@ -65,6 +70,27 @@ class PreparedGraph:
     rel_graph: EdgePlan
     known: KnownTriples
     tables: TokenTables
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_at(config: TrainConfig, step: int, elapsed_seconds: float) -> float:
+    """The learning rate at ``step`` (counted over the whole run), ``elapsed_seconds`` into this run.
+
+    Progress is the larger of ``step / max_steps`` (so a resumed run continues the
+    curve) and the share of this run's time budget spent.
+    """
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    progress = step / max(config.max_steps, 1)
+    if config.max_seconds:
+        progress = max(progress, elapsed_seconds / config.max_seconds)
+    progress = min(max(progress, 0.0), 1.0)
+    low = config.learning_rate * config.min_lr_ratio
+    return low + (config.learning_rate - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def model_config_for(tables: TokenTables, base: ModelConfig) -> ModelConfig:
@@ -195,6 +221,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     """
     from reasoning_stage.matching import matching_loss, rank_matches
 
+    learning_rate_at(config, 0, 0.0)  # rejects an unknown schedule before any work
     if not graphs and not jobs:
         raise ValueError("nothing to train on: give token tables or alignment / linking tasks")
     codebook_id = graphs[0].codebook_id if graphs else jobs[0].codebook_id
@@ -256,6 +283,9 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
                                  job.task, config.balance_weight, job.symmetric)
         optimizer.zero_grad()
         loss.backward()
+        rate = learning_rate_at(config, step, time.perf_counter() - started)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         optimizer.step()
         step += 1
         losses.append(float(loss.detach()))
@@ -265,7 +295,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         last = step == config.max_steps or out_of_time()
         if step % config.eval_every == 0 or last:
             record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
-                                      "seconds": round(time.perf_counter() - started, 1)}
+                                      "seconds": round(time.perf_counter() - started, 1), "lr": float(f"{rate:.3g}")}
             for p in prepared:
                 if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
                     record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(

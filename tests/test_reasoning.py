@@ -18,8 +18,8 @@ from pipeline.cli import main
 from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan
-from reasoning_stage.models import ModelConfig, TofuModel, graph_plans
-from reasoning_stage.training import TrainConfig, model_config_for, train
+from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups
+from reasoning_stage.training import TrainConfig, learning_rate_at, model_config_for, train
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -183,6 +183,48 @@ def test_plan_aggregation_equals_plain_scatter(reduction, messages):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_relation_grouped_batches_score_like_single_queries(example_tables):
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()  # all messages + tokens
+    graph = graph_tensors(example_tables, "test")
+    heads = torch.randint(0, graph.num_entities, (9,))
+    relations = torch.tensor([3, 3, 3, 0, 0, 2 * graph.num_relations - 1, 1, 1, 1])
+    queries = torch.stack([heads, relations], 1)
+    assert relation_groups(relations) == [(0, 3), (3, 5), (5, 6), (6, 9)]
+    assert relation_groups(torch.arange(9)) is None  # mostly distinct relations: the per-query path
+    with torch.no_grad():
+        single = torch.cat([model(graph, q.unsqueeze(0)) for q in queries])
+        grouped = model(graph, queries)
+        shuffled = torch.randperm(9, generator=torch.Generator().manual_seed(1))
+        ungrouped = model(graph, queries[shuffled])
+    assert torch.allclose(grouped, single, atol=1e-5)
+    assert torch.allclose(ungrouped, single[shuffled], atol=1e-5)
+    assert not torch.allclose(grouped[0], grouped[3])
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(modalities=(), messages=("distmult",))])
+def test_inference_shortcuts_match_the_autograd_path(example_tables, overrides):
+    """Without autograd the model groups queries by relation, overwrites gathered states in
+    place and skips all-zero rows of the first layer's update; with autograd it does none of
+    these. Both must give the same scores."""
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL, **overrides))).eval()
+    graph = graph_tensors(example_tables, "test")
+    queries = torch.stack([torch.randint(0, graph.num_entities, (8,)), torch.tensor([1, 1, 1, 1, 0, 0, 4, 4])], 1)
+    with torch.no_grad():
+        fast = model(graph, queries)
+    reference = model(graph, queries).detach()  # grad enabled: the plain path
+    assert torch.allclose(fast, reference, atol=1e-5)
+    layer = model.entity_layers[0]
+    x = torch.zeros(graph.num_entities, 8, 16)
+    aggregated = torch.zeros_like(x)
+    x[0, :2], aggregated[1:3, 3] = torch.randn(2, 16), torch.randn(2, 16)
+    with torch.no_grad():
+        skipped = layer.update(x, aggregated, skip_zero_rows=True)
+        full = layer.update(x, aggregated)
+    assert torch.allclose(skipped, full, atol=1e-6)
+
+
 def test_unseen_relations_and_task_gates(example_tables):
     torch.manual_seed(0)
     model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()
@@ -221,6 +263,30 @@ def test_training_beats_untrained_and_checkpoint_round_trip(example_tables, tmp_
     train(reloaded, [example_tables], TrainConfig(max_steps=130, eval_every=10, negatives=16), tmp_path / "ckpt2",
           torch.device("cpu"), resume_from=tmp_path / "ckpt")
     assert load_checkpoint(tmp_path / "ckpt2")[0]["training"]["step"] == 130
+
+
+def test_cosine_schedule_follows_steps_or_time_budget(example_tables, tmp_path):
+    cosine = TrainConfig(max_steps=100, learning_rate=1e-3, lr_schedule="cosine", min_lr_ratio=0.1)
+    assert learning_rate_at(cosine, 0, 0.0) == pytest.approx(1e-3)
+    assert learning_rate_at(cosine, 50, 0.0) == pytest.approx(0.55e-3)
+    assert learning_rate_at(cosine, 100, 0.0) == pytest.approx(1e-4)
+    # With a time budget, whichever of steps and time is further along sets the rate.
+    timed = replace(cosine, max_seconds=60.0)
+    assert learning_rate_at(timed, 10, 30.0) == pytest.approx(0.55e-3)
+    assert learning_rate_at(timed, 50, 6.0) == pytest.approx(0.55e-3)
+    assert learning_rate_at(timed, 1, 120.0) == pytest.approx(1e-4)
+    assert learning_rate_at(replace(cosine, lr_schedule="constant"), 99, 1e9) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
+              replace(cosine, lr_schedule="linear"), tmp_path / "never", torch.device("cpu"))
+    assert not (tmp_path / "never").exists()
+    # The optimizer runs at the scheduled rate: the logged rates fall step by step.
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    run = replace(cosine, max_steps=20, eval_every=5, negatives=16, eval_triples=4)
+    history = train(model, [example_tables], run, tmp_path / "ckpt", torch.device("cpu"))
+    rates = [h["lr"] for h in history]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == 4
+    assert rates == [pytest.approx(learning_rate_at(run, s, 0.0), rel=1e-2) for s in (4, 9, 14, 19)]
 
 
 def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, tmp_path):

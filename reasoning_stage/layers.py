@@ -222,6 +222,8 @@ class MixtureOfMessageConv(nn.Module):
             return out if swapped is None else out.addcmul_(swapped, gathered["swap_scale"])
         # Without autograd (the grouped path is for inference) the gathered states are
         # overwritten in place: no second [p, B, dim] tensor is allocated and filled.
+        if torch.is_grad_enabled():
+            raise ValueError("grouped messages are for inference: call under torch.no_grad() or inference_mode()")
         for column, (lo, hi) in enumerate(groups):
             part = x_src[:, lo:hi].mul_(gathered["scale"][:, column:column + 1])
             if "shift" in gathered:

@@ -257,8 +257,8 @@ class TofuModel(nn.Module):
             plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
         batch = queries.shape[0]
         arange = torch.arange(batch, device=queries.device)
-        # The grouped path writes each run's messages into one preallocated tensor, which autograd
-        # does not allow; random training batches seldom have runs anyway.
+        # The grouped path overwrites gathered states in place, which autograd does not allow;
+        # random training batches seldom have runs anyway.
         groups = None if torch.is_grad_enabled() else relation_groups(relations)
         if groups is None:
             rel = self.relation_vectors(graph, relations, rel_graph)             # [2R, B, d]
@@ -279,9 +279,11 @@ class TofuModel(nn.Module):
             boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
         gates = self.gates(gate_query, task)
         x = boundary
+        # Without entity features the first layer's input is zero but at the heads; with them
+        # every row is set, so the zero-row scan would be a wasted pass.
+        sparse_start = features is None
         for depth, (layer, layer_gates) in enumerate(zip(self.entity_layers, gates)):
-            # Without entity features the first layer's input is zero but at the heads.
-            x = layer(x, plan, rel, layer_gates, boundary, groups, skip_zero_rows=depth == 0)
+            x = layer(x, plan, rel, layer_gates, boundary, groups, skip_zero_rows=sparse_start and depth == 0)
         return self.score_entities(x, query)
 
     def score_entities(self, x: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,9 @@ class EdgePlan:
         indptr: ``[N + 1]`` CSR offsets of each target's edges in ``edge_pair``.
         reduction: ``"spmm"`` or ``"segment"`` (see the module docstring).
         matrix: for ``"spmm"``, the CSR ``[N, P]`` matrix summing pairs into targets.
+        out_indptr, out_target, out_type: the edges again, sorted by source: ``[N + 1]``
+            offsets of each source's edges, then ``[E]`` targets and relations
+            (for :func:`reach_step`).
     """
     pair_source: torch.Tensor
     pair_type: torch.Tensor
@@ -51,6 +54,9 @@ class EdgePlan:
     indptr: torch.Tensor
     reduction: str = "segment"
     matrix: torch.Tensor | None = None  # CSR [N, P] of ones, for reduction "spmm"
+    out_indptr: torch.Tensor | None = None
+    out_target: torch.Tensor | None = None
+    out_type: torch.Tensor | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -92,6 +98,10 @@ def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int,
     indptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
     indptr[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
     plan = EdgePlan(pairs // num_types, pairs % num_types, edge_pair[order], indptr, reduction)
+    by_source = torch.argsort(source, stable=True)
+    plan.out_indptr = torch.zeros_like(indptr)
+    plan.out_indptr[1:] = torch.cumsum(torch.bincount(source, minlength=num_nodes), 0)
+    plan.out_target, plan.out_type = target[by_source], edge_type[by_source]
     if reduction == "spmm":
         # Repeated edges of a pair into one target stay separate entries: the product sums them.
         ones = torch.ones(plan.edge_pair.numel(), device=edge_index.device)
@@ -127,6 +137,40 @@ def _propagate_segments(plan: EdgePlan, pair_messages: torch.Tensor, boundary: t
         gathered = pair_messages.index_select(0, plan.edge_pair[lo:hi])
         out[start:stop] += segment_csr(gathered, plan.indptr[start:stop + 1] - lo, reduce="sum")
     return out
+
+
+@dataclass
+class ReachStep:
+    """One layer's growth of a sparse set of (node, query column) rows along out-edges.
+
+    Attributes:
+        edge_row, edge_type: ``[m]`` for each edge leaving a row of the old set: that row and
+            the edge's relation.
+        node, column: ``[n']`` the new set (old rows plus the edges' targets), sorted by
+            ``node * B + column``.
+        old_position: ``[n]`` where each old row sits in the new set.
+        message_position: ``[m]`` the new-set row each edge's target is.
+    """
+    edge_row: torch.Tensor
+    edge_type: torch.Tensor
+    node: torch.Tensor
+    column: torch.Tensor
+    old_position: torch.Tensor
+    message_position: torch.Tensor
+
+
+def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_columns: int) -> ReachStep:
+    """Rows ``(node[i], column[i])`` and every row one edge of ``plan`` away from them, per column."""
+    counts = plan.out_indptr[node + 1] - plan.out_indptr[node]
+    edge_row = torch.repeat_interleave(torch.arange(node.numel(), device=node.device), counts)
+    # Edge ids: each row's first out-edge plus the message's offset inside the row's run.
+    first = plan.out_indptr[node] - (torch.cumsum(counts, 0) - counts)
+    edge = first.index_select(0, edge_row) + torch.arange(edge_row.numel(), device=node.device)
+    keys = torch.cat([node * num_columns + column,
+                      plan.out_target.index_select(0, edge) * num_columns + column.index_select(0, edge_row)])
+    unique, position = torch.unique(keys, return_inverse=True)
+    return ReachStep(edge_row, plan.out_type.index_select(0, edge), unique // num_columns, unique % num_columns,
+                     position[:node.numel()], position[node.numel():])
 
 
 class MixtureOfMessageConv(nn.Module):
@@ -232,6 +276,21 @@ class MixtureOfMessageConv(nn.Module):
                 part.addcmul_(swapped[:, lo:hi], gathered["swap_scale"][:, column:column + 1])
         return x_src
 
+    def message_deltas(self, delta: torch.Tensor, edge_type: torch.Tensor, group: torch.Tensor,
+                       terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """How the messages ``[m, dim]`` along ``edge_type`` change when their sources' states change
+        by ``delta`` ``[m, dim]``; ``terms`` are ``[2R, G, dim]`` and ``group`` picks each message's column.
+
+        Every message function is affine in the source state, so the shift cancels.
+        """
+        index = edge_type * terms["scale"].shape[1] + group
+        out = delta * terms["scale"].reshape(-1, self.dim).index_select(0, index)
+        if "swap_scale" in terms:
+            half = self.dim // 2
+            swapped = torch.cat([delta[:, half:], delta[:, :half]], dim=-1)
+            out.addcmul_(swapped, terms["swap_scale"].reshape(-1, self.dim).index_select(0, index))
+        return out
+
     def aggregate(self, x: torch.Tensor, plan: EdgePlan, terms: dict[str, torch.Tensor],
                   boundary: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
         """Boundary plus the sum of incoming messages (one message per (source, relation) pair)."""
@@ -248,9 +307,11 @@ class MixtureOfMessageConv(nn.Module):
             rows = (flat_x.abs().amax(-1).ne(0) | flat_a.abs().amax(-1).ne(0)).nonzero().squeeze(1)
             if rows.numel() <= flat_x.shape[0] // 2:
                 out = torch.relu(self.norm(self.combine.bias)).expand_as(flat_x).clone()
-                x_rows = flat_x.index_select(0, rows)
-                changed = torch.relu(self.norm(_linear_of_concat(self.combine, x_rows, flat_a.index_select(0, rows))))
-                out.index_copy_(0, rows, x_rows + changed)
+                if rows.numel():  # none at all in the reach path's generic columns
+                    x_rows = flat_x.index_select(0, rows)
+                    changed = torch.relu(self.norm(_linear_of_concat(self.combine, x_rows,
+                                                                     flat_a.index_select(0, rows))))
+                    out.index_copy_(0, rows, x_rows + changed)
                 return out.view(x.shape)
         hidden = self.norm(_linear_of_concat(self.combine, x, aggregated))
         if torch.is_grad_enabled():

@@ -17,7 +17,7 @@ from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
-from reasoning_stage.layers import MixtureOfMessageConv, edge_plan
+from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups
 from reasoning_stage.training import TrainConfig, learning_rate_at, model_config_for, train
 from tokenizer_stage.tokenize import tokenize_graph
@@ -223,6 +223,59 @@ def test_inference_shortcuts_match_the_autograd_path(example_tables, overrides):
         skipped = layer.update(x, aggregated, skip_zero_rows=True)
         full = layer.update(x, aggregated)
     assert torch.allclose(skipped, full, atol=1e-6)
+
+
+def _ring(graph, num_relations: int = 3):
+    """The example graph's entities on a ring (each node linked to the next by relation i % R),
+    with inverse edges: every hop reaches two more nodes, so neighbourhoods stay small."""
+    n = graph.num_entities
+    source = torch.arange(n)
+    target, relation = (source + 1) % n, source % num_relations
+    return replace(graph, num_relations=num_relations, relation_tokens={},
+                   edge_index=torch.stack([torch.cat([source, target]), torch.cat([target, source])]),
+                   edge_type=torch.cat([relation, relation + num_relations]))
+
+
+def test_reach_step_grows_rows_one_hop_per_query():
+    # 0 -> 1 -> 2 -> 3 (relation 0), 3 -> 0 (relation 1); two query columns.
+    plan = edge_plan(torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]), torch.tensor([0, 0, 0, 1]), 4, 2)
+    step = reach_step(plan, torch.tensor([0, 3]), torch.tensor([0, 1]), num_columns=2)
+    assert list(zip(step.node.tolist(), step.column.tolist())) == [(0, 0), (0, 1), (1, 0), (3, 1)]
+    assert step.edge_row.tolist() == [0, 1] and step.edge_type.tolist() == [0, 1]
+    assert step.old_position.tolist() == [0, 3] and step.message_position.tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(modalities=(), messages=("distmult",))],
+                         ids=["full", "structure-only"])
+@pytest.mark.parametrize("dense_share", [1.0, 0.05, 0.0], ids=["reach-only", "hand-over", "dense-at-once"])
+def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_share, monkeypatch):
+    """Batches of few relation runs are computed as generic states per run plus per-query rows
+    within reach of the head; the scores must equal the plain autograd path's, whether the
+    rows stay sparse to the end, hand over to the dense layers midway, or do so at once."""
+    torch.manual_seed(0)
+    config = ModelConfig(**{**SMALL, "entity_layers": 4}, **overrides)
+    model = TofuModel(model_config_for(example_tables, config)).eval()
+    graph = _ring(graph_tensors(example_tables, "test"))
+    queries = torch.stack([torch.randperm(graph.num_entities)[:8], torch.tensor([0, 0, 0, 4, 4, 4, 4, 2])], 1)
+    handed_over = []  # the depth at which the dense layers took over, if they did
+    original = TofuModel._dense_layers
+
+    def spy(self, *args, **kwargs):
+        handed_over.append(args[8] if len(args) > 8 else kwargs.get("first_depth", 0))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TofuModel, "REACH_DENSE_SHARE", dense_share)
+    monkeypatch.setattr(TofuModel, "_dense_layers", spy)
+    with torch.no_grad():
+        fast = model(graph, queries)
+    if dense_share == 1.0:
+        assert handed_over == []
+    elif dense_share == 0.0:
+        assert handed_over == [0]
+    else:  # 8 x (1 + 2k) rows after k hops against 5% of 8 x V: a hand-over after a hop or more
+        assert graph.num_entities > 60 and len(handed_over) == 1 and 0 < handed_over[0] < config.entity_layers
+    reference = model(graph, queries).detach()
+    assert torch.allclose(fast, reference, atol=1e-5)
 
 
 def test_unseen_relations_and_task_gates(example_tables):

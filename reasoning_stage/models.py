@@ -275,14 +275,15 @@ class TofuModel(nn.Module):
         if self.fusion is not None and features is None:
             features = self.entity_features(graph, task)
         gates = self.gates(gate_query, task)
-        if groups is not None and plan.out_indptr is not None:
-            return self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups, features)
+        if groups is not None and plan.out_indptr is not None and len(self.entity_layers):
+            return self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups,
+                                          features if self.fusion is not None else None)
         boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
         boundary[heads, arange] = query
-        if features is not None:
+        if self.fusion is not None:
             # Entity content enters every node's state, gated by what the query asks about.
             boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
-        return self._dense_layers(boundary, boundary, plan, rel, gates, groups, query, features is None)
+        return self._dense_layers(boundary, boundary, plan, rel, gates, groups, query, self.fusion is None)
 
     def _dense_layers(self, x: torch.Tensor, boundary: torch.Tensor, plan: EdgePlan, rel: torch.Tensor,
                       gates: torch.Tensor, groups: list[tuple[int, int]] | None, query: torch.Tensor,

@@ -11,6 +11,7 @@ Loading is strict: missing or unexpected weight names are an error.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,11 @@ def save_checkpoint(folder: Path, state_dict: dict[str, Any], model_config: dict
 
     with staging_directory(Path(folder)) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, str(staging / WEIGHTS))
+        # safetensors creates the file 0600; give it the mode every other artifact file gets
+        # (0666 less the umask), so a shipped or shared checkpoint is readable by its users.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging / WEIGHTS, 0o666 & ~umask)
         files = [WEIGHTS]
         if optimizer_state is not None:
             torch.save(optimizer_state, staging / OPTIMIZER)

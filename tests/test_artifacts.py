@@ -78,3 +78,22 @@ def test_staging_directory_swaps_whole_or_not_at_all(tmp_path):
             raise RuntimeError("interrupted")
     assert (target / "a").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+def test_checkpoint_files_get_the_umask_mode(tmp_path):
+    # safetensors writes its file 0600; a shipped checkpoint must be readable like the rest.
+    import os
+
+    import torch
+
+    from artifacts.checkpoint import load_checkpoint, save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "ckpt", {"w": torch.ones(2)}, {"dim": 2}, None, {"step": 0})
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "manifest.json"):
+        assert (tmp_path / "ckpt" / name).stat().st_mode & 0o777 == 0o644, name
+    _, state, _ = load_checkpoint(tmp_path / "ckpt")
+    assert torch.equal(state["w"], torch.ones(2))

@@ -23,10 +23,18 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/tofu example $(DEMO)/graphs/example
 	$(BIN)/tofu tokenize $(DEMO)/graphs/example --out $(DEMO)/artifacts --quiet
+	@echo '== zero-shot with the shipped model'
 	$(BIN)/tofu reason $(DEMO)/artifacts --output $(DEMO)/results --plot $(DEMO)/results/mrr_per_relation.png --quiet
-	printf 'person:000\tcitizen_of\t?\n?\tcity_in\tcountry:japan\n' > $(DEMO)/queries.tsv
+	@# Two held-out test queries; their true answers are printed from test.tsv.
+	printf 'person:032\tcitizen_of\t?\nperson:007\tcitizen_of\t?\n' > $(DEMO)/queries.tsv
 	$(BIN)/tofu reason $(DEMO)/artifacts/example --predict $(DEMO)/queries.tsv --top-k 3 \
 		--output $(DEMO)/results --quiet
+	@echo '== after fine-tuning a copy of it for 2 epochs on the graph'"'"'s train split (transductive)'
+	$(BIN)/tofu reason $(DEMO)/artifacts --finetune-epochs 2 --output $(DEMO)/results_finetuned --quiet
+	$(BIN)/tofu reason $(DEMO)/artifacts/example --predict $(DEMO)/queries.tsv --top-k 3 \
+		--checkpoint $(DEMO)/results_finetuned/finetuned_example --output $(DEMO)/results_finetuned --quiet
+	@echo '== held-out truth'
+	@grep -E '^person:(032|007)	' $(DEMO)/graphs/example/test.tsv
 
 # Rebuild the shipped model (reads $(TOFU_DATA) or ../shared/data): link prediction on the 12 GraIL
 # training graphs (recipes/pretrain.toml), then multi-task training from it with DBP15K zh_en alignment

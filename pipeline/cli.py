@@ -301,7 +301,8 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Fine-tune on each graph's train split first (transductive setting).")
+              help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
+                   "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of the MRR per relation (first graph).")
@@ -327,8 +328,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
-    from reasoning_stage.reasoning import (evaluate, find_artifacts, load_model, predict, read_prediction_queries,
-                                           write_predictions)
+    from reasoning_stage.reasoning import (LoadedModel, evaluate, find_artifacts, load_model, predict,
+                                           read_prediction_queries, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import TrainConfig, check_codebooks, train as run_training
 
@@ -352,11 +353,24 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     loaded = load_model(checkpoint, dev)
     check_codebooks(tables, loaded.codebook_id)
     output.mkdir(parents=True, exist_ok=True)
+
+    def model_for(t) -> LoadedModel:
+        # Each graph is fine-tuned from the checkpoint itself, not from another graph's tuning;
+        # the tuned checkpoint stays in OUTPUT for reuse with --checkpoint.
+        if not finetune_epochs:
+            return loaded
+        steps = max(1, finetune_epochs * len(t.queries("train")) // 16)
+        tuned = output / f"finetuned_{t.name}"
+        fresh = load_model(checkpoint, dev)
+        run_training(fresh.model, [t], TrainConfig(max_steps=steps, eval_every=steps), tuned, dev,
+                     progress=make_progress(not quiet))
+        return load_model(tuned, dev)
+
     if predict_file is not None:
         if len(tables) != 1:
             raise click.UsageError("--predict takes exactly one ARTIFACT")
         queries = read_prediction_queries(predict_file, tables[0])
-        rows = predict(loaded, tables[0], splits[0], queries, top_k, dev)
+        rows = predict(model_for(tables[0]), tables[0], splits[0], queries, top_k, dev)
         write_predictions(rows, output / "predictions.tsv")
         for row in rows[: min(len(rows), 3 * top_k)]:
             click.echo(f"{row['query_head']}\t{row['relation']}\t{row['query_tail']}\t#{row['rank']} "
@@ -365,16 +379,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         return
     records = []
     for t in tables:
-        model_for_graph = loaded
-        if finetune_epochs:
-            triples = len(t.queries("train"))
-            steps = max(1, finetune_epochs * triples // 16)
-            tuned = output / f"finetuned_{t.name}"
-            # Each graph is fine-tuned from the checkpoint itself, not from another graph's tuning.
-            fresh = load_model(checkpoint, dev)
-            run_training(fresh.model, [t], TrainConfig(max_steps=steps, eval_every=max(steps, 1)), tuned, dev,
-                         progress=make_progress(not quiet))
-            model_for_graph = load_model(tuned, dev)
+        model_for_graph = model_for(t)
         start = time.perf_counter()
         ranks, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
                                   progress=make_progress(not quiet))

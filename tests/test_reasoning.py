@@ -400,6 +400,27 @@ def test_reason_fine_tunes_before_evaluating(example_tables, tmp_path):
     assert load_checkpoint(tmp_path / "ckpt")[0]["training"] == {"step": 0}
 
 
+def test_predict_uses_the_fine_tuned_model(example_tables, tmp_path):
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    save_checkpoint(tmp_path / "ckpt", model.state_dict(), model.config.to_json(), example_tables.codebook_id,
+                    {"step": 0})
+    queries = tmp_path / "q.tsv"
+    queries.write_text("person:032\tcitizen_of\t?\n?\tcity_in\tcountry:japan\n")
+
+    def predictions(checkpoint, out, *extra):
+        result = CliRunner().invoke(main, ["reason", "--checkpoint", str(checkpoint), str(example_tables.folder),
+                                           "--predict", str(queries), "--top-k", "5", "--output", str(out),
+                                           "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        return (out / "predictions.tsv").read_text()
+
+    zero_shot = predictions(tmp_path / "ckpt", tmp_path / "zs")
+    tuned = predictions(tmp_path / "ckpt", tmp_path / "ft", "--finetune-epochs", "1")
+    # The tuned model answers, and it is the checkpoint kept in OUTPUT.
+    assert tuned != zero_shot
+    assert tuned == predictions(tmp_path / "ft" / "finetuned_example", tmp_path / "again")
+
+
 def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
     """X and X_ind share one artifact; X_ind's queries are ranked over X_ind's entities alone."""
     from reasoning_stage.graph_data import candidate_entities

@@ -12,12 +12,13 @@ Loading is strict: missing or unexpected weight names are an error.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
-from artifacts.manifest import read_manifest, write_manifest
+from artifacts.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 KIND = "tofu.checkpoint"
 FORMAT_VERSION = 1
@@ -34,17 +35,16 @@ def save_checkpoint(folder: Path, state_dict: dict[str, Any], model_config: dict
 
     with staging_directory(Path(folder)) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, str(staging / WEIGHTS))
-        # safetensors creates the file 0600; give it the mode every other artifact file gets
-        # (0666 less the umask), so a shipped or shared checkpoint is readable by its users.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging / WEIGHTS, 0o666 & ~umask)
         files = [WEIGHTS]
         if optimizer_state is not None:
             torch.save(optimizer_state, staging / OPTIMIZER)
             files.append(OPTIMIZER)
         write_manifest(staging, KIND, FORMAT_VERSION,
                        {"model": model_config, "codebook_id": codebook_id, "training": training}, files)
+        # safetensors creates its file 0600; give it the manifest's mode (0666 less the umask),
+        # so a shipped or shared checkpoint is readable by its users. Reading the umask instead
+        # would mean setting it, which races with other threads creating files.
+        os.chmod(staging / WEIGHTS, stat.S_IMODE(os.stat(staging / MANIFEST_NAME).st_mode))
 
 
 def load_checkpoint(folder: Path, with_optimizer: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict | None]:

@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from torch_scatter import scatter_add
 
+from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationGraphConv, edge_plan,
                                     reach_step, relation_graph)
 from reasoning_stage.routing import GatedMixtureOfExperts, Route, TaskRouter

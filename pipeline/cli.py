@@ -323,6 +323,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     queries. With --task align / link: each graph-1 entity (or mention) of
     --split ranks every entity of graph 2 (or of the knowledge base).
     """
+    import copy
     import time
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
@@ -361,10 +362,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             return loaded
         steps = max(1, finetune_epochs * len(t.queries("train")) // 16)
         tuned = output / f"finetuned_{t.name}"
-        fresh = load_model(checkpoint, dev)
-        run_training(fresh.model, [t], TrainConfig(max_steps=steps, eval_every=steps), tuned, dev,
+        run_training(copy.deepcopy(loaded.model), [t], TrainConfig(max_steps=steps, eval_every=steps), tuned, dev,
                      progress=make_progress(not quiet))
-        return load_model(tuned, dev)
+        return load_model(tuned, dev)  # with the tuned checkpoint's manifest
 
     if predict_file is not None:
         if len(tables) != 1:

@@ -89,7 +89,7 @@ def main() -> None:
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.evaluation import evaluate_graph
     from reasoning_stage.reasoning import load_model
-    from reasoning_stage.training import TrainConfig, train
+    from reasoning_stage.training import fine_tune_config, train
     from tokenizer_stage.tokenize import TokenizerConfig
 
     retain_freed_memory()
@@ -152,8 +152,9 @@ def main() -> None:
         if group == "mmkg" and args.finetune_steps:
             tuned = load_model(checkpoint, device)
             start = time.perf_counter()
-            train(tuned.model, [tables], TrainConfig(max_steps=args.finetune_steps, eval_every=args.finetune_steps,
-                                                     eval_triples=20), args.work / "finetuned" / folder.name, device)
+            train(tuned.model, [tables], fine_tune_config(tuned.manifest, max_steps=args.finetune_steps,
+                                                          eval_every=args.finetune_steps, eval_triples=20),
+                  args.work / "finetuned" / folder.name, device)
             ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size,
                                    max_triples=sample)
             record(group, folder.name, f"fine-tuned {args.finetune_steps} steps", ranks,

@@ -162,7 +162,11 @@ def _device(requested: str | None):
 @click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path), help="Checkpoint folder to write.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default="adversarial", show_default=True,
+              help="adversarial: BCE against --negatives drawn negatives, weighted self-adversarially; "
+                   "softmax: cross-entropy against every entity that is not a known answer; both: their sum.")
+@click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Negatives per query of the adversarial loss.")
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
@@ -187,7 +191,7 @@ def _device(requested: str | None):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
-def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, layers, relation_layers, messages,
+def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, lr, dim, layers, relation_layers, messages,
           modalities, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
@@ -225,7 +229,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, negatives, lr, dim, lay
         model = TofuModel(model_config_for(first, base))
     dev = _device(device)
     jobs = [matching_job(a, model, dev, seed) for a in tasks_found]
-    config = TrainConfig(max_steps=max_steps, batch_size=batch_size, negatives=negatives, learning_rate=lr,
+    config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives, learning_rate=lr,
                          eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
                          lr_schedule=lr_schedule,
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)
@@ -332,7 +336,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     from reasoning_stage.reasoning import (LoadedModel, evaluate, find_artifacts, load_model, predict,
                                            read_prediction_queries, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.training import TrainConfig, check_codebooks, train as run_training
+    from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
 
     retain_freed_memory()
     if checkpoint is None:
@@ -362,7 +366,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             return loaded
         steps = max(1, finetune_epochs * len(t.queries("train")) // 16)
         tuned = output / f"finetuned_{t.name}"
-        run_training(copy.deepcopy(loaded.model), [t], TrainConfig(max_steps=steps, eval_every=steps), tuned, dev,
+        run_training(copy.deepcopy(loaded.model), [t], fine_tune_config(loaded.manifest, max_steps=steps,
+                                                                         eval_every=steps), tuned, dev,
                      progress=make_progress(not quiet))
         return load_model(tuned, dev)  # with the tuned checkpoint's manifest
 

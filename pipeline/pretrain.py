@@ -97,17 +97,9 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.orchestrate import tokenize_many
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import TrainConfig, model_config_for, train
+    from reasoning_stage.training import TrainConfig, check_train_config, model_config_for, train
 
-    folders = write_graph_folders(recipe, data, work)
-    config = tokenizer_config(recipe)
-    # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
-    results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
-                               use_shipped_codebooks=False)
-    failed = [r for r in results if getattr(r, "error", None)]
-    if failed:
-        raise RecipeError("; ".join(f"{r.name}: {r.error}" for r in failed))
-    tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
+    # Settings are checked before the graphs are tokenized (minutes of work).
     model_settings = dict(recipe.model)
     for key in ("messages", "modalities"):
         if key in model_settings:
@@ -120,6 +112,19 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
         train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)
     except TypeError as err:
         raise RecipeError(f"{recipe.path}: {err}") from None
+    try:
+        check_train_config(train_config)
+    except ValueError as err:
+        raise RecipeError(f"{recipe.path}: [train]: {err}") from None
+    folders = write_graph_folders(recipe, data, work)
+    config = tokenizer_config(recipe)
+    # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
+    results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
+                               use_shipped_codebooks=False)
+    failed = [r for r in results if getattr(r, "error", None)]
+    if failed:
+        raise RecipeError("; ".join(f"{r.name}: {r.error}" for r in failed))
+    tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
     torch.manual_seed(train_config.seed)
     model = TofuModel(model_config_for(tables[0], base))
     train(model, tables, train_config, Path(checkpoint), device, progress=make_progress(progress), log=log)

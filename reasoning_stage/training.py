@@ -3,9 +3,13 @@
 Each step draws one graph (with probability proportional to its number of
 training triples), a batch of its training triples, and asks each as a tail
 or head query over the graph *without* the batch's edges (so the answer is
-never read off the graph). Loss: binary cross-entropy of the answer against
-uniformly drawn negatives that are not known true answers, the negatives
-weighted self-adversarially (Sun et al. 2019), as in ULTRA.
+never read off the graph). Loss (``TrainConfig.loss``): "adversarial", binary
+cross-entropy of the answer against uniformly drawn negatives that are not
+known true answers, the negatives weighted self-adversarially (Sun et al.
+2019), as in ULTRA; or "softmax", cross-entropy of the answer against every
+entity that is not a known true answer (1-N scoring, as RED-GNN and AdaProp
+train): the forward pass scores all entities anyway, so every one of them is
+a negative at no extra cost; or "both", their sum.
 """
 from __future__ import annotations
 
@@ -42,7 +46,8 @@ class TrainConfig:
     max_steps: int = 1000
     max_seconds: float | None = None  # wall-clock budget of this run (resumes get a fresh one)
     batch_size: int = 16
-    negatives: int = 256
+    loss: str = "adversarial"   # or "softmax", or "both" summed (see the module docstring)
+    negatives: int = 256        # drawn per query by the "adversarial" loss
     learning_rate: float = 5e-4
     # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
     # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
@@ -73,6 +78,21 @@ class PreparedGraph:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+LOSSES = ("adversarial", "softmax", "both")
+
+
+def check_train_config(config: TrainConfig) -> None:
+    """Reject an unknown schedule or loss before any work (a recipe checks before tokenizing)."""
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
+
+
+def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
+    """A fine-tuning run of a checkpoint: its own training loss (older checkpoints: "adversarial")."""
+    loss = (manifest.get("training") or {}).get("config", {}).get("loss", "adversarial")
+    return TrainConfig(**{"loss": loss if loss in LOSSES else "adversarial", **settings})
 
 
 def learning_rate_at(config: TrainConfig, step: int, elapsed_seconds: float) -> float:
@@ -186,16 +206,23 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
     queries = torch.stack([heads, relations], dim=1)
     features = model.entity_features(graph, task)
     scores = model(graph, queries, task=task, rel_graph=prepared.rel_graph, features=features)
-    negatives = torch.randint(0, graph.num_entities, (len(batch), config.negatives), generator=generator)
-    negatives = negatives.to(batch.device)
     true_mask = prepared.known.mask(heads, relations).to(batch.device)
-    valid = ~true_mask.gather(1, negatives)
-    positive = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
-    negative = scores.gather(1, negatives)
-    with torch.no_grad():
-        weights = torch.softmax((negative * config.adversarial_temperature).masked_fill(~valid, -1e9), dim=1)
-        weights = weights * valid
-    loss = (-F.logsigmoid(positive) - (weights * F.logsigmoid(-negative)).sum(dim=1)).mean()
+    loss = scores.new_zeros(())
+    if config.loss in ("softmax", "both"):
+        # Other true answers of the query are not negatives: drop them from the partition.
+        others = true_mask.clone()
+        others[torch.arange(len(batch), device=batch.device), targets] = False
+        loss = loss + F.cross_entropy(scores.masked_fill(others, float("-inf")), targets)
+    if config.loss in ("adversarial", "both"):
+        negatives = torch.randint(0, graph.num_entities, (len(batch), config.negatives), generator=generator)
+        negatives = negatives.to(batch.device)
+        valid = ~true_mask.gather(1, negatives)
+        positive = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
+        negative = scores.gather(1, negatives)
+        with torch.no_grad():
+            weights = torch.softmax((negative * config.adversarial_temperature).masked_fill(~valid, -1e9), dim=1)
+            weights = weights * valid
+        loss = loss + (-F.logsigmoid(positive) - (weights * F.logsigmoid(-negative)).sum(dim=1)).mean()
     if features is not None:
         loss = loss + config.balance_weight * features.balance_loss
     return loss
@@ -221,7 +248,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     """
     from reasoning_stage.matching import matching_loss, rank_matches
 
-    learning_rate_at(config, 0, 0.0)  # rejects an unknown schedule before any work
+    check_train_config(config)
     if not graphs and not jobs:
         raise ValueError("nothing to train on: give token tables or alignment / linking tasks")
     codebook_id = graphs[0].codebook_id if graphs else jobs[0].codebook_id

@@ -70,6 +70,15 @@ source = "example"
     with pytest.raises(RecipeError, match="nowhere does not exist"):
         run_recipe(missing, data, tmp_path / "w0", tmp_path / "w0" / "ck", torch.device("cpu"), progress=False)
 
+    # Bad training settings are refused before any graph is tokenized.
+    for bad, message in (("loss = \"hinge\"", "unknown loss 'hinge'"), ("lr_schedule = \"linear\"", "lr_schedule"),
+                         ("batchsize = 4", "batchsize")):
+        text = (tmp_path / "r.toml").read_text().replace("[train]\n", f"[train]\n{bad}\n")
+        with pytest.raises(RecipeError, match=message):
+            run_recipe(read_recipe(_recipe(tmp_path / "bad.toml", text)), data, tmp_path / "w1", tmp_path / "w1" / "ck",
+                       torch.device("cpu"), progress=False)
+        assert not (tmp_path / "w1").exists()
+
     checkpoint = run_recipe(recipe, data, tmp_path / "work", tmp_path / "work" / "ck", torch.device("cpu"),
                             progress=False)
     manifest, _, _ = load_checkpoint(checkpoint)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups
-from reasoning_stage.training import TrainConfig, learning_rate_at, model_config_for, train
+from reasoning_stage.training import TrainConfig, learning_rate_at, model_config_for, prepare, train, training_step
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -320,6 +321,60 @@ def test_training_beats_untrained_and_checkpoint_round_trip(example_tables, tmp_
     assert load_checkpoint(tmp_path / "ckpt2")[0]["training"]["step"] == 130
 
 
+class _FixedScores(torch.nn.Module):
+    """Stands in for the model: the same trainable score rows for every query."""
+
+    def __init__(self, num_entities: int, batch: int):
+        super().__init__()
+        self.scores = torch.nn.Parameter(torch.randn(batch, num_entities))
+        self.queries = None
+
+    def entity_features(self, graph, task):
+        return None
+
+    def forward(self, graph, queries, **kwargs):
+        self.queries = queries
+        return self.scores
+
+
+def test_softmax_loss_is_cross_entropy_over_entities_that_are_not_answers(example_tables, tmp_path):
+    prepared = prepare(example_tables, "train", torch.device("cpu"))
+    # Triples with several true answers in both directions (the step asks either), so the filter has work.
+    triples = prepared.train_triples.tolist()
+    tails = Counter((h, r) for h, r, t in triples)
+    heads = Counter((t, r) for h, r, t in triples)
+    batch = torch.tensor([[h, r, t] for h, r, t in triples if tails[h, r] > 1 and heads[t, r] > 1][:6])
+    assert len(batch) == 6
+    fake = _FixedScores(prepared.train_graph.num_entities, len(batch))
+    loss = training_step(fake, prepared, batch, TrainConfig(loss="softmax"), torch.Generator().manual_seed(0))
+    loss.backward()
+    heads, relations = fake.queries[:, 0], fake.queries[:, 1]
+    targets = torch.where(relations >= prepared.train_graph.num_relations, batch[:, 0], batch[:, 2])
+    answers = prepared.known.mask(heads, relations)
+    rows = torch.arange(len(batch))
+    assert answers[rows, targets].all() and (answers.sum(1) > 1).all()
+    others = answers.clone()
+    others[rows, targets] = False
+    scores = fake.scores.detach()
+    expected = torch.stack([torch.logsumexp(scores[i][~others[i]], 0) - scores[i, targets[i]] for i in rows]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # Other true answers get no gradient; every non-answer is pushed down, the answer up.
+    grad = fake.scores.grad
+    assert (grad[others] == 0).all()
+    assert (grad[~answers] > 0).all() and (grad[rows, targets] < 0).all()
+    # And it trains the real model.
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(dim=32, entity_layers=3, relation_layers=2)))
+    before = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    train(model, [example_tables], TrainConfig(max_steps=80, eval_every=80, loss="softmax"), tmp_path / "ckpt",
+          torch.device("cpu"))
+    after = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    assert after > before + 0.2, (before, after)
+    with pytest.raises(ValueError, match="unknown loss"):
+        train(model, [example_tables], TrainConfig(max_steps=1, loss="hinge"), tmp_path / "never", torch.device("cpu"))
+    assert not (tmp_path / "never").exists()
+
+
 def test_cosine_schedule_follows_steps_or_time_budget(example_tables, tmp_path):
     cosine = TrainConfig(max_steps=100, learning_rate=1e-3, lr_schedule="cosine", min_lr_ratio=0.1)
     assert learning_rate_at(cosine, 0, 0.0) == pytest.approx(1e-3)
@@ -396,8 +451,16 @@ def test_reason_fine_tunes_before_evaluating(example_tables, tmp_path):
     train_triples = len(example_tables.queries("train"))
     assert tuned["training"]["step"] == train_triples // 16
     assert tuned["training"]["graphs"] == ["example"]
+    assert tuned["training"]["config"]["loss"] == "adversarial"   # a checkpoint that names no loss
     # The original checkpoint is untouched.
     assert load_checkpoint(tmp_path / "ckpt")[0]["training"] == {"step": 0}
+    # A checkpoint trained with another loss is fine-tuned with that loss.
+    save_checkpoint(tmp_path / "ckpt_sm", model.state_dict(), model.config.to_json(), example_tables.codebook_id,
+                    {"step": 0, "config": {"loss": "softmax"}})
+    result = CliRunner().invoke(main, ["reason", "--checkpoint", str(tmp_path / "ckpt_sm"), str(example_tables.folder),
+                                       "--finetune-epochs", "1", "--output", str(tmp_path / "res_sm"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "res_sm" / "finetuned_example")[0]["training"]["config"]["loss"] == "softmax"
 
 
 def test_predict_uses_the_fine_tuned_model(example_tables, tmp_path):

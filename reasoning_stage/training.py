@@ -91,7 +91,7 @@ def check_train_config(config: TrainConfig) -> None:
 
 def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
     """A fine-tuning run of a checkpoint: its own training loss (older checkpoints: "adversarial")."""
-    loss = (manifest.get("training") or {}).get("config", {}).get("loss", "adversarial")
+    loss = ((manifest.get("training") or {}).get("config") or {}).get("loss", "adversarial")
     return TrainConfig(**{"loss": loss if loss in LOSSES else "adversarial", **settings})
 
 

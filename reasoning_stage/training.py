@@ -99,10 +99,9 @@ def learning_rate_at(config: TrainConfig, step: int, elapsed_seconds: float) -> 
     """The learning rate at ``step`` (counted over the whole run), ``elapsed_seconds`` into this run.
 
     Progress is the larger of ``step / max_steps`` (so a resumed run continues the
-    curve) and the share of this run's time budget spent.
+    curve) and the share of this run's time budget spent. The schedule is one that
+    ``check_train_config`` accepted (``train`` checks before its first step).
     """
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if config.lr_schedule == "constant":
         return config.learning_rate
     progress = step / max(config.max_steps, 1)

@@ -49,6 +49,13 @@ def read_recipe(path: Path) -> Recipe:
         unknown = set(graph) - {"name", "source", *GRAPH_FILE_KEYS}
         if unknown:
             raise RecipeError(f"{path}: [[graph]] {graph['name']}: unknown keys {sorted(unknown)}")
+        if not isinstance(graph["source"], str):
+            raise RecipeError(f"{path}: [[graph]] {graph['name']}: 'source' must be one path (a string)")
+        for key in GRAPH_FILE_KEYS:
+            value = graph.get(key, "")
+            if not (isinstance(value, str) or (isinstance(value, list) and value
+                                               and all(isinstance(v, str) for v in value))):
+                raise RecipeError(f"{path}: [[graph]] {graph['name']}: {key!r} must be a path or a list of paths")
         if any(graph["source"].replace("\\", "/").startswith(f) for f in FORBIDDEN_SOURCES):
             raise RecipeError(f"{path}: [[graph]] {graph['name']}: {graph['source']} is a zero-shot "
                               "evaluation graph (InGram); it must not be trained on")
@@ -65,14 +72,20 @@ def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
 
     folders = []
     for graph in recipe.graphs:
-        files = {}
+        files: dict[str, Path | list[Path]] = {}
         for key in ("source", *GRAPH_FILE_KEYS):
-            if key in graph:
-                target = (Path(data) / graph[key]).resolve()
+            if key not in graph:
+                continue
+            # text and image keys may name several files (read in order, as kg.toml does)
+            values = graph[key] if isinstance(graph[key], list) else [graph[key]]
+            targets = []
+            for value in values:
+                target = (Path(data) / value).resolve()
                 if not target.exists():
                     raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
                                       "(pass --data or set TOFU_DATA)")
-                files[key] = target
+                targets.append(target)
+            files[key] = targets if isinstance(graph[key], list) else targets[0]
         folders.append(write_kg_toml(Path(work) / "graphs" / graph["name"], graph["name"], files))
     return folders
 

@@ -43,6 +43,36 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
     assert all(g["source"].startswith("grail/") and not g["source"].endswith("_ind") for g in shipped.graphs)
 
 
+def test_recipe_graph_reads_several_text_files_in_order(tmp_path):
+    from pipeline.pretrain import write_graph_folders
+    from tokenizer_stage.kg_reader import read_kg
+
+    data = tmp_path / "data"
+    (data / "g").mkdir(parents=True)
+    (data / "g" / "train.tsv").write_text("/m/a\tr\t/m/b\n/m/b\tr\t/m/c\n", encoding="utf-8")
+    (data / "names.txt").write_text("/m/a\tAda\n/m/b\tBob\n", encoding="utf-8")
+    (data / "wiki.json").write_text(json.dumps({"/m/a": {"label": "Ada L.", "description": "mathematician"},
+                                                "/m/c": {"label": "Cy", "description": "city"}}), encoding="utf-8")
+    body = '[[graph]]\nname = "g"\nsource = "g"\nentity_text = ["names.txt", "wiki.json"]\n'
+    [folder] = write_graph_folders(read_recipe(_recipe(tmp_path / "r.toml", body)), data, tmp_path / "work")
+    kg = read_kg(folder)
+    # the first file that names an id gives its name; the second still adds its description
+    assert (kg.entity_text["/m/a"].name, kg.entity_text["/m/a"].description) == ("Ada", "mathematician")
+    assert (kg.entity_text["/m/b"].name, kg.entity_text["/m/b"].description) == ("Bob", None)
+    assert (kg.entity_text["/m/c"].name, kg.entity_text["/m/c"].description) == ("Cy", "city")
+
+    for bad, message in (('source = ["g"]', "'source' must be one path"),
+                         ('entity_text = []', "'entity_text' must be a path or a list of paths"),
+                         ('images = 3', "'images' must be a path or a list of paths")):
+        key = bad.split(" =")[0]
+        lines = [ln for ln in body.splitlines() if not ln.startswith(key)] + [bad]
+        with pytest.raises(RecipeError, match=message):
+            read_recipe(_recipe(tmp_path / "bad.toml", "\n".join(lines) + "\n"))
+    gone = read_recipe(_recipe(tmp_path / "r2.toml", body.replace('"wiki.json"', '"wiki2.json"')))
+    with pytest.raises(RecipeError, match="wiki2.json does not exist"):
+        write_graph_folders(gone, data, tmp_path / "work2")
+
+
 def test_recipe_trains_and_ships(tmp_path, example_graph, fast_config):
     data = tmp_path / "data"
     data.mkdir()

@@ -347,16 +347,22 @@ def _read_openke_triples(ctx: _Ctx, path: Path, ents: dict[int, str], rels: dict
 # --------------------------------------------------------------------------- kg.toml
 
 
-def write_kg_toml(folder: Path, name: str, files: dict[str, Path]) -> Path:
+def write_kg_toml(folder: Path, name: str, files: dict[str, Path | list[Path]]) -> Path:
     """Write ``folder/kg.toml`` naming the graph and pointing at its files (copies nothing).
 
-    ``files`` maps kg.toml ``[files]`` keys (source, entity_text, ...) to paths,
-    written absolute so the folder can live anywhere.
+    ``files`` maps kg.toml ``[files]`` keys (source, entity_text, ...) to a path
+    or, for the text and image keys, a list of paths; written absolute so the
+    folder can live anywhere.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+
+    def absolute(path: Path) -> str:
+        return json.dumps(Path(path).resolve().as_posix())
+
     lines = [f"name = {json.dumps(name)}", "[files]"]
-    lines += [f"{key} = {json.dumps(Path(path).resolve().as_posix())}" for key, path in files.items()]
+    lines += [f"{key} = [{', '.join(absolute(p) for p in paths)}]" if isinstance(paths, list)
+              else f"{key} = {absolute(paths)}" for key, paths in files.items()]
     (folder / "kg.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 

@@ -247,9 +247,10 @@ class TofuModel(nn.Module):
 
     def forward(self, graph: GraphTensors, queries: torch.Tensor, task: int = 0,
                 rel_graph: EdgePlan | None = None, features: EntityFeatures | None = None,
-                plan: EdgePlan | None = None) -> torch.Tensor:
+                plan: EdgePlan | None = None, reach: bool = True) -> torch.Tensor:
         """Scores of every entity for each query. ``rel_graph``, ``features`` and ``plan`` are
-        per-graph precomputations that callers scoring many batches pass in once."""
+        per-graph precomputations that callers scoring many batches pass in once. ``reach=False``
+        keeps batches whose relations come in runs off the (exact) reach path."""
         heads, relations = queries[:, 0], queries[:, 1]
         if rel_graph is None:
             rel_graph = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
@@ -258,9 +259,18 @@ class TofuModel(nn.Module):
             plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
         batch = queries.shape[0]
         arange = torch.arange(batch, device=queries.device)
-        # The grouped path overwrites gathered states in place, which autograd does not allow;
-        # random training batches seldom have runs anyway.
-        groups = None if torch.is_grad_enabled() else relation_groups(relations)
+        groups = relation_groups(relations)
+        if groups is None and relations.numel() > 1 and (reach or not torch.is_grad_enabled()):
+            # Few relations, not side by side (a shuffled batch): score them sorted into runs.
+            order = torch.argsort(relations, stable=True)
+            if relation_groups(relations[order]) is not None:
+                scores = self.forward(graph, queries[order], task, rel_graph, features, plan, reach)
+                return scores.index_select(0, torch.argsort(order))
+        use_reach = reach and groups is not None and plan.out_indptr is not None and len(self.entity_layers) > 0
+        # The dense layers' grouped messages overwrite gathered states in place, which autograd does
+        # not allow; the reach path is autograd-safe (training batches drawn in relation runs use it).
+        if torch.is_grad_enabled() and not use_reach:
+            groups = None
         if groups is None:
             rel = self.relation_vectors(graph, relations, rel_graph)             # [2R, B, d]
             query = rel[relations, arange]                                       # [B, d]
@@ -274,7 +284,7 @@ class TofuModel(nn.Module):
         if self.fusion is not None and features is None:
             features = self.entity_features(graph, task)
         gates = self.gates(gate_query, task)
-        if groups is not None and plan.out_indptr is not None and len(self.entity_layers):
+        if use_reach:
             return self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups,
                                           features if self.fusion is not None else None)
         boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
@@ -301,7 +311,7 @@ class TofuModel(nn.Module):
     def _forward_by_reach(self, graph: GraphTensors, plan: EdgePlan, heads: torch.Tensor, query: torch.Tensor,
                           gate_query: torch.Tensor, rel: torch.Tensor, gates: torch.Tensor,
                           groups: list[tuple[int, int]], features: EntityFeatures | None) -> torch.Tensor:
-        """Exact inference for batches of few relation runs, cheap where neighbourhoods are small.
+        """Exact scores for batches of few relation runs (autograd-safe), cheap where neighbourhoods are small.
 
         After k layers, a node more than k hops from a query's head has the state it would
         have with no head at all: the *generic* state of the query's relation run, the same
@@ -332,6 +342,8 @@ class TofuModel(nn.Module):
                 x.view(-1, d).index_add_(0, node * batch + column, delta)
                 boundary = generic_boundary.index_select(1, column_group)
                 boundary[heads, torch.arange(batch, device=device)] += query
+                if torch.is_grad_enabled():  # grouped dense messages are inference-only: one column per query
+                    rel, gates, groups = rel.index_select(1, column_group), gates.index_select(1, column_group), None
                 return self._dense_layers(x, boundary, plan, rel, gates, groups, query, features is None, depth)
             terms = layer.relation_terms(rel, layer_gates)
             generic_aggregated = layer.aggregate(generic, plan, terms, generic_boundary)

@@ -48,6 +48,10 @@ class TrainConfig:
     batch_size: int = 16
     loss: str = "adversarial"   # or "softmax", or "both" summed (see the module docstring)
     negatives: int = 256        # drawn per query by the "adversarial" loss
+    # 0: a batch is drawn uniformly from the graph's triples. k > 0: from the triples of k relations
+    # (drawn by frequency; more when they hold fewer than batch_size triples), so its queries come in
+    # at most 2k runs and the model's reach path (exact, far cheaper on sparse graphs) computes them.
+    batch_relations: int = 0
     learning_rate: float = 5e-4
     # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
     # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
@@ -87,6 +91,8 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if config.loss not in LOSSES:
         raise ValueError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
+    if config.batch_relations < 0:
+        raise ValueError(f"batch_relations must be 0 (uniform batches) or a positive count, got {config.batch_relations}")
 
 
 def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
@@ -190,6 +196,22 @@ def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGr
     graph = graph.to(device)
     rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
     return PreparedGraph(tables.name, graph, triples, rel, known, tables)
+
+
+def draw_batch(triples: torch.Tensor, batch_size: int, batch_relations: int, rng: np.random.Generator) -> torch.Tensor:
+    """Row indices of one batch of ``triples`` ``[n, 3]`` (see ``TrainConfig.batch_relations``)."""
+    size = min(batch_size, len(triples))
+    if batch_relations <= 0:
+        return torch.as_tensor(rng.choice(len(triples), size, replace=False))
+    relations = triples[:, 1].cpu().numpy()
+    chosen: list[int] = []
+    pool = np.zeros(len(triples), dtype=bool)
+    # Relations in proportion to their triples, as uniform batches see them.
+    while (len(chosen) < batch_relations or pool.sum() < size) and not pool.all():
+        relation = int(relations[rng.choice(np.flatnonzero(~pool))])
+        chosen.append(relation)
+        pool |= relations == relation
+    return torch.as_tensor(rng.choice(np.flatnonzero(pool), size, replace=False))
 
 
 def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor, config: TrainConfig,
@@ -297,8 +319,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         kind = kinds[int(rng.choice(len(kinds), p=kind_probabilities))]
         if kind == "link_prediction":
             choice = prepared[int(rng.choice(len(prepared), p=sizes / sizes.sum()))]
-            picks = torch.as_tensor(rng.choice(len(choice.train_triples),
-                                               min(config.batch_size, len(choice.train_triples)), replace=False))
+            picks = draw_batch(choice.train_triples, config.batch_size, config.batch_relations, rng)
             loss = training_step(model, choice, choice.train_triples[picks], config, generator)
         else:
             job = [j for j in jobs if TASKS[j.task] == kind][int(rng.integers(sum(TASKS[j.task] == kind

@@ -20,7 +20,7 @@ from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups
-from reasoning_stage.training import TrainConfig, learning_rate_at, model_config_for, prepare, train, training_step
+from reasoning_stage.training import TrainConfig, draw_batch, learning_rate_at, model_config_for, prepare, train, training_step
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -251,8 +251,9 @@ def test_reach_step_grows_rows_one_hop_per_query():
 @pytest.mark.parametrize("dense_share", [1.0, 0.05, 0.0], ids=["reach-only", "hand-over", "dense-at-once"])
 def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_share, monkeypatch):
     """Batches of few relation runs are computed as generic states per run plus per-query rows
-    within reach of the head; the scores must equal the plain autograd path's, whether the
-    rows stay sparse to the end, hand over to the dense layers midway, or do so at once."""
+    within reach of the head; the scores, and under autograd their gradients (training batches
+    drawn in relation runs take this path), must equal the dense layers', whether the rows stay
+    sparse to the end, hand over to the dense layers midway, or do so at once."""
     torch.manual_seed(0)
     config = ModelConfig(**{**SMALL, "entity_layers": 4}, **overrides)
     model = TofuModel(model_config_for(example_tables, config)).eval()
@@ -277,8 +278,23 @@ def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_sh
         assert handed_over == [0]
     else:  # 8 x (1 + 2k) rows after k hops against 5% of 8 x V: a hand-over after a hop or more
         assert graph.num_entities > 60 and len(handed_over) == 1 and 0 < handed_over[0] < config.entity_layers
-    reference = model(graph, queries).detach()
-    assert torch.allclose(fast, reference, atol=1e-5)
+    reference = model(graph, queries, reach=False)
+    assert torch.allclose(fast, reference.detach(), atol=1e-5)
+    handed_over.clear()
+    # Gradients: the same weighted sum of scores through both paths.
+    weights = torch.randn_like(fast)
+    dense_grads = torch.autograd.grad((reference * weights).sum(), model.parameters(), allow_unused=True)
+    by_reach = model(graph, queries)
+    assert len(handed_over) == (0 if dense_share == 1.0 else 1)  # the reach path ran under autograd too
+    reach_grads = torch.autograd.grad((by_reach * weights).sum(), model.parameters(), allow_unused=True)
+    assert torch.allclose(by_reach, reference, atol=1e-5)
+    compared = 0
+    for name, (a, b) in zip([n for n, _ in model.named_parameters()], zip(dense_grads, reach_grads)):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (name, (a - b).abs().max())
+            compared += int(a.abs().sum() > 0)
+    assert compared > 10  # the entity layers, scorer and relation layers all got gradients
 
 
 def test_unseen_relations_and_task_gates(example_tables):
@@ -373,6 +389,52 @@ def test_softmax_loss_is_cross_entropy_over_entities_that_are_not_answers(exampl
     with pytest.raises(ValueError, match="unknown loss"):
         train(model, [example_tables], TrainConfig(max_steps=1, loss="hinge"), tmp_path / "never", torch.device("cpu"))
     assert not (tmp_path / "never").exists()
+
+
+def test_batches_drawn_from_few_relations(example_tables, tmp_path):
+    """``batch_relations=k`` draws a batch from the triples of k relations (more when those hold
+    too few), each relation as often as uniform batches see it; 0 keeps uniform batches."""
+    triples = prepare(example_tables, "train", torch.device("cpu")).train_triples
+    relations = triples[:, 1]
+    counts = torch.bincount(relations)
+    rng = np.random.default_rng(0)
+    seen = Counter()
+    for _ in range(300):
+        picks = draw_batch(triples, 16, 1, rng)
+        assert len(picks) == 16 and len(set(picks.tolist())) == 16
+        drawn = relations[picks].unique()
+        if len(drawn) > 1:  # only when the first relation has fewer than 16 triples
+            assert counts[drawn].sort(descending=True).values[:-1].sum() < 16
+        seen.update(drawn.tolist())
+    frequent = int(counts.argmax())
+    assert counts[frequent] >= 16 and seen[frequent] > 300 * counts[frequent] / counts.sum() * 0.6
+    two = [len(relations[draw_batch(triples, 16, 2, rng)].unique()) for _ in range(50)]
+    assert min(two) >= 2
+    uniform = [len(relations[draw_batch(triples, 16, 0, rng)].unique()) for _ in range(50)]
+    assert np.mean(uniform) > np.mean(two)
+    everything = draw_batch(triples[:5], 16, 3, rng)  # fewer triples than a batch: all of them
+    assert sorted(everything.tolist()) == list(range(5))
+    with pytest.raises(ValueError, match="batch_relations"):
+        train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
+              TrainConfig(max_steps=1, batch_relations=-1), tmp_path / "never", torch.device("cpu"))
+    # A model trained on such batches learns like one trained on uniform batches.
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(dim=32, entity_layers=3, relation_layers=2)))
+    before = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    train(model, [example_tables], TrainConfig(max_steps=80, eval_every=80, loss="softmax", batch_relations=1),
+          tmp_path / "ckpt", torch.device("cpu"))
+    after = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
+    assert after > before + 0.2, (before, after)
+    # The command line passes it through to the run (and its manifest), and refuses a negative count.
+    runner = CliRunner()
+    args = ["train", str(example_tables.folder), "--max-steps", "2", "--eval-every", "2", "--dim", "16",
+            "--layers", "2", "--relation-layers", "1", "--quiet", "--batch-relations"]
+    result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "cli")[0]["training"]["config"]["batch_relations"] == 2
+    result = runner.invoke(main, args + ["-1", "--out", str(tmp_path / "cli_bad")])
+    assert result.exit_code == 2 and "--batch-relations" in result.output
+    assert not (tmp_path / "cli_bad").exists()
 
 
 def test_cosine_schedule_follows_steps_or_time_budget(example_tables, tmp_path):

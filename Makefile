@@ -40,7 +40,7 @@ demo: install
 # training graphs (recipes/pretrain.toml), then multi-task training from it with DBP15K zh_en alignment
 # (its 30% train links) and WikiMEL linking (its train mentions) added, at a lower, decaying rate and with
 # link prediction keeping 3 of 5 steps so that its numbers hold; then install it.
-# PRETRAIN_MINUTES overrides the recipe's link-prediction budget (40); both budgets bound the
+# PRETRAIN_MINUTES overrides the recipe's link-prediction budget (50); both budgets bound the
 # training loops only, so `make pretrain PRETRAIN_MINUTES=2 MULTITASK_MINUTES=2` times the rest.
 PRETRAIN_MINUTES ?=
 MULTITASK_MINUTES ?= 20
@@ -51,7 +51,7 @@ pretrain: install
 		--codebooks runs/pretrain/artifacts/codebooks --tasks DBP15K-zh_en,WikiMEL
 	$(BIN)/tofu train runs/pretrain/artifacts runs/multitask/artifacts/zh_en runs/multitask/artifacts/WikiMEL \
 		--init runs/pretrain/checkpoint --out runs/multitask/checkpoint --max-steps 100000 --eval-every 300 \
-		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 --lr-schedule cosine --loss softmax \
+		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 --lr-schedule cosine --loss softmax --batch-relations 2 \
 		--max-minutes $(MULTITASK_MINUTES)
 	$(BIN)/tofu ship runs/multitask/checkpoint runs/pretrain/artifacts/codebooks
 

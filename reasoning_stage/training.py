@@ -79,6 +79,7 @@ class PreparedGraph:
     rel_graph: EdgePlan
     known: KnownTriples
     tables: TokenTables
+    train_relations: np.ndarray   # relation of each training triple, on the host (batch drawing)
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -195,17 +196,17 @@ def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGr
     known = KnownTriples(tables, graph)
     graph = graph.to(device)
     rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
-    return PreparedGraph(tables.name, graph, triples, rel, known, tables)
+    return PreparedGraph(tables.name, graph, triples, rel, known, tables, triples[:, 1].cpu().numpy())
 
 
-def draw_batch(triples: torch.Tensor, batch_size: int, batch_relations: int, rng: np.random.Generator) -> torch.Tensor:
-    """Row indices of one batch of ``triples`` ``[n, 3]`` (see ``TrainConfig.batch_relations``)."""
-    size = min(batch_size, len(triples))
+def draw_batch(relations: np.ndarray, batch_size: int, batch_relations: int, rng: np.random.Generator) -> torch.Tensor:
+    """Row indices of one batch of the triples whose relations are ``relations`` ``[n]`` (see
+    ``TrainConfig.batch_relations``)."""
+    size = min(batch_size, len(relations))
     if batch_relations <= 0:
-        return torch.as_tensor(rng.choice(len(triples), size, replace=False))
-    relations = triples[:, 1].cpu().numpy()
+        return torch.as_tensor(rng.choice(len(relations), size, replace=False))
     chosen: list[int] = []
-    pool = np.zeros(len(triples), dtype=bool)
+    pool = np.zeros(len(relations), dtype=bool)
     # Relations in proportion to their triples, as uniform batches see them.
     while (len(chosen) < batch_relations or pool.sum() < size) and not pool.all():
         relation = int(relations[rng.choice(np.flatnonzero(~pool))])
@@ -319,7 +320,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         kind = kinds[int(rng.choice(len(kinds), p=kind_probabilities))]
         if kind == "link_prediction":
             choice = prepared[int(rng.choice(len(prepared), p=sizes / sizes.sum()))]
-            picks = draw_batch(choice.train_triples, config.batch_size, config.batch_relations, rng)
+            picks = draw_batch(choice.train_relations, config.batch_size, config.batch_relations, rng)
             loss = training_step(model, choice, choice.train_triples[picks], config, generator)
         else:
             job = [j for j in jobs if TASKS[j.task] == kind][int(rng.integers(sum(TASKS[j.task] == kind

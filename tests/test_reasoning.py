@@ -400,7 +400,7 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     rng = np.random.default_rng(0)
     seen = Counter()
     for _ in range(300):
-        picks = draw_batch(triples, 16, 1, rng)
+        picks = draw_batch(relations.numpy(), 16, 1, rng)
         assert len(picks) == 16 and len(set(picks.tolist())) == 16
         drawn = relations[picks].unique()
         if len(drawn) > 1:  # only when the first relation has fewer than 16 triples
@@ -408,11 +408,11 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
         seen.update(drawn.tolist())
     frequent = int(counts.argmax())
     assert counts[frequent] >= 16 and seen[frequent] > 300 * counts[frequent] / counts.sum() * 0.6
-    two = [len(relations[draw_batch(triples, 16, 2, rng)].unique()) for _ in range(50)]
+    two = [len(relations[draw_batch(relations.numpy(), 16, 2, rng)].unique()) for _ in range(50)]
     assert min(two) >= 2
-    uniform = [len(relations[draw_batch(triples, 16, 0, rng)].unique()) for _ in range(50)]
+    uniform = [len(relations[draw_batch(relations.numpy(), 16, 0, rng)].unique()) for _ in range(50)]
     assert np.mean(uniform) > np.mean(two)
-    everything = draw_batch(triples[:5], 16, 3, rng)  # fewer triples than a batch: all of them
+    everything = draw_batch(relations.numpy()[:5], 16, 3, rng)  # fewer triples than a batch: all of them
     assert sorted(everything.tolist()) == list(range(5))
     with pytest.raises(ValueError, match="batch_relations"):
         train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],

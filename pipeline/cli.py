@@ -178,6 +178,9 @@ def _device(requested: str | None):
               help="Message functions to mix (comma-separated).")
 @click.option("--modalities", default="structure,text,image", show_default=True,
               help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
+@click.option("--content-match", is_flag=True,
+              help="Add a relation-conditioned match of the head's content features with each candidate's to "
+                   "the scores (with --init: added to that model at zero, so it starts where the model was).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from this checkpoint (weights, optimizer, step).")
@@ -195,7 +198,7 @@ def _device(requested: str | None):
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
 def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, lr, dim, layers, relation_layers, messages,
-          modalities, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
+          modalities, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
@@ -224,11 +227,21 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         initial = load_model(init, torch.device("cpu"))
         check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
         model = initial.model
+        if content_match:
+            from reasoning_stage.models import with_content_match
+
+            try:
+                model = with_content_match(model)
+            except ValueError as err:
+                raise click.UsageError(f"--content-match: {init}: {err}") from None
     else:
         first = tables[0] if tables else task_tables_of(tasks_found[0])
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
                            modalities=tuple(m for m in modalities.split(",") if m))
+        if content_match and not base.modalities:
+            raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
+        base.content_match = content_match
         model = TofuModel(model_config_for(first, base))
     dev = _device(device)
     jobs = [matching_job(a, model, dev, seed) for a in tasks_found]

@@ -8,7 +8,7 @@ alignment, linking) conditions the modality gate and the message gates.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -37,6 +37,9 @@ class ModelConfig:
     num_tasks: int = len(TASKS)
     num_experts: int = 4
     expert_top_k: int = 2
+    # A relation-conditioned match of the head's content features with each candidate's, added to
+    # the GNN score: beyond the layers' reach a candidate's GNN score does not depend on the head.
+    content_match: bool = False
 
     def __post_init__(self) -> None:
         self.messages = tuple(self.messages)
@@ -57,6 +60,23 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}")
         return cls(**data)
+
+
+def with_content_match(model: "TofuModel") -> "TofuModel":
+    """``model`` with the content-match term added at zero, so its scores are unchanged until it trains.
+
+    Raises:
+        ValueError: for a structure-only model (no content features to match).
+    """
+    if model.config.content_match:
+        return model
+    if not model.config.modalities:
+        raise ValueError("a structure-only model has no content features to match")
+    grown = TofuModel(replace(model.config, content_match=True))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("content_relation.") for key in missing):
+        raise RuntimeError(f"unexpected state when adding the content match: {unexpected + missing}")
+    return grown.to(next(model.parameters()).device).train(model.training)
 
 
 def relation_groups(relations: torch.Tensor, max_share: float = 0.5) -> list[tuple[int, int]] | None:
@@ -189,6 +209,11 @@ class TofuModel(nn.Module):
         else:
             self.relation_text = None
         self.score = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, 1))
+        if config.content_match and config.modalities:
+            self.content_relation = nn.Linear(d, d)
+            self.reset_content_match()
+        else:
+            self.content_relation = None
         # Entity embeddings for alignment and linking: graph-own message passing + content features.
         self.node_init = nn.Parameter(torch.zeros(d))
         self.embedding_head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, d))
@@ -198,6 +223,12 @@ class TofuModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def reset_content_match(self) -> None:
+        """Zero the content-match term, so that adding it to a trained model leaves its scores as they were."""
+        if self.content_relation is not None:
+            nn.init.zeros_(self.content_relation.weight)
+            nn.init.zeros_(self.content_relation.bias)
 
     # ---------------------------------------------------------------- pieces
 
@@ -285,14 +316,29 @@ class TofuModel(nn.Module):
             features = self.entity_features(graph, task)
         gates = self.gates(gate_query, task)
         if use_reach:
-            return self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups,
-                                          features if self.fusion is not None else None)
-        boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
-        boundary[heads, arange] = query
-        if self.fusion is not None:
-            # Entity content enters every node's state, gated by what the query asks about.
-            boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
-        return self._dense_layers(boundary, boundary, plan, rel, gates, groups, query, self.fusion is None)
+            scores = self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups,
+                                            features if self.fusion is not None else None)
+        else:
+            boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
+            boundary[heads, arange] = query
+            if self.fusion is not None:
+                # Entity content enters every node's state, gated by what the query asks about.
+                boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
+            scores = self._dense_layers(boundary, boundary, plan, rel, gates, groups, query, self.fusion is None)
+        if self.content_relation is None:
+            return scores
+        return scores + self.content_scores(features, heads, query)
+
+    def content_scores(self, features: EntityFeatures, heads: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """``[B, V]``: ``c <f_head * (W q + b), f_v>`` over unit-length content features: a DistMult of
+        the head's content with each candidate's under the query relation."""
+        unit = nn.functional.normalize(features.values, dim=-1)
+        relation = self.CONTENT_SCALE * self.content_relation(query)
+        return (unit.index_select(0, heads) * relation) @ unit.T
+
+    # The term starts at zero and Adam moves each weight by about the learning rate per step: the
+    # constant lets it reach the GNN scores' range (several units) within a short training stage.
+    CONTENT_SCALE = 16.0
 
     def _dense_layers(self, x: torch.Tensor, boundary: torch.Tensor, plan: EdgePlan, rel: torch.Tensor,
                       gates: torch.Tensor, groups: list[tuple[int, int]] | None, query: torch.Tensor,

@@ -17,9 +17,9 @@ from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
-from reasoning_stage.graph_data import KnownTriples, graph_tensors
+from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
-from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups
+from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
 from reasoning_stage.training import TrainConfig, draw_batch, learning_rate_at, model_config_for, prepare, train, training_step
 from tokenizer_stage.tokenize import tokenize_graph
 
@@ -246,8 +246,8 @@ def test_reach_step_grows_rows_one_hop_per_query():
     assert step.old_position.tolist() == [0, 3] and step.message_position.tolist() == [2, 1]
 
 
-@pytest.mark.parametrize("overrides", [dict(), dict(modalities=(), messages=("distmult",))],
-                         ids=["full", "structure-only"])
+@pytest.mark.parametrize("overrides", [dict(), dict(modalities=(), messages=("distmult",)), dict(content_match=True)],
+                         ids=["full", "structure-only", "content-match"])
 @pytest.mark.parametrize("dense_share", [1.0, 0.05, 0.0], ids=["reach-only", "hand-over", "dense-at-once"])
 def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_share, monkeypatch):
     """Batches of few relation runs are computed as generic states per run plus per-query rows
@@ -295,6 +295,62 @@ def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_sh
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (name, (a - b).abs().max())
             compared += int(a.abs().sum() > 0)
     assert compared > 10  # the entity layers, scorer and relation layers all got gradients
+
+
+def _twins_graph(pairs: int = 30) -> GraphTensors:
+    """Entities 2k and 2k+1 are twins: they share their one text token, and sit half a ring
+    apart (relation 0), far beyond two layers' reach of each other. Relation 1 has no edges."""
+    n = 2 * pairs
+    order = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2)])
+    source, target = order, order.roll(-1)
+    return GraphTensors("twins", n, 2, torch.stack([torch.cat([source, target]), torch.cat([target, source])]),
+                        torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)]),
+                        entity_tokens={"text": TokenTensor((torch.arange(n) // 2).unsqueeze(1), torch.ones(n, 1))})
+
+
+def _twin_mrr(content_match: bool) -> tuple[float, float]:
+    """Test MRR of ``(e, twin, ?)`` on 10 held-out pairs after training on 20, and the largest
+    score change that adding the (untrained) content match made at the start."""
+    torch.manual_seed(0)
+    graph = _twins_graph()
+    config = ModelConfig(dim=16, entity_layers=2, relation_layers=1, messages=("distmult",), modalities=("text",),
+                         codebook_sizes={"text": 30})
+    model = TofuModel(config)
+    first = torch.arange(60)
+    queries = torch.stack([first, torch.ones(60, dtype=torch.long)], 1)
+    answers = first ^ 1
+    start_change = 0.0
+    if content_match:
+        with torch.no_grad():
+            before = model(graph, queries)
+        model = with_content_match(model)
+        with torch.no_grad():
+            start_change = float((model(graph, queries) - before).abs().max())
+    train_rows, test_rows = first < 40, first >= 40
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        scores = model(graph, queries[train_rows])
+        loss = torch.nn.functional.cross_entropy(scores, answers[train_rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        scores = model(graph, queries[test_rows])
+    pessimistic, _ = rank_of_targets(scores, answers[test_rows], torch.zeros_like(scores, dtype=torch.bool))
+    return float((1.0 / pessimistic.float()).mean()), start_change
+
+
+def test_content_match_starts_at_zero_and_reaches_answers_beyond_the_layers():
+    """Beyond the layers' reach a candidate's GNN score does not depend on the head; the content
+    match lets the head's content pick it. Added to a model it changes no score at first."""
+    with_match, start_change = _twin_mrr(True)
+    without, _ = _twin_mrr(False)
+    assert start_change == 0.0
+    assert with_match > 0.8 and without < 0.3, (with_match, without)
+    structure_only = TofuModel(ModelConfig(**SMALL, modalities=()))
+    with pytest.raises(ValueError, match="structure-only"):
+        with_content_match(structure_only)
+    assert TofuModel(ModelConfig(**SMALL, modalities=(), content_match=True)).content_relation is None
 
 
 def test_unseen_relations_and_task_gates(example_tables):
@@ -435,6 +491,17 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     result = runner.invoke(main, args + ["-1", "--out", str(tmp_path / "cli_bad")])
     assert result.exit_code == 2 and "--batch-relations" in result.output
     assert not (tmp_path / "cli_bad").exists()
+    # --content-match grows a trained model by the (zero) term; a structure-only model is refused.
+    result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli_cm"), "--init", str(tmp_path / "cli"),
+                                         "--content-match"])
+    assert result.exit_code == 0, result.output
+    manifest, state, _ = load_checkpoint(tmp_path / "cli_cm")
+    assert manifest["model"]["content_match"] and "content_relation.weight" in state
+    assert not load_checkpoint(tmp_path / "cli")[0]["model"]["content_match"]
+    result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli_cm_bad"), "--modalities", "",
+                                         "--content-match"])
+    assert result.exit_code == 2 and "--content-match" in result.output
+    assert not (tmp_path / "cli_cm_bad").exists()
 
 
 def test_cosine_schedule_follows_steps_or_time_budget(example_tables, tmp_path):

@@ -162,20 +162,20 @@ def _device(requested: str | None):
 @click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path), help="Checkpoint folder to write.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default="adversarial", show_default=True,
+@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default="softmax", show_default=True,
               help="adversarial: BCE against --negatives drawn negatives, weighted self-adversarially; "
                    "softmax: cross-entropy against every entity that is not a known answer; both: their sum.")
 @click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True,
               help="Negatives per query of the adversarial loss.")
-@click.option("--batch-relations", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--batch-relations", type=click.IntRange(min=0), default=2, show_default=True,
               help="Draw each link-prediction batch from this many relations' triples (0: from all triples). "
                    "Its queries then come in runs the model computes far cheaper on sparse graphs.")
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
 @click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--messages", default="distmult,transe,rotate", show_default=True,
-              help="Message functions to mix (comma-separated).")
+@click.option("--messages", default="distmult", show_default=True,
+              help="Message functions to mix (comma-separated): distmult, transe, rotate.")
 @click.option("--modalities", default="structure,text,image", show_default=True,
               help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
 @click.option("--content-match", is_flag=True,
@@ -191,7 +191,7 @@ def _device(requested: str | None):
 @click.option("--task-weights", default=None,
               help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True,
               help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
                    "whichever runs out first.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -203,6 +203,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
     Every step is a batch of one task from one graph or task; tasks are mixed by --task-weights.
+    The defaults of the loss, batches, messages and schedule are the shipped recipe's
+    (recipes/pretrain.toml).
     """
     import torch
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import tomllib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -491,6 +492,14 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     result = runner.invoke(main, args + ["-1", "--out", str(tmp_path / "cli_bad")])
     assert result.exit_code == 2 and "--batch-relations" in result.output
     assert not (tmp_path / "cli_bad").exists()
+    # Left out, the loss, batch, message and schedule settings are the shipped recipe's.
+    recipe = tomllib.loads((Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml").read_text())
+    result = runner.invoke(main, args[:-1] + ["--out", str(tmp_path / "cli_defaults")])
+    assert result.exit_code == 0, result.output
+    manifest = load_checkpoint(tmp_path / "cli_defaults")[0]
+    assert {k: manifest["training"]["config"][k] for k in ("loss", "batch_relations", "lr_schedule")} == \
+        {k: recipe["train"][k] for k in ("loss", "batch_relations", "lr_schedule")}
+    assert manifest["model"]["messages"] == recipe["model"]["messages"]
     # --content-match grows a trained model by the (zero) term; a structure-only model is refused.
     result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli_cm"), "--init", str(tmp_path / "cli"),
                                          "--content-match"])

@@ -240,10 +240,9 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         first = tables[0] if tables else task_tables_of(tasks_found[0])
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
-                           modalities=tuple(m for m in modalities.split(",") if m))
+                           modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
         if content_match and not base.modalities:
             raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
-        base.content_match = content_match
         model = TofuModel(model_config_for(first, base))
     dev = _device(device)
     jobs = [matching_job(a, model, dev, seed) for a in tasks_found]

@@ -210,8 +210,10 @@ class TofuModel(nn.Module):
             self.relation_text = None
         self.score = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, 1))
         if config.content_match and config.modalities:
+            # Zero at the start, so that adding it to a trained model leaves its scores as they were.
             self.content_relation = nn.Linear(d, d)
-            self.reset_content_match()
+            nn.init.zeros_(self.content_relation.weight)
+            nn.init.zeros_(self.content_relation.bias)
         else:
             self.content_relation = None
         # Entity embeddings for alignment and linking: graph-own message passing + content features.
@@ -223,12 +225,6 @@ class TofuModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-    def reset_content_match(self) -> None:
-        """Zero the content-match term, so that adding it to a trained model leaves its scores as they were."""
-        if self.content_relation is not None:
-            nn.init.zeros_(self.content_relation.weight)
-            nn.init.zeros_(self.content_relation.bias)
 
     # ---------------------------------------------------------------- pieces
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tomllib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch_scatter import scatter
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
+from pipeline.pretrain import read_recipe
 from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
@@ -493,13 +493,13 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     assert result.exit_code == 2 and "--batch-relations" in result.output
     assert not (tmp_path / "cli_bad").exists()
     # Left out, the loss, batch, message and schedule settings are the shipped recipe's.
-    recipe = tomllib.loads((Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml").read_text())
+    recipe = read_recipe(Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml")
     result = runner.invoke(main, args[:-1] + ["--out", str(tmp_path / "cli_defaults")])
     assert result.exit_code == 0, result.output
     manifest = load_checkpoint(tmp_path / "cli_defaults")[0]
     assert {k: manifest["training"]["config"][k] for k in ("loss", "batch_relations", "lr_schedule")} == \
-        {k: recipe["train"][k] for k in ("loss", "batch_relations", "lr_schedule")}
-    assert manifest["model"]["messages"] == recipe["model"]["messages"]
+        {k: recipe.train[k] for k in ("loss", "batch_relations", "lr_schedule")}
+    assert manifest["model"]["messages"] == recipe.model["messages"]
     # --content-match grows a trained model by the (zero) term; a structure-only model is refused.
     result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli_cm"), "--init", str(tmp_path / "cli"),
                                          "--content-match"])

@@ -52,6 +52,10 @@ class TrainConfig:
     # (drawn by frequency; more when they hold fewer than batch_size triples), so its queries come in
     # at most 2k runs and the model's reach path (exact, far cheaper on sparse graphs) computes them.
     batch_relations: int = 0
+    # Each step also hides a share of the graph's other triples, drawn uniformly from [0, edge_dropout]:
+    # the model then meets sparser graphs, with answers further away or out of reach, as unseen
+    # graphs often are (the hidden triples stay known answers: they are not negatives).
+    edge_dropout: float = 0.0
     learning_rate: float = 5e-4
     # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
     # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
@@ -94,6 +98,8 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
     if config.batch_relations < 0:
         raise ValueError(f"batch_relations must be 0 (uniform batches) or a positive count, got {config.batch_relations}")
+    if not 0.0 <= config.edge_dropout < 1.0:
+        raise ValueError(f"edge_dropout must be in [0, 1), got {config.edge_dropout}")
 
 
 def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
@@ -215,10 +221,22 @@ def draw_batch(relations: np.ndarray, batch_size: int, batch_relations: int, rng
     return torch.as_tensor(rng.choice(np.flatnonzero(pool), size, replace=False))
 
 
+def step_graph(prepared: PreparedGraph, batch: torch.Tensor, edge_dropout: float,
+               generator: torch.Generator) -> GraphTensors:
+    """The graph a link-prediction step sees: the training graph without the batch's triples and,
+    with ``edge_dropout`` > 0, without a share of its other triples drawn from [0, edge_dropout]."""
+    hidden = batch
+    if edge_dropout > 0:
+        share = torch.rand((), generator=generator).item() * edge_dropout
+        dropped = torch.rand(len(prepared.train_triples), generator=generator) < share
+        hidden = torch.cat([batch, prepared.train_triples[dropped.to(batch.device)]])
+    return prepared.train_graph.without_edges(hidden)
+
+
 def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor, config: TrainConfig,
                   generator: torch.Generator, task: int = 0) -> torch.Tensor:
     """Loss of one batch of triples ``[B, 3]``."""
-    graph = prepared.train_graph.without_edges(batch)
+    graph = step_graph(prepared, batch, config.edge_dropout, generator)
     num_rel = graph.num_relations
     flip = torch.rand(len(batch), generator=generator) < 0.5
     flip = flip.to(batch.device)

@@ -21,7 +21,8 @@ from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
-from reasoning_stage.training import TrainConfig, draw_batch, learning_rate_at, model_config_for, prepare, train, training_step
+from reasoning_stage.training import (TrainConfig, draw_batch, learning_rate_at, model_config_for, prepare, step_graph, train,
+                                      training_step)
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -445,6 +446,43 @@ def test_softmax_loss_is_cross_entropy_over_entities_that_are_not_answers(exampl
     assert after > before + 0.2, (before, after)
     with pytest.raises(ValueError, match="unknown loss"):
         train(model, [example_tables], TrainConfig(max_steps=1, loss="hinge"), tmp_path / "never", torch.device("cpu"))
+    assert not (tmp_path / "never").exists()
+
+
+def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example_tables, tmp_path):
+    """``edge_dropout=p``: a step's graph lacks the batch's triples and a share of the others drawn from
+    [0, p], each triple with its inverse; the hidden ones stay known answers. 0 hides the batch alone."""
+    prepared = prepare(example_tables, "train", torch.device("cpu"))
+    full, triples = prepared.train_graph, prepared.train_triples
+    num_rel = full.num_relations
+    assert full.num_edges == 2 * len(triples)
+    batch = triples[:8]
+    generator = torch.Generator().manual_seed(0)
+    assert step_graph(prepared, batch, 0.0, generator).num_edges == full.num_edges - 2 * len(batch)
+    shares = []
+    for _ in range(200):
+        graph = step_graph(prepared, batch, 0.6, generator)
+        edges = set(zip(graph.edge_index[0].tolist(), graph.edge_type.tolist(), graph.edge_index[1].tolist()))
+        assert all((t, (r + num_rel) % (2 * num_rel), h) in edges for h, r, t in edges)
+        assert not any((h, r, t) in edges for h, r, t in batch.tolist())
+        shares.append(1 - (len(edges) + 2 * len(batch)) / full.num_edges)
+    assert 0.25 < np.mean(shares) < 0.35 and min(shares) < 0.05 and max(shares) < 0.65, (np.mean(shares), max(shares))
+    hidden = [tuple(x) for x in triples.tolist() if (x[0], x[1], x[2]) not in edges][:20]
+    known = prepared.known.mask(torch.tensor([h for h, _, _ in hidden]), torch.tensor([r for _, r, _ in hidden]))
+    assert all(known[i, t] for i, (_, _, t) in enumerate(hidden))
+    # The command line passes it to the run's manifest and refuses a share of 1 or more.
+    runner = CliRunner()
+    args = ["train", str(example_tables.folder), "--max-steps", "2", "--eval-every", "2", "--dim", "16",
+            "--layers", "2", "--relation-layers", "1", "--quiet", "--edge-dropout"]
+    result = runner.invoke(main, args + ["0.3", "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "cli")[0]["training"]["config"]["edge_dropout"] == 0.3
+    result = runner.invoke(main, args + ["1", "--out", str(tmp_path / "cli_bad")])
+    assert result.exit_code == 2 and "--edge-dropout" in result.output
+    assert not (tmp_path / "cli_bad").exists()
+    with pytest.raises(ValueError, match="edge_dropout"):
+        train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
+              TrainConfig(max_steps=1, edge_dropout=-0.1), tmp_path / "never", torch.device("cpu"))
     assert not (tmp_path / "never").exists()
 
 

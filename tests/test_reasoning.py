@@ -449,6 +449,24 @@ def test_softmax_loss_is_cross_entropy_over_entities_that_are_not_answers(exampl
     assert not (tmp_path / "never").exists()
 
 
+def _small_train_args(tables, option: str) -> list[str]:
+    """``tofu train`` of a small model on ``tables`` for 2 steps, ending in ``option`` (its value comes next)."""
+    return ["train", str(tables.folder), "--max-steps", "2", "--eval-every", "2", "--dim", "16",
+            "--layers", "2", "--relation-layers", "1", "--quiet", option]
+
+
+def _check_train_option(tables, tmp_path: Path, option: str, key: str, good: str, expected, bad: str) -> None:
+    """``option good`` reaches the run's manifest as ``key: expected``; ``option bad`` exits 2 and writes nothing."""
+    runner = CliRunner()
+    args = _small_train_args(tables, option)
+    result = runner.invoke(main, args + [good, "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "cli")[0]["training"]["config"][key] == expected
+    result = runner.invoke(main, args + [bad, "--out", str(tmp_path / "cli_bad")])
+    assert result.exit_code == 2 and option in result.output
+    assert not (tmp_path / "cli_bad").exists()
+
+
 def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example_tables, tmp_path):
     """``edge_dropout=p``: a step's graph lacks the batch's triples and a share of the others drawn from
     [0, p], each triple with its inverse; the hidden ones stay known answers. 0 hides the batch alone."""
@@ -471,15 +489,7 @@ def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example
     known = prepared.known.mask(torch.tensor([h for h, _, _ in hidden]), torch.tensor([r for _, r, _ in hidden]))
     assert all(known[i, t] for i, (_, _, t) in enumerate(hidden))
     # The command line passes it to the run's manifest and refuses a share of 1 or more.
-    runner = CliRunner()
-    args = ["train", str(example_tables.folder), "--max-steps", "2", "--eval-every", "2", "--dim", "16",
-            "--layers", "2", "--relation-layers", "1", "--quiet", "--edge-dropout"]
-    result = runner.invoke(main, args + ["0.3", "--out", str(tmp_path / "cli")])
-    assert result.exit_code == 0, result.output
-    assert load_checkpoint(tmp_path / "cli")[0]["training"]["config"]["edge_dropout"] == 0.3
-    result = runner.invoke(main, args + ["1", "--out", str(tmp_path / "cli_bad")])
-    assert result.exit_code == 2 and "--edge-dropout" in result.output
-    assert not (tmp_path / "cli_bad").exists()
+    _check_train_option(example_tables, tmp_path, "--edge-dropout", "edge_dropout", "0.3", 0.3, "1")
     with pytest.raises(ValueError, match="edge_dropout"):
         train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
               TrainConfig(max_steps=1, edge_dropout=-0.1), tmp_path / "never", torch.device("cpu"))
@@ -521,15 +531,9 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     after = evaluate_graph(model, example_tables, ["test"], torch.device("cpu")).metrics()["mrr"]
     assert after > before + 0.2, (before, after)
     # The command line passes it through to the run (and its manifest), and refuses a negative count.
+    _check_train_option(example_tables, tmp_path, "--batch-relations", "batch_relations", "2", 2, "-1")
     runner = CliRunner()
-    args = ["train", str(example_tables.folder), "--max-steps", "2", "--eval-every", "2", "--dim", "16",
-            "--layers", "2", "--relation-layers", "1", "--quiet", "--batch-relations"]
-    result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli")])
-    assert result.exit_code == 0, result.output
-    assert load_checkpoint(tmp_path / "cli")[0]["training"]["config"]["batch_relations"] == 2
-    result = runner.invoke(main, args + ["-1", "--out", str(tmp_path / "cli_bad")])
-    assert result.exit_code == 2 and "--batch-relations" in result.output
-    assert not (tmp_path / "cli_bad").exists()
+    args = _small_train_args(example_tables, "--batch-relations")
     # Left out, the loss, batch, message and schedule settings are the shipped recipe's.
     recipe = read_recipe(Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml")
     result = runner.invoke(main, args[:-1] + ["--out", str(tmp_path / "cli_defaults")])

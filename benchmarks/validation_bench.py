@@ -1,0 +1,110 @@
+"""Compare checkpoints on the full validation splits that training watches (never a test split).
+
+Training logs a validation MRR on the first ``eval_triples`` (100) queries of each
+split, which is cheap but noisy: 100 alignment pairs give a standard error of
+about 0.04 MRR. To choose between two checkpoints, this scores each of them on
+the whole of every validation split, and gives the paired difference to the first
+checkpoint with a bootstrap interval over the same queries:
+
+- link prediction: the ``valid`` split of each token-table artifact (the GraIL
+  training graphs' valid.txt, ranked over their train graph, filtered);
+- alignment / linking: the pairs training holds out (the artifact's ``valid``
+  split, else the seeded share of train that ``tofu train --seed`` holds out).
+
+    python benchmarks/validation_bench.py ARTIFACT... --checkpoint A --checkpoint B [--seed 0]
+        [--max-triples N] [--out DIR]
+
+Writes ``validation.csv`` and ``validation.md`` into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def paired_interval(first: np.ndarray, other: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of ``mean(other - first)`` over resampled queries (paired)."""
+    diff = other - first
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (draws, len(diff)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("artifacts", nargs="+", type=Path, help="token-table and task artifact folders or roots")
+    parser.add_argument("--checkpoint", type=Path, action="append", required=True,
+                        help="repeat; the first is the baseline of the differences")
+    parser.add_argument("--seed", type=int, default=0, help="the training run's --seed (picks held-out pairs)")
+    parser.add_argument("--max-triples", type=int, default=None, help="seeded sample per graph (default: all)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "validation")
+    args = parser.parse_args()
+
+    import torch
+
+    from reasoning_stage.evaluation import evaluate_graph
+    from reasoning_stage.matching import rank_matches
+    from reasoning_stage.models import TASKS
+    from reasoning_stage.reasoning import find_artifacts, load_model, read_artifacts
+    from reasoning_stage.training import check_codebooks, matching_job
+
+    device = torch.device("cpu")
+    tables, tasks = read_artifacts(find_artifacts(args.artifacts))
+    tables = [t for t in tables if "valid" in t.splits and len(t.queries("valid"))]
+    if not tables and not tasks:
+        parser.error("no validation split among the artifacts")
+    started = time.perf_counter()
+    reciprocal: dict[str, list[np.ndarray]] = {}
+    for path in args.checkpoint:
+        loaded = load_model(path, device)
+        check_codebooks(list(tables) + list(tasks), loaded.codebook_id)
+        model = loaded.model.eval()
+        for t in tables:
+            ranks = evaluate_graph(model, t, ["valid"], device, max_triples=args.max_triples, seed=args.seed)
+            reciprocal.setdefault(f"link_prediction:{t.name}", []).append(1.0 / ranks.pessimistic)
+        for artifact in tasks:
+            job = matching_job(artifact, model, device, args.seed)
+            ranks = rank_matches(model, job.source, job.target, job.valid_pairs, job.task)
+            reciprocal.setdefault(f"{TASKS[job.task]}:{job.name}", []).append(1.0 / ranks.pessimistic)
+        print(f"scored {path} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+
+    lp = [k for k in reciprocal if k.startswith("link_prediction:")]
+    if lp:  # every link-prediction query counts once, as in a pooled MRR
+        reciprocal["link_prediction (all graphs pooled)"] = [np.concatenate([reciprocal[k][i] for k in lp])
+                                                             for i in range(len(args.checkpoint))]
+    names = [str(p) for p in args.checkpoint]
+    rows = []
+    for split, per_checkpoint in reciprocal.items():
+        row = {"split": split, "queries": len(per_checkpoint[0])}
+        for i, values in enumerate(per_checkpoint):
+            row[f"mrr[{i}]"] = round(float(values.mean()), 4)
+            if i:
+                low, high = paired_interval(per_checkpoint[0], values, args.seed)
+                row[f"diff[{i}]"] = round(float((values - per_checkpoint[0]).mean()), 4)
+                row[f"diff[{i}] 95%"] = f"[{low:+.4f}, {high:+.4f}]"
+        rows.append(row)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "validation.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    header = list(rows[0])
+    lines = ["\n".join(f"- [{i}] {n}" for i, n in enumerate(names)), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r.get(h, "")) for h in header) + " |" for r in rows]
+    lines.append(f"\n{time.perf_counter() - started:.0f} s on CPU")
+    (args.out / "validation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

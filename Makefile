@@ -52,7 +52,7 @@ pretrain: install
 	$(BIN)/tofu train runs/pretrain/artifacts runs/multitask/artifacts/zh_en runs/multitask/artifacts/WikiMEL \
 		--init runs/pretrain/checkpoint --out runs/multitask/checkpoint --max-steps 100000 --eval-every 300 \
 		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 --lr-schedule cosine --loss softmax --batch-relations 2 \
-		--max-minutes $(MULTITASK_MINUTES)
+		--edge-dropout 0.5 --max-minutes $(MULTITASK_MINUTES)
 	$(BIN)/tofu ship runs/multitask/checkpoint runs/pretrain/artifacts/codebooks
 
 bench-multitask: install

@@ -170,7 +170,7 @@ def _device(requested: str | None):
 @click.option("--batch-relations", type=click.IntRange(min=0), default=2, show_default=True,
               help="Draw each link-prediction batch from this many relations' triples (0: from all triples). "
                    "Its queries then come in runs the model computes far cheaper on sparse graphs.")
-@click.option("--edge-dropout", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.0,
+@click.option("--edge-dropout", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.5,
               show_default=True,
               help="Each link-prediction step also hides a share of the graph's triples, drawn from [0, this], "
                    "so the model meets sparser graphs (hidden triples stay known answers).")

@@ -534,13 +534,13 @@ def test_batches_drawn_from_few_relations(example_tables, tmp_path):
     _check_train_option(example_tables, tmp_path, "--batch-relations", "batch_relations", "2", 2, "-1")
     runner = CliRunner()
     args = _small_train_args(example_tables, "--batch-relations")
-    # Left out, the loss, batch, message and schedule settings are the shipped recipe's.
+    # Left out, the loss, batch, edge dropout, message and schedule settings are the shipped recipe's.
     recipe = read_recipe(Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml")
     result = runner.invoke(main, args[:-1] + ["--out", str(tmp_path / "cli_defaults")])
     assert result.exit_code == 0, result.output
     manifest = load_checkpoint(tmp_path / "cli_defaults")[0]
-    assert {k: manifest["training"]["config"][k] for k in ("loss", "batch_relations", "lr_schedule")} == \
-        {k: recipe.train[k] for k in ("loss", "batch_relations", "lr_schedule")}
+    assert {k: manifest["training"]["config"][k] for k in ("loss", "batch_relations", "edge_dropout", "lr_schedule")} == \
+        {k: recipe.train[k] for k in ("loss", "batch_relations", "edge_dropout", "lr_schedule")}
     assert manifest["model"]["messages"] == recipe.model["messages"]
     # --content-match grows a trained model by the (zero) term; a structure-only model is refused.
     result = runner.invoke(main, args + ["2", "--out", str(tmp_path / "cli_cm"), "--init", str(tmp_path / "cli"),

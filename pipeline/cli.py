@@ -174,6 +174,10 @@ def _device(requested: str | None):
               show_default=True,
               help="Each link-prediction step also hides a share of the graph's triples, drawn from [0, this], "
                    "so the model meets sparser graphs (hidden triples stay known answers).")
+@click.option("--weight-average", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.0,
+              show_default=True,
+              help="Keep a moving average of the weights with this decay (e.g. 0.995) and validate and save it "
+                   "instead of the last step's weights (0: off).")
 @click.option("--lr", type=float, default=5e-4, show_default=True)
 @click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
@@ -201,7 +205,8 @@ def _device(requested: str | None):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
-def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout, lr, dim, layers, relation_layers, messages,
+def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout,
+          weight_average, lr, dim, layers, relation_layers, messages,
           modalities, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
@@ -251,7 +256,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     dev = _device(device)
     jobs = [matching_job(a, model, dev, seed) for a in tasks_found]
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
-                         batch_relations=batch_relations, edge_dropout=edge_dropout, learning_rate=lr,
+                         batch_relations=batch_relations, edge_dropout=edge_dropout,
+                         weight_average=weight_average, learning_rate=lr,
                          eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
                          lr_schedule=lr_schedule,
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)

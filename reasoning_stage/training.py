@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +57,9 @@ class TrainConfig:
     # the model then meets sparser graphs, with answers further away or out of reach, as unseen
     # graphs often are (the hidden triples stay known answers: they are not negatives).
     edge_dropout: float = 0.0
+    # > 0: keep an exponential moving average of the weights with this decay and evaluate and save it
+    # instead of the last step's weights (a late step's noise then weighs little in the shipped model).
+    weight_average: float = 0.0
     learning_rate: float = 5e-4
     # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
     # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
@@ -100,6 +104,43 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"batch_relations must be 0 (uniform batches) or a positive count, got {config.batch_relations}")
     if not 0.0 <= config.edge_dropout < 1.0:
         raise ValueError(f"edge_dropout must be in [0, 1), got {config.edge_dropout}")
+    if not 0.0 <= config.weight_average < 1.0:
+        raise ValueError(f"weight_average must be in [0, 1) (0: off), got {config.weight_average}")
+
+
+class WeightAverage:
+    """Exponential moving average of a model's weights, swapped in to evaluate and save.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so
+    the average soon forgets the starting weights. Integer tensors are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, average: dict[str, torch.Tensor] | None = None,
+                 updates: int = 0) -> None:
+        self.decay, self.updates = decay, updates
+        source = model.state_dict() if average is None else average
+        self.average = {k: v.detach().clone().to(model.state_dict()[k].device) for k, v in source.items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        keep = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, value in model.state_dict().items():
+            mean = self.average[name]
+            if mean.is_floating_point():
+                mean.lerp_(value.detach(), 1.0 - keep)
+            else:
+                mean.copy_(value)
+
+    @contextmanager
+    def swapped_in(self, model: torch.nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+        """Run the block with the averaged weights in ``model``; yields the step's own weights."""
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.average)
+        try:
+            yield own
+        finally:
+            model.load_state_dict(own)
 
 
 def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
@@ -284,7 +325,10 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     then a graph by its number of training triples (link prediction) or a job
     uniformly. ``init_from`` starts from a checkpoint's weights (a fresh run);
     ``resume_from`` also restores the optimizer and the step. The checkpoint is
-    saved at every evaluation and at the end.
+    saved at every evaluation and at the end. With ``config.weight_average`` the
+    evaluations and the checkpoint's weights are the moving average; the step's
+    own weights and the average's update count go with the optimizer state, so a
+    resume continues both.
     """
     from reasoning_stage.matching import matching_loss, rank_matches
 
@@ -303,13 +347,22 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         manifest, state, _ = load_checkpoint(init_from)
         check_codebooks(list(graphs) + list(jobs), manifest.get("codebook_id"))
         model.load_state_dict(state, strict=True)
+    averaged: WeightAverage | None = None
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
         model.load_state_dict(state, strict=True)
+        own_weights = (opt_state or {}).pop("own_weights", None)
+        updates = int((opt_state or {}).pop("average_updates", 0))
+        if own_weights is not None:  # the checkpoint holds an average: train on from the step's weights
+            model.load_state_dict(own_weights, strict=True)
+            if config.weight_average:
+                averaged = WeightAverage(model, config.weight_average, state, updates)
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
         step = int(manifest["training"].get("step", 0))
         history = list(manifest["training"].get("history", []))
+    if config.weight_average and averaged is None:
+        averaged = WeightAverage(model, config.weight_average)
     prepared = [prepare(t, config.train_split, device) for t in graphs]
     sizes = np.array([len(p.train_triples) for p in prepared], dtype=np.float64)
     if graphs and sizes.sum() == 0:
@@ -323,12 +376,15 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     losses: list[float] = []
     started = time.perf_counter()
 
-    def save(final: bool) -> None:
+    def save(final: bool, own_weights: dict[str, torch.Tensor] | None) -> None:
+        optimizer_state = optimizer.state_dict()
+        if own_weights is not None:
+            optimizer_state.update(own_weights=own_weights, average_updates=averaged.updates)
         save_checkpoint(checkpoint, model.state_dict(), model.config.to_json(), codebook_id, {
             "step": step, "history": history, "config": asdict(config), "final": final,
             "graphs": [p.name for p in prepared], "tasks": [{"name": j.name, "task": TASKS[j.task]} for j in jobs],
             "code_version": CODE_VERSION,
-        }, optimizer.state_dict())
+        }, optimizer_state)
 
     def out_of_time() -> bool:
         return config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds
@@ -353,6 +409,8 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         for group in optimizer.param_groups:
             group["lr"] = rate
         optimizer.step()
+        if averaged is not None:
+            averaged.update(model)
         step += 1
         losses.append(float(loss.detach()))
         if bar:
@@ -360,20 +418,21 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         last = step == config.max_steps or out_of_time()
         if step % config.eval_every == 0 or last:
-            record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
-                                      "seconds": round(time.perf_counter() - started, 1), "lr": float(f"{rate:.3g}")}
-            for p in prepared:
-                if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
-                    record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
-                        model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
-            for j in (j for j in jobs if len(j.valid_pairs)):
-                sample = j.valid_pairs[:config.eval_triples]
-                ranks = rank_matches(model, j.source, j.target, sample, j.task)
-                record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)
-            history.append(record)
-            if log:
-                log(record)
-            save(final=last)
+            with averaged.swapped_in(model) if averaged is not None else nullcontext() as own_weights:
+                record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
+                                          "seconds": round(time.perf_counter() - started, 1), "lr": float(f"{rate:.3g}")}
+                for p in prepared:
+                    if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
+                        record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
+                            model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
+                for j in (j for j in jobs if len(j.valid_pairs)):
+                    sample = j.valid_pairs[:config.eval_triples]
+                    ranks = rank_matches(model, j.source, j.target, sample, j.task)
+                    record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)
+                history.append(record)
+                if log:
+                    log(record)
+                save(final=last, own_weights=own_weights)
     if bar:
         bar.close()
     return history

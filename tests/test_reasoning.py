@@ -21,8 +21,8 @@ from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
-from reasoning_stage.training import (TrainConfig, draw_batch, learning_rate_at, model_config_for, prepare, step_graph, train,
-                                      training_step)
+from reasoning_stage.training import (TrainConfig, WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare,
+                                      step_graph, train, training_step)
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -494,6 +494,56 @@ def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example
         train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
               TrainConfig(max_steps=1, edge_dropout=-0.1), tmp_path / "never", torch.device("cpu"))
     assert not (tmp_path / "never").exists()
+
+
+def _keep(decay: float, updates: int) -> float:
+    """The share of the old average an update keeps (the warm-up rule of ``WeightAverage``)."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+def test_weight_average_is_validated_saved_and_resumed(example_tables, tmp_path):
+    """``weight_average=d``: the checkpoint holds a moving average of the weights (its validation MRR is the
+    average's), the step's own weights ride with the optimizer state, and a resume trains on from those
+    own weights while the average goes on from its saved value and update count."""
+    layer = torch.nn.Linear(2, 1)
+    torch.nn.init.zeros_(layer.weight)
+    average = WeightAverage(layer, 0.5)
+    expected = torch.zeros(1, 2)
+    for n, value in enumerate((1.0, 2.0, 3.0), start=1):
+        torch.nn.init.constant_(layer.weight, value)
+        average.update(layer)
+        expected = _keep(0.5, n) * expected + (1 - _keep(0.5, n)) * value
+    assert torch.allclose(average.average["weight"], expected)
+    with average.swapped_in(layer) as own:
+        assert torch.allclose(layer.weight, expected) and torch.all(own["weight"] == 3.0)
+    assert torch.all(layer.weight == 3.0)
+
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    config = TrainConfig(max_steps=12, eval_every=12, loss="softmax", weight_average=0.9)
+    history = train(model, [example_tables], config, tmp_path / "ckpt", torch.device("cpu"))
+    manifest, saved, optimizer_state = load_checkpoint(tmp_path / "ckpt", with_optimizer=True)
+    own = optimizer_state["own_weights"]
+    assert optimizer_state["average_updates"] == 12
+    assert all(torch.equal(own[k], v) for k, v in model.state_dict().items())  # the run ends on its own weights
+    assert max(float((saved[k] - own[k]).abs().max()) for k in saved) > 1e-4
+    scorer = TofuModel(model.config)
+    scorer.load_state_dict(saved)
+    assert history[-1]["valid_mrr/example"] == round(evaluate_graph(
+        scorer, example_tables, ["valid"], torch.device("cpu"), max_triples=config.eval_triples).metrics()["mrr"], 4)
+    # At a zero learning rate the own weights stay put, so three resumed steps move the average
+    # exactly three warm-up-rule steps towards them.
+    frozen = replace(config, max_steps=15, learning_rate=0.0, lr_schedule="constant")
+    train(TofuModel(model.config), [example_tables], frozen, tmp_path / "ckpt2", torch.device("cpu"),
+          resume_from=tmp_path / "ckpt")
+    _, resumed, state2 = load_checkpoint(tmp_path / "ckpt2", with_optimizer=True)
+    keep = math.prod(_keep(0.9, n) for n in (13, 14, 15))
+    for name, value in saved.items():
+        if value.is_floating_point():
+            assert torch.allclose(resumed[name], own[name] + keep * (value - own[name]), atol=1e-6), name
+    assert state2["average_updates"] == 15
+    # The command line passes it to the run's manifest and refuses a decay of 1 or more.
+    _check_train_option(example_tables, tmp_path, "--weight-average", "weight_average", "0.99", 0.99, "1")
 
 
 def test_batches_drawn_from_few_relations(example_tables, tmp_path):

@@ -212,7 +212,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
     Every step is a batch of one task from one graph or task; tasks are mixed by --task-weights.
-    The defaults of the loss, batches, messages and schedule are the shipped recipe's
+    The defaults of the loss, batches, edge dropout, messages and schedule are the shipped recipe's
     (recipes/pretrain.toml).
     """
     import torch

@@ -118,8 +118,9 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float, average: dict[str, torch.Tensor] | None = None,
                  updates: int = 0) -> None:
         self.decay, self.updates = decay, updates
-        source = model.state_dict() if average is None else average
-        self.average = {k: v.detach().clone().to(model.state_dict()[k].device) for k, v in source.items()}
+        own = model.state_dict()
+        source = own if average is None else average
+        self.average = {k: v.detach().clone().to(own[k].device) for k, v in source.items()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:

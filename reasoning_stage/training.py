@@ -387,6 +387,19 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
             "code_version": CODE_VERSION,
         }, optimizer_state)
 
+    def validation_record(rate: float) -> dict[str, Any]:
+        """Loss, time and validation MRR of the model as it stands (the average, when kept)."""
+        record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
+                                  "seconds": round(time.perf_counter() - started, 1), "lr": float(f"{rate:.3g}")}
+        for p in prepared:
+            if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
+                record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
+                    model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
+        for j in (j for j in jobs if len(j.valid_pairs)):
+            ranks = rank_matches(model, j.source, j.target, j.valid_pairs[:config.eval_triples], j.task)
+            record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)
+        return record
+
     def out_of_time() -> bool:
         return config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds
 
@@ -420,16 +433,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         last = step == config.max_steps or out_of_time()
         if step % config.eval_every == 0 or last:
             with averaged.swapped_in(model) if averaged is not None else nullcontext() as own_weights:
-                record: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-config.eval_every:])),
-                                          "seconds": round(time.perf_counter() - started, 1), "lr": float(f"{rate:.3g}")}
-                for p in prepared:
-                    if config.valid_split in p.tables.splits and len(p.tables.queries(config.valid_split)):
-                        record[f"valid_mrr/{p.name}"] = round(evaluate_mrr(
-                            model, p.tables, config.valid_split, config.eval_triples, device, config.seed), 4)
-                for j in (j for j in jobs if len(j.valid_pairs)):
-                    sample = j.valid_pairs[:config.eval_triples]
-                    ranks = rank_matches(model, j.source, j.target, sample, j.task)
-                    record[f"valid_mrr/{TASKS[j.task]}:{j.name}"] = round(ranks.metrics()["mrr"], 4)
+                record = validation_record(rate)
                 history.append(record)
                 if log:
                     log(record)

@@ -4,7 +4,8 @@ Training logs a validation MRR on the first ``eval_triples`` (100) queries of ea
 split, which is cheap but noisy: 100 alignment pairs give a standard error of
 about 0.04 MRR. To choose between two checkpoints, this scores each of them on
 the whole of every validation split, and gives the paired difference to the first
-checkpoint with a bootstrap interval over the same queries:
+checkpoint with a bootstrap interval over the same queries (resampling distinct queries:
+the ranks of queries that ask the same entity and relation move together):
 
 - link prediction: the ``valid`` split of each token-table artifact (the GraIL
   training graphs' valid.txt, ranked over their train graph, filtered);
@@ -30,16 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def paired_interval(first: np.ndarray, other: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval of ``mean(other - first)`` over resampled queries (paired)."""
-    diff = other - first
-    rng = np.random.default_rng(seed)
-    # 100 draws at a time: all 2,000 at once over the 35k pooled queries would index 0.5 GB.
-    means = np.concatenate([diff[rng.integers(0, len(diff), (min(100, draws - done), len(diff)))].mean(1)
-                            for done in range(0, draws, 100)])
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("artifacts", nargs="+", type=Path, help="token-table and task artifact folders or roots")
@@ -52,7 +43,7 @@ def main() -> None:
 
     import torch
 
-    from reasoning_stage.evaluation import evaluate_graph
+    from reasoning_stage.evaluation import bootstrap_interval, evaluate_graph
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.models import TASKS
     from reasoning_stage.reasoning import find_artifacts, load_model, read_artifacts
@@ -65,6 +56,7 @@ def main() -> None:
         parser.error("no validation split among the artifacts")
     started = time.perf_counter()
     reciprocal: dict[str, list[np.ndarray]] = {}
+    groups: dict[str, np.ndarray | None] = {}  # distinct-query id of each rank (the same for every checkpoint)
     for path in args.checkpoint:
         loaded = load_model(path, device)
         check_codebooks(list(tables) + list(tasks), loaded.codebook_id)
@@ -72,16 +64,20 @@ def main() -> None:
         for t in tables:
             ranks = evaluate_graph(model, t, ["valid"], device, max_triples=args.max_triples, seed=args.seed)
             reciprocal.setdefault(f"link_prediction:{t.name}", []).append(1.0 / ranks.pessimistic)
+            groups[f"link_prediction:{t.name}"] = ranks.query_group
         for artifact in tasks:
             job = matching_job(artifact, model, device, args.seed)
             ranks = rank_matches(model, job.source, job.target, job.valid_pairs, job.task)
             reciprocal.setdefault(f"{TASKS[job.task]}:{job.name}", []).append(1.0 / ranks.pessimistic)
+            groups[f"{TASKS[job.task]}:{job.name}"] = None  # one pair per source entity
         print(f"scored {path} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
     lp = [k for k in reciprocal if k.startswith("link_prediction:")]
     if lp:  # every link-prediction query counts once, as in a pooled MRR
-        reciprocal["link_prediction (all graphs pooled)"] = [np.concatenate([reciprocal[k][i] for k in lp])
-                                                             for i in range(len(args.checkpoint))]
+        pooled = "link_prediction (all graphs pooled)"
+        reciprocal[pooled] = [np.concatenate([reciprocal[k][i] for k in lp]) for i in range(len(args.checkpoint))]
+        offsets = np.cumsum([0] + [int(groups[k].max()) + 1 for k in lp])  # graphs' query ids kept apart
+        groups[pooled] = np.concatenate([groups[k] + offset for k, offset in zip(lp, offsets)])
     names = [str(p) for p in args.checkpoint]
     rows = []
     for split, per_checkpoint in reciprocal.items():
@@ -89,7 +85,7 @@ def main() -> None:
         for i, values in enumerate(per_checkpoint):
             row[f"mrr[{i}]"] = round(float(values.mean()), 4)
             if i:
-                low, high = paired_interval(per_checkpoint[0], values, args.seed)
+                low, high = bootstrap_interval(values - per_checkpoint[0], groups[split], seed=args.seed)
                 row[f"diff[{i}]"] = round(float((values - per_checkpoint[0]).mean()), 4)
                 row[f"diff[{i}] 95%"] = f"[{low:+.4f}, {high:+.4f}]"
         rows.append(row)

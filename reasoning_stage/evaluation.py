@@ -6,6 +6,11 @@ Other known true answers are filtered out (excluded from the comparison).
 Quantized tokens make equal scores likely, so both tie policies are kept:
 ``pessimistic = 1 + #{score >= true score}`` (the headline, as in ULTRA) and
 ``optimistic = 1 + #{score > true score}``; their gap detects ties.
+
+Queries that ask the same ``(entity, relation)`` share one score vector, so
+their ranks are not independent draws (nell_v1_ind asks one head query of
+``agentbelongstoorganization`` 42 times). Intervals therefore resample
+distinct queries, not ranks (:func:`bootstrap_interval`).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ class Ranks:
     optimistic: np.ndarray      # int64 [n]
     direction: np.ndarray       # "head" | "tail" per rank
     relation: np.ndarray | None = None  # query relation id per rank (r, or r + R for head queries)
+    query_group: np.ndarray | None = None  # id of the distinct query each rank answers (None: all distinct)
 
     def per_relation(self, num_relations: int) -> dict[int, tuple[float, int]]:
         """``{relation: (pessimistic MRR, queries)}`` with head and tail queries of a relation together."""
@@ -32,6 +38,10 @@ class Ranks:
         base = self.relation % num_relations
         return {int(r): (float(np.mean(1.0 / self.pessimistic[base == r])), int((base == r).sum()))
                 for r in np.unique(base)}
+
+    def mrr_interval(self, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """95% bootstrap interval of the (pessimistic) MRR, resampling distinct queries."""
+        return bootstrap_interval(1.0 / self.pessimistic, self.query_group, draws, seed)
 
     def metrics(self) -> dict[str, float]:
         """Flat metric names like ``both.pessimistic.mrr``; headline keys ``mrr``, ``hits@k``."""
@@ -51,6 +61,32 @@ class Ranks:
         out["tie_gap_mrr"] = out["both.optimistic.mrr"] - out["both.pessimistic.mrr"]
         out["queries"] = float(len(self.pessimistic))
         return out
+
+
+def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, draws: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of ``mean(values)``, resampling whole ``groups`` (cluster bootstrap).
+
+    A draw picks as many groups as there are, with replacement, and takes the mean of
+    all their values (the ratio estimator: a group weighs by its size). ``groups=None``
+    makes every value its own group: the plain bootstrap. Paired differences of two
+    models on the same queries go in as ``values = other - first``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        raise ValueError("no values to resample")
+    if groups is None:
+        sums, counts = values, np.ones(len(values))
+    else:
+        _, index = np.unique(groups, return_inverse=True)
+        sums, counts = np.bincount(index, weights=values), np.bincount(index).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = []
+    for done in range(0, draws, 100):  # 100 draws at a time bounds memory to 100 x groups indices
+        picked = rng.integers(0, len(sums), (min(100, draws - done), len(sums)))
+        means.append(sums[picked].sum(1) / counts[picked].sum(1))
+    means = np.concatenate(means)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def rank_of_targets(scores: torch.Tensor, targets: torch.Tensor, filtered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +143,7 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
             bar.update(len(who))
     if bar:
         bar.close()
-    return Ranks(pessimistic.numpy(), optimistic.numpy(), direction, queries[:, 1].numpy())
+    return Ranks(pessimistic.numpy(), optimistic.numpy(), direction, queries[:, 1].numpy(), row.numpy())
 
 
 def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = 16,

@@ -17,7 +17,8 @@ from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from pipeline.pretrain import read_recipe
-from reasoning_stage.evaluation import directed_queries, evaluate_graph, rank_of_targets, rank_triples
+from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, evaluate_graph, rank_of_targets,
+                                       rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
@@ -129,6 +130,30 @@ def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_ta
         q = queries[i:i + 1]
         p, o = rank_of_targets(score_fn(q), targets[i:i + 1], known.mask(q[:, 0], q[:, 1]))
         assert (ranks.pessimistic[i], ranks.optimistic[i]) == (p.item(), o.item())
+    # Ranks of the same distinct query share a group id, and only they do (the bootstrap's clusters).
+    same_query = (queries[:, None, :] == queries[None, :, :]).all(-1).numpy()
+    groups = ranks.query_group
+    assert (same_query == (groups[:, None] == groups[None, :])).all()
+
+
+def test_bootstrap_interval_resamples_whole_queries():
+    rng = np.random.default_rng(1)
+    singles = rng.integers(0, 2, 60).astype(float)
+    # Each value its own group: the plain bootstrap, draw for draw.
+    assert bootstrap_interval(singles, np.arange(60) * 7, seed=3) == bootstrap_interval(singles, None, seed=3)
+    low, high = bootstrap_interval(singles)
+    assert low < singles.mean() < high
+    assert bootstrap_interval(np.full(10, 0.25)) == (0.25, 0.25)
+    # One query asked 40 times is one draw, not 40: its ranks move together, so the interval widens.
+    values = np.concatenate([singles, np.ones(40)])
+    groups = np.concatenate([np.arange(60), np.full(40, 60)])
+    plain_low, plain_high = bootstrap_interval(values)
+    low, high = bootstrap_interval(values, groups)
+    assert (high - low) > 1.5 * (plain_high - plain_low)
+    # A group weighs by its size: the ratio estimator keeps the mean of all values at its centre.
+    assert low < values.mean() < high
+    with pytest.raises(ValueError):
+        bootstrap_interval(np.array([]))
 
 
 def test_known_triples_mask_covers_both_directions(example_tables):

@@ -1,7 +1,8 @@
 """Compare checkpoints on the full validation splits that training watches (never a test split).
 
-Training logs a validation MRR on the first ``eval_triples`` (100) queries of each
-split, which is cheap but noisy: 100 alignment pairs give a standard error of
+Training logs a validation MRR on ``eval_triples`` (100) queries of each split (a
+seeded sample of link-prediction queries, the first held-out pairs of a matching
+task), which is cheap but noisy: 100 alignment pairs give a standard error of
 about 0.04 MRR. To choose between two checkpoints, this scores each of them on
 the whole of every validation split, and gives the paired difference to the first
 checkpoint with a bootstrap interval over the same queries (resampling distinct queries:

@@ -150,7 +150,7 @@ def test_bootstrap_interval_resamples_whole_queries():
     plain_low, plain_high = bootstrap_interval(values)
     low, high = bootstrap_interval(values, groups)
     assert (high - low) > 1.5 * (plain_high - plain_low)
-    # A group weighs by its size: the ratio estimator keeps the mean of all values at its centre.
+    # A group weighs by its size (the ratio estimator): the interval still holds the mean of all values.
     assert low < values.mean() < high
     with pytest.raises(ValueError):
         bootstrap_interval(np.array([]))

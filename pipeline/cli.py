@@ -425,9 +425,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             bar_chart([names[r] for r, _ in per], [m for _, (m, _) in per],
                       f"{t.name}: filtered MRR per relation ({'+'.join(splits)}, head and tail queries)",
                       plot_file, counts=[n for _, (_, n) in per])
-        records.append({"graph": t.name, "split": "+".join(splits), "queries": int(metrics["queries"]),
-                        "mrr": metrics["mrr"], "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"],
-                        "hits@10": metrics["hits@10"], "tie_gap_mrr": metrics["tie_gap_mrr"],
+        records.append({"graph": t.name, "split": "+".join(splits), **metrics_record(ranks, metrics),
                         "seconds": round(seconds, 3), "details": metrics})
     click.echo(metrics_table(records))
     flat = [{k: v for k, v in r.items() if k != "details"} for r in records]
@@ -456,10 +454,8 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     for artifact in tasks:
         for split in splits:
             start = time.perf_counter()
-            _, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing)
-            records.append({"graph": artifact.name, "split": split, "queries": int(metrics["queries"]),
-                            "mrr": metrics["mrr"], "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"],
-                            "hits@10": metrics["hits@10"], "tie_gap_mrr": metrics["tie_gap_mrr"],
+            ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing)
+            records.append({"graph": artifact.name, "split": split, **metrics_record(ranks, metrics),
                             "task": task, "routing": not no_routing,
                             "seconds": round(time.perf_counter() - start, 3)})
             if predict_top_k:
@@ -477,10 +473,20 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
 
 
+def metrics_record(ranks, metrics: dict[str, float]) -> dict:
+    """The headline fields of one evaluated graph or task split, with the MRR's 95% interval over
+    distinct queries (a graph's triples that ask the same entity and relation count once)."""
+    low, high = ranks.mrr_interval()
+    return {"queries": int(metrics["queries"]), "mrr": metrics["mrr"], "mrr_low": low, "mrr_high": high,
+            "hits@1": metrics["hits@1"], "hits@3": metrics["hits@3"], "hits@10": metrics["hits@10"],
+            "tie_gap_mrr": metrics["tie_gap_mrr"]}
+
+
 def metrics_table(records) -> str:
-    header = ("graph", "split", "queries", "MRR", "H@1", "H@3", "H@10", "tie gap")
-    rows = [(r["graph"], r["split"], r["queries"], f"{r['mrr']:.4f}", f"{r['hits@1']:.4f}", f"{r['hits@3']:.4f}",
-             f"{r['hits@10']:.4f}", f"{r['tie_gap_mrr']:.4f}") for r in records]
+    header = ("graph", "split", "queries", "MRR", "MRR 95%", "H@1", "H@3", "H@10", "tie gap")
+    rows = [(r["graph"], r["split"], r["queries"], f"{r['mrr']:.4f}", f"{r['mrr_low']:.3f}-{r['mrr_high']:.3f}",
+             f"{r['hits@1']:.4f}", f"{r['hits@3']:.4f}", f"{r['hits@10']:.4f}", f"{r['tie_gap_mrr']:.4f}")
+            for r in records]
     return format_table(header, rows)
 
 

@@ -258,7 +258,7 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, codeb
     assert predictions[0] == ["source", "rank", "candidate", "candidate_name", "score"]
     assert len(predictions) - 1 == 3 * len(_rows(alignment_folder / "test_links.tsv"))
     metrics = _rows(tmp_path / "res" / "metrics.csv")
-    assert metrics[0][0] == "graph,split,queries,mrr,hits@1,hits@3,hits@10,tie_gap_mrr,task,routing,seconds"
+    assert metrics[0][0] == "graph,split,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,task,routing,seconds"
     result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
                                   "--output", str(tmp_path / "res2"), "--no-routing"])
     assert result.exit_code == 0, result.output

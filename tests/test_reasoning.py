@@ -1,6 +1,7 @@
 """Stage two: invariance, ranking with ties, filtering, checkpoints, learning, multimodal effect."""
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections import Counter
@@ -665,7 +666,14 @@ def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, 
     result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
                                   "--output", str(tmp_path / "res"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,queries,mrr")
+    assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,queries,mrr,mrr_low,mrr_high")
+    # The MRR's interval resamples the distinct queries of the ranks that the command scored.
+    record = json.loads((tmp_path / "res" / "metrics.json").read_text())["graphs"][0]
+    ranks = evaluate_graph(model, example_tables, ["test"], torch.device("cpu"))
+    assert len(np.unique(ranks.query_group)) < len(ranks.pessimistic)  # repeated queries: groups matter here
+    assert (record["mrr_low"], record["mrr_high"]) == pytest.approx(ranks.mrr_interval())
+    assert record["mrr_low"] < record["mrr"] < record["mrr_high"]
+    assert f"{record['mrr_low']:.3f}-{record['mrr_high']:.3f}" in result.output
     bad = tmp_path / "q.tsv"
     bad.write_text("person:000\tcitizen_of\t?\nnobody\tcitizen_of\t?\n")
     result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),

@@ -11,7 +11,8 @@ the ranks of queries that ask the same entity and relation move together):
 - link prediction: the ``valid`` split of each token-table artifact (the GraIL
   training graphs' valid.txt, ranked over their train graph, filtered);
 - alignment / linking: the pairs training holds out (the artifact's ``valid``
-  split, else the seeded share of train that ``tofu train --seed`` holds out).
+  split, else the share of train that ``tofu train`` holds out, the same whatever its
+  ``--seed``).
 
     python benchmarks/validation_bench.py ARTIFACT... --checkpoint A --checkpoint B [--seed 0]
         [--max-triples N] [--out DIR]
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("artifacts", nargs="+", type=Path, help="token-table and task artifact folders or roots")
     parser.add_argument("--checkpoint", type=Path, action="append", required=True,
                         help="repeat; the first is the baseline of the differences")
-    parser.add_argument("--seed", type=int, default=0, help="the training run's --seed (picks held-out pairs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --max-triples sample and the bootstrap")
     parser.add_argument("--max-triples", type=int, default=None, help="seeded sample per graph (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "validation")
     args = parser.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
             reciprocal.setdefault(f"link_prediction:{t.name}", []).append(1.0 / ranks.pessimistic)
             groups[f"link_prediction:{t.name}"] = ranks.query_group
         for artifact in tasks:
-            job = matching_job(artifact, model, device, args.seed)
+            job = matching_job(artifact, model, device)
             ranks = rank_matches(model, job.source, job.target, job.valid_pairs, job.task)
             reciprocal.setdefault(f"{TASKS[job.task]}:{job.name}", []).append(1.0 / ranks.pessimistic)
             groups[f"{TASKS[job.task]}:{job.name}"] = None  # one pair per source entity

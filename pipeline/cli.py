@@ -254,7 +254,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
             raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
         model = TofuModel(model_config_for(first, base))
     dev = _device(device)
-    jobs = [matching_job(a, model, dev, seed) for a in tasks_found]
+    jobs = [matching_job(a, model, dev) for a in tasks_found]  # the same held-out pairs whatever --seed
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
                          batch_relations=batch_relations, edge_dropout=edge_dropout,
                          weight_average=weight_average, learning_rate=lr,

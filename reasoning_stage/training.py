@@ -205,10 +205,14 @@ class MatchingJob:
     codebook_id: str | None
 
 
-def matching_job(artifact: Any, model: TofuModel, device: torch.device, seed: int = 0,
+def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_seed: int = 0,
                  valid_share: float = 0.1) -> MatchingJob:
     """Train pairs of an alignment or linking artifact; validation is its ``valid`` split, else a seeded
-    ``valid_share`` of train held out (never the test split)."""
+    ``valid_share`` of train held out (never the test split).
+
+    The held-out share depends on ``holdout_seed`` only, not on a run's training seed: runs that differ
+    in their seed then hold out, and validate on, the same pairs, so their figures can be compared.
+    """
     from artifacts.task_tables import AlignmentArtifact
     from reasoning_stage import matching
 
@@ -231,7 +235,7 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, seed: in
     if len(train_pairs) == 0:
         raise TrainingInputError(f"{artifact.folder}: no training pairs (a 'train' split of links or labelled mentions)")
     if valid is None:
-        order = np.random.default_rng(seed).permutation(len(train_pairs))
+        order = np.random.default_rng(holdout_seed).permutation(len(train_pairs))
         held = max(1, int(valid_share * len(train_pairs)))
         valid, train_pairs = train_pairs[order[:held]], train_pairs[order[held:]]
     return MatchingJob(artifact.name, task, source, target, torch.as_tensor(train_pairs, device=device), valid,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from artifacts.version import CODE_VERSION
+from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 
 
 # Accepted spellings of --task -> the model's task names.
@@ -162,15 +163,18 @@ def _device(requested: str | None):
 @click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path), help="Checkpoint folder to write.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default="softmax", show_default=True,
+@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default=TRAIN_DEFAULTS["loss"],
+              show_default=True,
               help="adversarial: BCE against --negatives drawn negatives, weighted self-adversarially; "
                    "softmax: cross-entropy against every entity that is not a known answer; both: their sum.")
 @click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True,
               help="Negatives per query of the adversarial loss.")
-@click.option("--batch-relations", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("--batch-relations", type=click.IntRange(min=0), default=TRAIN_DEFAULTS["batch_relations"],
+              show_default=True,
               help="Draw each link-prediction batch from this many relations' triples (0: from all triples). "
                    "Its queries then come in runs the model computes far cheaper on sparse graphs.")
-@click.option("--edge-dropout", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.5,
+@click.option("--edge-dropout", type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+              default=TRAIN_DEFAULTS["edge_dropout"],
               show_default=True,
               help="Each link-prediction step also hides a share of the graph's triples, drawn from [0, this], "
                    "so the model meets sparser graphs (hidden triples stay known answers).")
@@ -182,7 +186,7 @@ def _device(requested: str | None):
 @click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
 @click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--messages", default="distmult", show_default=True,
+@click.option("--messages", default=",".join(MODEL_DEFAULTS["messages"]), show_default=True,
               help="Message functions to mix (comma-separated): distmult, transe, rotate.")
 @click.option("--modalities", default="structure,text,image", show_default=True,
               help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
@@ -199,7 +203,8 @@ def _device(requested: str | None):
 @click.option("--task-weights", default=None,
               help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True,
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=TRAIN_DEFAULTS["lr_schedule"],
+              show_default=True,
               help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
                    "whichever runs out first.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -107,17 +107,19 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     import torch
 
     from artifacts.token_tables import read_token_tables
+    from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
     from pipeline.orchestrate import tokenize_many
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.training import TrainConfig, check_train_config, model_config_for, train
 
-    # Settings are checked before the graphs are tokenized (minutes of work).
-    model_settings = dict(recipe.model)
+    # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
+    # out take the recommended settings, as `tofu train`'s options do.
+    model_settings = {**MODEL_DEFAULTS, **recipe.model}
     for key in ("messages", "modalities"):
         if key in model_settings:
             model_settings[key] = tuple(model_settings[key])
-    train_settings = dict(recipe.train)
+    train_settings = {**TRAIN_DEFAULTS, **recipe.train}
     recipe_minutes = train_settings.pop("max_minutes", None)
     minutes = max_minutes if max_minutes is not None else recipe_minutes
     try:

@@ -15,6 +15,7 @@ from artifacts.errors import ArtifactError
 from artifacts.shipped import ship, shipped_checkpoint, shipped_codebooks
 from pipeline import orchestrate
 from pipeline.cli import main
+from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from pipeline.plots import bar_chart
 from pipeline.pretrain import RecipeError, read_recipe, run_recipe
 
@@ -113,6 +114,9 @@ source = "example"
                             progress=False)
     manifest, _, _ = load_checkpoint(checkpoint)
     assert manifest["training"]["step"] == 3 and manifest["model"]["dim"] == 16
+    # Keys the recipe leaves out train as `tofu train` does by default: the recommended settings.
+    assert {k: manifest["training"]["config"][k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
+    assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
     books = tmp_path / "work" / "artifacts" / "codebooks"
     assert manifest["codebook_id"] == CodebookSet.load(books).identity
 

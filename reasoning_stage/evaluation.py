@@ -81,9 +81,12 @@ def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, dra
         _, index = np.unique(groups, return_inverse=True)
         sums, counts = np.bincount(index, weights=values), np.bincount(index).astype(np.float64)
     rng = np.random.default_rng(seed)
+    # A few draws at a time bound memory to ~10M indices (80 MB) however many groups; the stream of
+    # draws, and so the interval, does not depend on the chunk size.
+    chunk = max(1, min(100, 10_000_000 // len(sums)))
     means = []
-    for done in range(0, draws, 100):  # 100 draws at a time bounds memory to 100 x groups indices
-        picked = rng.integers(0, len(sums), (min(100, draws - done), len(sums)))
+    for done in range(0, draws, chunk):
+        picked = rng.integers(0, len(sums), (min(chunk, draws - done), len(sums)))
         means.append(sums[picked].sum(1) / counts[picked].sum(1))
     means = np.concatenate(means)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

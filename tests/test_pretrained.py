@@ -109,6 +109,11 @@ source = "example"
             run_recipe(read_recipe(_recipe(tmp_path / "bad.toml", text)), data, tmp_path / "w1", tmp_path / "w1" / "ck",
                        torch.device("cpu"), progress=False)
         assert not (tmp_path / "w1").exists()
+    text = (tmp_path / "r.toml").read_text().replace("[model]\n", '[model]\nmessages = "distmult"\n')
+    with pytest.raises(RecipeError, match=r'messages must be a list, e\.g\. messages = \["distmult"\]'):
+        run_recipe(read_recipe(_recipe(tmp_path / "bad.toml", text)), data, tmp_path / "w1", tmp_path / "w1" / "ck",
+                   torch.device("cpu"), progress=False)
+    assert not (tmp_path / "w1").exists()
 
     checkpoint = run_recipe(recipe, data, tmp_path / "work", tmp_path / "work" / "ck", torch.device("cpu"),
                             progress=False)

@@ -664,7 +664,7 @@ def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, 
     assert result.exit_code == 1 and "another-codebook-set" in result.output and "re-tokenize" in result.output
     save_checkpoint(tmp_path / "ok", model.state_dict(), model.config.to_json(), example_tables.codebook_id, {"step": 0})
     result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
-                                  "--output", str(tmp_path / "res"), "--quiet"])
+                                  "--output", str(tmp_path / "res"), "--quiet", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,queries,mrr,mrr_low,mrr_high")
     # The MRR's interval resamples the distinct queries of the ranks that the command scored.

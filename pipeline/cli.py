@@ -4,11 +4,15 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
+
+if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
+    from reasoning_stage.evaluation import Ranks
 
 
 # Accepted spellings of --task -> the model's task names.
@@ -478,7 +482,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
 
 
-def metrics_record(ranks, metrics: dict[str, float]) -> dict:
+def metrics_record(ranks: "Ranks", metrics: dict[str, float]) -> dict[str, float]:
     """The headline fields of one evaluated graph or task split, with the MRR's 95% interval over
     distinct queries (a graph's triples that ask the same entity and relation count once)."""
     low, high = ranks.mrr_interval()

@@ -117,8 +117,10 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     # out take the recommended settings, as `tofu train`'s options do.
     model_settings = {**MODEL_DEFAULTS, **recipe.model}
     for key in ("messages", "modalities"):
-        if isinstance(model_settings.get(key), str):  # tuple("distmult") would be its letters
-            raise RecipeError(f'{recipe.path}: [model] {key} must be a list, e.g. {key} = ["{model_settings[key]}"]')
+        value = model_settings.get(key)
+        if isinstance(value, str):  # tuple("distmult") would be its letters
+            example = f'["{value}"]' if value else "[]"
+            raise RecipeError(f"{recipe.path}: [model] {key} must be a list, e.g. {key} = {example}")
         if key in model_settings:
             model_settings[key] = tuple(model_settings[key])
     train_settings = {**TRAIN_DEFAULTS, **recipe.train}

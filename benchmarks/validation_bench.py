@@ -22,7 +22,6 @@ Writes ``validation.csv`` and ``validation.md`` into --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ def main() -> None:
 
     import torch
 
+    from artifacts.atomic import atomic_write_bytes, atomic_write_csv
     from reasoning_stage.evaluation import bootstrap_interval, evaluate_graph
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.models import TASKS
@@ -95,17 +95,13 @@ def main() -> None:
                 row[f"diff[{i}] 95%"] = f"[{low:+.4f}, {high:+.4f}]"
         rows.append(row)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "validation.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_csv(args.out / "validation.csv", rows)
     header = list(rows[0])
     lines = ["\n".join(f"- [{i}] {n}" for i, n in enumerate(names)), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r.get(h, "")) for h in header) + " |" for r in rows]
     lines.append(f"\n{time.perf_counter() - started:.0f} s on CPU")
-    (args.out / "validation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_bytes(args.out / "validation.md", ("\n".join(lines) + "\n").encode("utf-8"))
     print("\n".join(lines))
 
 

@@ -121,8 +121,8 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
         if isinstance(value, str):  # tuple("distmult") would be its letters
             example = f'["{value}"]' if value else "[]"
             raise RecipeError(f"{recipe.path}: [model] {key} must be a list, e.g. {key} = {example}")
-        if key in model_settings:
-            model_settings[key] = tuple(model_settings[key])
+        if value is not None:
+            model_settings[key] = tuple(value)
     train_settings = {**TRAIN_DEFAULTS, **recipe.train}
     recipe_minutes = train_settings.pop("max_minutes", None)
     minutes = max_minutes if max_minutes is not None else recipe_minutes

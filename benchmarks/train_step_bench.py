@@ -1,0 +1,125 @@
+"""Seconds per training step of the shipped recipe's settings, per graph and malloc setting (prints figures).
+
+Each (allocator, graph) pair runs in a fresh process, because malloc settings are
+process-wide: a model initialised with seed 0, the recipe's model and training
+settings (DistMult messages, softmax loss, batches of 16 triples from 2 relations,
+edge dropout 0.5), ``--warmup`` untimed steps, then ``--steps`` timed ones. It prints
+seconds per step and the process's peak RSS; with several graphs, also the mean
+weighted as training draws graphs (by their number of training triples).
+
+Allocators: ``glibc`` (defaults), ``threshold`` (mmap and trim thresholds raised,
+blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
+``heap`` (what the ``tofu`` commands use: ``retain_freed_memory()``, no mmap at all).
+
+    python benchmarks/train_step_bench.py ROOT [--graphs fb237_v4,WN18RR_v3,nell_v3 | all]
+        [--allocators glibc,threshold,heap] [--steps 15] [--warmup 3]
+
+ROOT holds token tables of the recipe's graphs (``tofu pretrain``'s WORK/artifacts).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ALLOCATORS = ("glibc", "threshold", "heap")
+
+
+def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, queue) -> None:
+    import numpy as np
+    import torch
+
+    from artifacts.token_tables import read_token_tables
+    from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
+    from reasoning_stage.allocator import retain_freed_memory
+    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.training import TrainConfig, draw_batch, model_config_for, prepare, training_step
+
+    if allocator != "glibc":
+        retain_freed_memory(any_size=allocator == "heap")
+    tables = read_token_tables(Path(artifact))
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(tables, ModelConfig(**MODEL_DEFAULTS)))
+    config = TrainConfig(**TRAIN_DEFAULTS)
+    prepared = prepare(tables, config.train_split, torch.device("cpu"))
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    for number in range(warmup + steps):
+        if number == warmup:
+            start = time.perf_counter()
+        picks = draw_batch(prepared.train_relations, config.batch_size, config.batch_relations, rng)
+        loss = training_step(model, prepared, prepared.train_triples[picks], config, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    queue.put({"seconds_per_step": (time.perf_counter() - start) / steps,
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "train_triples": len(prepared.train_triples)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="folder of token-table artifacts (the recipe's WORK/artifacts)")
+    parser.add_argument("--graphs", default="fb237_v4,WN18RR_v3,nell_v3", help="comma-separated, or 'all'")
+    parser.add_argument("--allocators", default=",".join(ALLOCATORS))
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    allocators = args.allocators.split(",")
+    if set(allocators) - set(ALLOCATORS):
+        sys.exit(f"--allocators: choose from {', '.join(ALLOCATORS)}")
+    if args.graphs == "all":
+        graphs = sorted(p.name for p in args.root.iterdir() if (p / "manifest.json").is_file()
+                        and (p / "triples.parquet").is_file())
+    else:
+        graphs = args.graphs.split(",")
+    missing = [g for g in graphs if not (args.root / g / "manifest.json").is_file()]
+    if missing:
+        sys.exit(f"{args.root}: no token tables for {', '.join(missing)}")
+
+    import torch
+
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[tuple[str, str], dict] = {}
+    for graph in graphs:
+        for allocator in allocators:
+            queue = ctx.Queue()
+            child = ctx.Process(target=_time_steps, args=(str(args.root / graph), allocator, args.steps,
+                                                          args.warmup, queue))
+            child.start()
+            child.join()
+            if child.exitcode != 0:
+                sys.exit(f"timing {graph} with {allocator} failed")
+            results[graph, allocator] = queue.get()
+            print(f"{graph} {allocator}: {results[graph, allocator]['seconds_per_step']:.3f} s/step", flush=True)
+    print()
+    header = f"{'graph':<12}{'train triples':>14}" + "".join(f"{a + ' s/step':>18}{'peak MB':>9}" for a in allocators)
+    print(header)
+    print("-" * len(header))
+    for graph in graphs:
+        row = f"{graph:<12}{results[graph, allocators[0]]['train_triples']:>14,}"
+        for allocator in allocators:
+            r = results[graph, allocator]
+            row += f"{r['seconds_per_step']:>18.3f}{r['peak_mb']:>9.0f}"
+        print(row)
+    if len(graphs) > 1:
+        weights = {g: results[g, allocators[0]]["train_triples"] for g in graphs}
+        total = sum(weights.values())
+        row = f"{'drawn mean':<12}{total:>14,}"
+        for allocator in allocators:
+            mean = sum(weights[g] * results[g, allocator]["seconds_per_step"] for g in graphs) / total
+            row += f"{mean:>18.3f}{'':>9}"
+        print(row)
+    print(f"\n{args.steps} timed steps after {args.warmup} untimed, per fresh process; "
+          f"torch {torch.__version__}, {multiprocessing.cpu_count()} CPU(s). Weighted mean: graphs drawn by training "
+          "triples, as `tofu train` draws them.")
+
+
+if __name__ == "__main__":
+    main()

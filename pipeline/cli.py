@@ -64,6 +64,16 @@ class _Friendly(click.Group):
             raise click.ClickException(str(err)) from err
 
 
+def _check_output_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"{folder}: exists and is not a folder (--output names a folder)")
+
+
+def _make_output_folder(folder: Path) -> None:
+    _check_output_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 @click.group(cls=_Friendly)
 @click.version_option(CODE_VERSION, prog_name="tofu")
 def main() -> None:
@@ -95,7 +105,7 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default=None, help="torch device for the encoders (default: cuda if present).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (warnings and errors still print).")
 def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, scheduler, text_encoder,
              image_encoder, no_text, no_images, tokens_per_entity, text_codebook_size,
              image_codebook_size, structure_codebook_size, batch_size, device, seed, quiet) -> None:
@@ -104,7 +114,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     GRAPHS are KG folders, or folders holding KG folders. Graphs whose sources,
     encoders and codebooks are unchanged since the last run are skipped.
     """
-    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, tokenize_many
+    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, earlier_artifacts, tokenize_many
     from tokenizer_stage.encoders import EncoderSpec
     from tokenizer_stage.tokenize import TokenizerConfig
 
@@ -120,6 +130,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise click.ClickException(f"two graphs would both be written to {out_root}/{dupes[0]}: "
                                    f"{', '.join(str(d) for d in graph_dirs if d.name in dupes)}")
+    if out_root.exists() and not out_root.is_dir():
+        raise click.ClickException(f"{out_root}: exists and is not a folder (--out names the artifact root)")
     click.echo(f"tokenizing {len(graph_dirs)} graph(s) into {out_root}", err=True)
 
     def announce(result):
@@ -129,9 +141,12 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
             click.echo(f"  {result.name}: up to date, skipped", err=True)
         else:
             click.echo(f"  {result.name}: tokenized in {result.seconds:.1f}s", err=True)
+            for note in result.warnings:  # data warnings print with --quiet too: only bars are hidden
+                click.echo(f"  warning: {note}", err=True)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore" if quiet else "default")
+        # Each graph's warnings come back in its summary and are printed once, above.
+        warnings.simplefilter("ignore")
         results, facts = tokenize_many(graph_dirs, out_root, config, codebooks=codebooks,
                                        refit_codebooks=refit_codebooks, force=force, workers=workers,
                                        scheduler=scheduler, progress=not quiet, on_result=announce)
@@ -140,8 +155,11 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     click.echo(summary_table(results))
     failures = [r for r in results if isinstance(r, GraphFailure)]
     if failures:
-        raise click.ClickException(f"{len(failures)} of {len(results)} graph(s) failed; "
-                                   "their artifacts were not written")
+        stale = earlier_artifacts(out_root, [f.source for f in failures])
+        raise click.ClickException(
+            f"{len(failures)} of {len(results)} graph(s) failed; their artifacts were not written"
+            + (f" ({', '.join(map(str, stale))}: still the artifacts of an earlier run, from the earlier input)"
+               if stale else ""))
 
 
 @main.command()
@@ -351,7 +369,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="link_prediction on token tables; align / link on alignment or linking task artifacts.")
 @click.option("--predict-top-k", "predict_top_k", is_flag=True,
               help="align / link: write the --top-k candidates of every query of --split to "
-                   "predictions_<task>_<split>.tsv.")
+                   "predictions_<artifact>_<split>.tsv (the task artifact's folder name).")
 @click.option("--no-routing", is_flag=True,
               help="align / link: embed with the link-prediction route (one representation for every task).")
 @click.option("--device", default=None)
@@ -370,12 +388,13 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
-    from reasoning_stage.reasoning import (LoadedModel, evaluate, find_artifacts, load_model, predict,
-                                           read_prediction_queries, write_predictions)
+    from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, find_artifacts, load_model,
+                                           predict, read_prediction_queries, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
 
     retain_freed_memory()
+    _check_output_folder(output)  # before any work
     if checkpoint is None:
         from artifacts.shipped import shipped_checkpoint
 
@@ -392,9 +411,16 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     if predict_top_k or no_routing:
         raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
+    for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
+        check_splits(t, splits[:1] if predict_file is not None else splits, need_queries=predict_file is None)
     loaded = load_model(checkpoint, dev)
     check_codebooks(tables, loaded.codebook_id)
-    output.mkdir(parents=True, exist_ok=True)
+    queries = None
+    if predict_file is not None:  # read before OUTPUT exists: a bad file leaves nothing behind
+        if len(tables) != 1:
+            raise click.UsageError("--predict takes exactly one ARTIFACT")
+        queries = read_prediction_queries(predict_file, tables[0])
+    _make_output_folder(output)
 
     def model_for(t) -> LoadedModel:
         # Each graph is fine-tuned from the checkpoint itself, not from another graph's tuning;
@@ -408,10 +434,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
                      progress=make_progress(not quiet))
         return load_model(tuned, dev)  # with the tuned checkpoint's manifest
 
-    if predict_file is not None:
-        if len(tables) != 1:
-            raise click.UsageError("--predict takes exactly one ARTIFACT")
-        queries = read_prediction_queries(predict_file, tables[0])
+    if queries is not None:
         rows = predict(model_for(tables[0]), tables[0], splits[0], queries, top_k, dev)
         write_predictions(rows, output / "predictions.tsv")
         for row in rows[: min(len(rows), 3 * top_k)]:
@@ -450,15 +473,18 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from reasoning_stage.reasoning import (artifact_task, evaluate_task, find_artifacts, load_model, predict_task,
-                                           read_artifacts, write_predictions)
+                                           read_artifacts, task_pairs, write_predictions)
 
     tables, tasks = read_artifacts(find_artifacts(artifacts_))
     wrong = [str(t.folder) for t in tables] + [str(a.folder) for a in tasks if artifact_task(a) != task]
     if wrong:
         raise click.UsageError(f"--task {task} needs {task} task artifacts (tofu tokenize on a task folder); "
                                f"not: {', '.join(wrong)}")
+    for artifact in tasks:  # a wrong --split fails before any work or output
+        for split in splits:
+            task_pairs(artifact, split)
     loaded = load_model(checkpoint, dev)
-    output.mkdir(parents=True, exist_ok=True)
+    _make_output_folder(output)
     records = []
     for artifact in tasks:
         for split in splits:

@@ -89,7 +89,10 @@ def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: b
     rng.shuffle(triples)
     # Queries: citizen_of facts held out (answerable through the rule), plus a few others.
     citizen = [t for t in triples if t[1] == "citizen_of"]
-    valid, test = citizen[:8], citizen[8:20]
+    # 8 valid and 12 test from 24 people up; smaller graphs hold out about a third, at least one
+    # each, so that citizen_of stays in train and every split has queries.
+    n_valid, n_test = (8, 12) if people >= 24 else (max(1, people // 6), max(1, people // 4))
+    valid, test = citizen[:n_valid], citizen[n_valid:n_valid + n_test]
     held = set(valid) | set(test)
     train = [t for t in triples if t not in held]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Callable, Sequence
 from artifacts.atomic import atomic_write_json, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
 from artifacts.shipped import shipped_codebooks
-from tokenizer_stage.kg_reader import KGFormatError, detect_layout
+from tokenizer_stage.kg_reader import KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
 
@@ -27,6 +28,23 @@ CODEBOOKS_FOLDER = "codebooks"
 class GraphFailure:
     name: str
     error: str
+    source: str = ""    # the graph folder that failed
+
+
+def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
+    """Complete artifacts under ``out_root`` made from these graph folders (by an earlier run)."""
+    import json
+
+    wanted = {str(Path(s).resolve()) for s in sources if s}
+    found = []
+    for manifest in sorted(Path(out_root).glob("*/manifest.json")):
+        try:
+            root = json.loads(manifest.read_text(encoding="utf-8")).get("graph", {}).get("root")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if root and str(Path(root).resolve()) in wanted:
+            found.append(manifest.parent)
+    return found
 
 
 def _is_graph(path: Path) -> bool:
@@ -52,6 +70,9 @@ def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise KGFormatError("no such graph folder", path)
+        if not path.is_dir():
+            raise KGFormatError("is a file; give a knowledge-graph folder or a folder of them "
+                                "(see README: 'The KG directory')", path)
         if _is_graph(path):
             found.append(path)
             continue
@@ -105,10 +126,14 @@ def _tokenize_one(graph_dir: str, out_root: str, codebooks_dir: str, config: Tok
     torch.set_num_threads(threads)
     try:
         run = tokenize_task if detect_task_layout(Path(graph_dir)) is not None else tokenize_graph
-        return run(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
-                   progress=make_progress(progress_enabled))
+        # The summary carries every warning back to the caller, who shows them: a worker process
+        # printing them itself would interleave them with the progress bars.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return run(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
+                       progress=make_progress(progress_enabled))
     except (KGFormatError, ValueError, OSError, RuntimeError) as err:
-        return GraphFailure(Path(graph_dir).name, str(err))
+        return GraphFailure(Path(graph_dir).name, str(err), str(graph_dir))
 
 
 def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerConfig,
@@ -133,16 +158,23 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     threads = max(1, cpus // max(workers, 1))
     args = (str(out_root), str(codebooks_dir), config, force)
     results: dict[str, GraphSummary | GraphFailure] = {}
+
+    def arrived(result: GraphSummary | GraphFailure) -> None:
+        # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
+        for note in getattr(result, "warnings", ()):
+            warnings.warn(note, KGWarning, stacklevel=3)
+        if on_result:
+            on_result(result)
+
     if scheduler is None and workers <= 1:
         executor = "serial"
         for graph_dir in graph_dirs:
             result = _tokenize_one(str(graph_dir), *args, threads, progress)
             results[str(graph_dir)] = result
-            if on_result:
-                on_result(result)
+            arrived(result)
     else:
         executor = f"dask:{scheduler}" if scheduler else f"dask:local({workers} workers)"
-        results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_result)
+        results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, arrived)
     ordered = [results[str(d)] for d in graph_dirs]
     facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
              "codebook_id": CodebookSet.load(codebooks_dir).identity, "executor": executor,

@@ -150,8 +150,22 @@ def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k:
     return out
 
 
+def check_splits(tables: TokenTables, splits: Sequence[str], need_queries: bool = True) -> None:
+    """Refuse, before any work, a split the artifact lacks, or (``need_queries``) splits with no triples
+    to rank together: an example graph or a graph kept only for predictions can have an empty test split."""
+    missing = [s for s in splits if s not in tables.splits]
+    if missing:
+        raise PredictionInputError(f"{tables.folder}: no split {missing[0]!r} "
+                                   f"(has {', '.join(sorted(tables.splits))}); choose with --split")
+    if need_queries and not sum(len(tables.queries(s)) for s in splits):
+        raise PredictionInputError(f"{tables.folder}: split(s) {', '.join(splits)} hold no triples to evaluate "
+                                   f"(splits with triples: {', '.join(s for s in sorted(tables.splits) if len(tables.queries(s))) or 'none'}); "
+                                   "choose with --split, or use --predict")
+
+
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
              batch_size: int = 16, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
+    check_splits(tables, splits)
     check_codebooks([tables], loaded.codebook_id)
     ranks = evaluate_graph(loaded.model, tables, list(splits), device, batch_size=batch_size, progress=progress)
     return ranks, ranks.metrics()

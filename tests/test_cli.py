@@ -116,3 +116,64 @@ def test_existing_dask_scheduler_by_address(tmp_path, example_graph):
     a = pq.read_table(tmp_path / "serial" / "example" / "entity_tokens.parquet")
     b = pq.read_table(tmp_path / "remote" / "example" / "entity_tokens.parquet")
     assert a.equals(b)
+
+
+def test_paths_that_are_files_fail_without_traceback(tmp_path, example_graph):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    result = _run("tokenize", str(a_file), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 1 and "a_file: is a file" in result.output
+    assert not (tmp_path / "out").exists()
+    result = _run("tokenize", str(example_graph), "--out", str(a_file), *SMALL)
+    assert result.exit_code == 1 and "a_file: exists and is not a folder" in result.output
+    assert a_file.read_text() == "x"
+
+
+def test_data_warnings_print_once_with_quiet_and_name_the_files(tmp_path, tiny_vision_model):
+    from pipeline.example import write_example_graph
+
+    graph = write_example_graph(tmp_path / "g", people=5, seed=3)
+    broken = sorted((graph / "pictures").glob("person_*/0.png"))[0]
+    broken.write_text("not a png")
+    (graph / "test.tsv").write_text("")
+    args = ["--out", str(tmp_path / "out"), "--image-encoder", str(tiny_vision_model), "--image-codebook-size",
+            "4", "--text-codebook-size", "8", "--structure-codebook-size", "4", "--quiet"]
+    for workers in ("1", "2"):   # in-process and on Dask workers alike
+        result = _run("tokenize", str(graph), *args, "--workers", workers, "--force")
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if line.lstrip().startswith("warning:")]
+        assert "Warning" not in result.output   # not also as Python warnings
+        assert lines == ["  warning: example: split 'test' has no triples: nothing to evaluate on it",
+                         f"  warning: example: 1 unreadable image(s) skipped: {broken}"], result.output
+    # ... and evaluating that split is refused before any output, naming the splits that have triples.
+    result = _run("reason", str(tmp_path / "out" / "example"), "--output", str(tmp_path / "res"), "--quiet")
+    assert result.exit_code == 1 and "hold no triples to evaluate" in result.output
+    assert "splits with triples: train, valid" in result.output
+    result = _run("reason", str(tmp_path / "out" / "example"), "--split", "tst", "--output", str(tmp_path / "res"))
+    assert result.exit_code == 1 and "no split 'tst' (has test, train, valid)" in result.output
+    assert not (tmp_path / "res").exists()
+    (tmp_path / "res").write_text("x")
+    result = _run("reason", str(tmp_path / "out" / "example"), "--split", "valid", "--output", str(tmp_path / "res"))
+    assert result.exit_code == 1 and "res: exists and is not a folder" in result.output
+
+
+def test_a_failed_retokenize_says_the_old_artifact_is_stale(tmp_path, example_graph):
+    graph = tmp_path / "graph_folder"   # named apart from the artifact ("example", from kg.toml)
+    shutil.copytree(example_graph, graph)
+    assert _run("tokenize", str(graph), "--out", str(tmp_path / "out"), *SMALL).exit_code == 0
+    with open(graph / "train.tsv", "a") as handle:
+        handle.write("person:001\tfriend_of\n")
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'out' / 'example'}: still the artifacts of an earlier run" in result.output
+
+
+@pytest.mark.parametrize("people, held_out", [(5, (1, 1)), (8, (1, 2)), (23, (3, 5)), (24, (8, 12)), (60, (8, 12))])
+def test_example_graph_always_has_valid_and_test_queries(tmp_path, people, held_out):
+    from pipeline.example import write_example_graph
+
+    graph = write_example_graph(tmp_path / "g", people=people, seed=0)
+    valid, test = (len((graph / f"{s}.tsv").read_text().splitlines()) for s in ("valid", "test"))
+    assert (valid, test) == held_out
+    train_relations = {line.split("\t")[1] for line in (graph / "train.tsv").read_text().splitlines()}
+    assert "citizen_of" in train_relations

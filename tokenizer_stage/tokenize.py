@@ -153,9 +153,10 @@ def _encode_texts(texts: dict[int, str], spec: EncoderSpec, progress: ProgressFa
 
 
 def _encode_images(images: dict[int, list[Path]], spec: EncoderSpec, progress: ProgressFactory,
-                   desc: str, timer: list[float], failed: dict[int, int]
-                   ) -> Iterator[tuple[list[int], list[np.ndarray]]]:
-    """Yield ``(owner ids, per-image patch features)``; unreadable images are counted in ``failed``."""
+                   desc: str, timer: list[float], failed: dict[int, int],
+                   failed_paths: list[Path] | None = None) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Yield ``(owner ids, per-image patch features)``; unreadable images are counted in ``failed``
+    (and listed in ``failed_paths``)."""
     jobs = [(owner, path) for owner in sorted(images) for path in images[owner]]
     if not jobs:
         return
@@ -163,12 +164,14 @@ def _encode_images(images: dict[int, list[Path]], spec: EncoderSpec, progress: P
     bar = progress(total=len(jobs), desc=desc, unit="img")
     # Decoding runs in a thread while the model works on the previous batch.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        decoded = pool.map(lambda job: (job[0], _load_image(job[1])), jobs)
+        decoded = pool.map(lambda job: (job[0], job[1], _load_image(job[1])), jobs)
         pending: list[tuple[int, Any]] = []
-        for owner, image in decoded:
+        for owner, path, image in decoded:
             bar.update(1)
             if image is None:
                 failed[owner] += 1
+                if failed_paths is not None:
+                    failed_paths.append(path)
                 continue
             pending.append((owner, image))
             if len(pending) == spec.batch_size:
@@ -241,11 +244,12 @@ def text_tokens(texts: dict[int, str], codebooks: CodebookSet, config: Tokenizer
 
 def image_tokens(images: dict[int, list[Path]], codebooks: CodebookSet, config: TokenizerConfig,
                  progress: ProgressFactory, desc: str, timer: list[float], used: np.ndarray,
-                 failed: dict[int, int]) -> dict[int, list[tuple[int, int]]]:
-    """Owner -> top image codes counted over all of its readable images; fills ``used`` and ``failed``."""
+                 failed: dict[int, int], failed_paths: list[Path] | None = None) -> dict[int, list[tuple[int, int]]]:
+    """Owner -> top image codes counted over all of its readable images; fills ``used`` and ``failed``
+    (and ``failed_paths``)."""
     assigner = CodeAssigner(codebooks["image"].centroids)
     counts: dict[int, list[np.ndarray]] = defaultdict(list)
-    for owners, feats in _encode_images(images, config.image_encoder, progress, desc, timer, failed):
+    for owners, feats in _encode_images(images, config.image_encoder, progress, desc, timer, failed, failed_paths):
         codes = assigner.assign(np.concatenate(feats))
         for owner, chunk in zip(owners, np.split(codes, len(owners))):
             counts[owner].append(chunk)
@@ -415,6 +419,8 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
                                 images_failed=existing["counts"]["images_failed"],
                                 seconds=time.perf_counter() - started)
     notes = list(kg.warnings) + check_codebooks(codebooks, config, kg)
+    notes += [f"{kg.name}: split {name!r} has no triples: nothing to evaluate on it"
+              for name, split in sorted(kg.splits.items()) if not kg.triple_sets.get(split.queries)]
     for note in notes[len(kg.warnings):]:
         warnings.warn(note, stacklevel=2)
     indexed = index_graph(kg)
@@ -441,12 +447,14 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
     # Images: patch features -> codes, counted over all of an entity's images.
     images_used = np.zeros(n_ent, dtype=np.int64)
     failed: dict[int, int] = defaultdict(int)
+    failed_paths: list[Path] = []
     if config.use_images and kg.images and "image" in codebooks:
         by_owner = {indexed.entity_index[e]: paths for e, paths in kg.images.items()}
         entity_tokens["image"] = image_tokens(by_owner, codebooks, config, progress, f"{kg.name}: images",
-                                              timer, images_used, failed)
-        if sum(failed.values()):
-            notes.append(f"{kg.name}: {sum(failed.values())} unreadable image(s) skipped")
+                                              timer, images_used, failed, failed_paths)
+        if failed_paths:
+            shown = ", ".join(str(p) for p in failed_paths[:3]) + (", ..." if len(failed_paths) > 3 else "")
+            notes.append(f"{kg.name}: {len(failed_paths)} unreadable image(s) skipped: {shown}")
 
     columns = _columns(kg, indexed, entity_tokens, relation_tokens, images_used, failed)
     token_counts = {m: sum(len(v) for v in entity_tokens.get(m, {}).values()) for m in token_tables.MODALITIES}

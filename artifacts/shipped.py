@@ -18,6 +18,7 @@ from pathlib import Path
 
 from artifacts.atomic import staging_directory
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
+from artifacts.errors import ArtifactError
 from artifacts.codebooks import CodebookSet, codebooks_exist
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -40,9 +41,10 @@ def ship(checkpoint: Path, codebooks: Path, root: Path = SHIPPED_DIR) -> Path:
     """
     manifest, state, _ = load_checkpoint(checkpoint)
     books = CodebookSet.load(codebooks)
-    if manifest["codebook_id"] not in (None, books.identity):
-        raise ValueError(f"{checkpoint} reads codebooks {manifest['codebook_id']}, "
-                         f"but {codebooks} holds {books.identity}")
+    # A shipped model must name its codebooks: `tofu tokenize` copies them so that new graphs get its tokens.
+    if manifest["codebook_id"] != books.identity:
+        raise ArtifactError(f"{checkpoint} reads codebooks {manifest['codebook_id']}, "
+                            f"but {codebooks} holds {books.identity}; nothing was shipped")
     with staging_directory(Path(root)) as staging:
         save_checkpoint(staging / "checkpoint", state, manifest["model"], manifest["codebook_id"],
                         manifest["training"])

@@ -177,12 +177,35 @@ def example(folder: Path, people: int, seed: int) -> None:
 def _device(requested: str | None):
     import torch
 
-    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as err:
+        raise click.BadParameter(str(err).splitlines()[0], param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter(f"{requested}: this torch sees no CUDA device", param_hint="--device")
+    return device
+
+
+# Options that shape a new model; --init and --resume take the checkpoint's shape (given ones must agree).
+MODEL_SHAPE_OPTIONS = ("dim", "layers", "relation_layers", "messages", "modalities")
+
+
+def _check_checkpoint_target(folder: Path) -> None:
+    """Refuse to write a checkpoint over a file or over a folder of other things (it is replaced whole)."""
+    for parent in folder.parents:
+        if parent.exists() and not parent.is_dir():
+            raise click.BadParameter(f"{parent} is a file, not a folder", param_hint="--out")
+    if folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{folder} is a file; name a checkpoint folder", param_hint="--out")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "manifest.json").is_file():
+        raise click.BadParameter(f"{folder} holds files and is not a checkpoint; it would be replaced whole",
+                                 param_hint="--out")
 
 
 @main.command()
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path), help="Checkpoint folder to write.")
+@click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path),
+              help="Checkpoint folder to write (a new folder, or a checkpoint to replace).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default=TRAIN_DEFAULTS["loss"],
@@ -217,14 +240,15 @@ def _device(requested: str | None):
                    "the scores (with --init: added to that model at zero, so it starts where the model was).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
-              help="Continue from this checkpoint (weights, optimizer, step).")
+              help="Continue from this checkpoint (its model, weights, optimizer and step; up to --max-steps).")
 @click.option("--init", "init", type=click.Path(path_type=Path), default=None,
               help="Start from this checkpoint's model and weights (a new run: fresh optimizer and step count).")
 @click.option("--task", "tasks", multiple=True, type=click.Choice(TASK_CHOICES), default=None,
               help="Train only these tasks (repeatable; default: every task the ARTIFACTs hold).")
 @click.option("--task-weights", default=None,
               help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes of training.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=TRAIN_DEFAULTS["lr_schedule"],
               show_default=True,
               help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
@@ -248,10 +272,27 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts, task_tables_of
-    from reasoning_stage.training import TrainConfig, check_codebooks, log_to_file, matching_job, model_config_for
+    from reasoning_stage.training import (TrainConfig, check_codebooks, check_train_config, log_to_file, matching_job,
+                                          model_config_for)
     from reasoning_stage.training import train as run_training
 
     retain_freed_memory()
+    ctx = click.get_current_context()
+    if init is not None and resume is not None:
+        raise click.UsageError("--init starts a new run from a checkpoint's weights, --resume continues one: "
+                               "give one of them")
+    _check_checkpoint_target(checkpoint)
+    dev = _device(device)
+    config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
+                         batch_relations=batch_relations, edge_dropout=edge_dropout,
+                         weight_average=weight_average, learning_rate=lr,
+                         eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
+                         lr_schedule=lr_schedule,
+                         max_seconds=None if max_minutes is None else 60.0 * max_minutes)
+    try:
+        check_train_config(config)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     torch.manual_seed(seed)
     wanted = {TASK_NAMES[t] for t in tasks} if tasks else set(TASK_NAMES.values())
     tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
@@ -259,12 +300,32 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     tasks_found = [a for a in tasks_found if artifact_task(a) in wanted]
     if not tables and not tasks_found:
         raise click.UsageError(f"no artifact of the asked task(s) {sorted(wanted)} among ARTIFACT...")
-    if init is not None:
+    present = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
+    absent = sorted(t for t, w in (config.task_weights or {}).items() if w > 0 and t not in present)
+    if absent:
+        raise click.BadParameter(f"no artifact here holds {', '.join(absent)} (present: "
+                                 f"{', '.join(sorted(present))})", param_hint="--task-weights")
+    if init is not None or resume is not None:
         from reasoning_stage.reasoning import load_model
 
-        initial = load_model(init, torch.device("cpu"))
+        initial = load_model(init or resume, torch.device("cpu"))
         check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
         model = initial.model
+        # The checkpoint's model keeps its shape: a shape option given on the command line must agree.
+        shape = model.config
+        own = {"dim": shape.dim, "layers": shape.entity_layers, "relation_layers": shape.relation_layers,
+               "messages": ",".join(shape.messages), "modalities": ",".join(shape.modalities)}
+        asked = {"dim": dim, "layers": layers, "relation_layers": relation_layers,
+                 "messages": ",".join(m for m in messages.split(",") if m),
+                 "modalities": ",".join(m for m in modalities.split(",") if m)}
+        clash = [f"--{name.replace('_', '-')} {asked[name]} (the checkpoint has {own[name] or repr('')})"
+                 for name in MODEL_SHAPE_OPTIONS
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and asked[name] != own[name]]
+        if clash:
+            raise click.UsageError(f"{'; '.join(clash)}: --{'init' if init else 'resume'} keeps the checkpoint's "
+                                   "model shape")
+        if content_match and resume is not None:
+            raise click.UsageError("--content-match changes the model: use it with --init, not --resume")
         if content_match:
             from reasoning_stage.models import with_content_match
 
@@ -274,20 +335,16 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                 raise click.UsageError(f"--content-match: {init}: {err}") from None
     else:
         first = tables[0] if tables else task_tables_of(tasks_found[0])
-        base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
-                           messages=tuple(m for m in messages.split(",") if m),
-                           modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
+        try:
+            base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
+                               messages=tuple(m for m in messages.split(",") if m),
+                               modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
         if content_match and not base.modalities:
             raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
         model = TofuModel(model_config_for(first, base))
-    dev = _device(device)
     jobs = [matching_job(a, model, dev) for a in tasks_found]  # the same held-out pairs whatever --seed
-    config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
-                         batch_relations=batch_relations, edge_dropout=edge_dropout,
-                         weight_average=weight_average, learning_rate=lr,
-                         eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
-                         lr_schedule=lr_schedule,
-                         max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     click.echo(f"training on {len(tables)} graph(s) and {len(jobs)} task(s): "
                f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "
                f"{model.num_parameters():,} parameters", err=True)
@@ -308,7 +365,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
               help="Benchmark data folder the recipe's paths are relative to (default: $TOFU_DATA, ../shared/data).")
 @click.option("--work", type=click.Path(path_type=Path), default=Path("runs/pretrain"), show_default=True,
               help="Folder for the graphs' kg.toml, artifacts, codebooks and the checkpoint.")
-@click.option("--max-minutes", type=float, default=None, help="Override the recipe's training budget.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the recipe's training budget.")
 @click.option("--ship", is_flag=True, help="Install the result as the packaged model (artifacts/shipped/).")
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)

@@ -7,6 +7,7 @@ graphs, trains, and with ``--ship`` installs the result as the packaged model
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,18 +60,30 @@ def read_recipe(path: Path) -> Recipe:
         if any(graph["source"].replace("\\", "/").startswith(f) for f in FORBIDDEN_SOURCES):
             raise RecipeError(f"{path}: [[graph]] {graph['name']}: {graph['source']} is a zero-shot "
                               "evaluation graph (InGram); it must not be trained on")
+    names = [g["name"] for g in graphs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise RecipeError(f"{path}: [[graph]] name {repeated[0]!r} is used more than once (each graph's "
+                          "artifact is named by it)")
     unknown = set(data) - {"name", "graph", "tokenizer", "model", "train"}
     if unknown:
-        raise RecipeError(f"{path}: unknown sections {sorted(unknown)}")
+        raise RecipeError(f"{path}: unknown keys or sections {sorted(unknown)}")
     return Recipe(path, data.get("name", path.stem), graphs, data.get("tokenizer", {}), data.get("model", {}),
                   data.get("train", {}))
+
+
+def is_zero_shot_only(source: Path) -> bool:
+    """An InGram graph (a folder NL-*, WK-*, or one inside a folder named ``ingram``), however the path
+    is spelled: the project evaluates on them zero-shot and never trains on them."""
+    folder = Path(source).resolve()
+    return folder.parent.name.lower() == "ingram" or bool(re.fullmatch(r"(NL|WK)-\d+", folder.name))
 
 
 def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
     """A folder with a ``kg.toml`` per recipe graph, its paths resolved against ``data``."""
     from tokenizer_stage.kg_reader import write_kg_toml
 
-    folders = []
+    resolved = []   # every graph is checked before any kg.toml is written
     for graph in recipe.graphs:
         files: dict[str, Path | list[Path]] = {}
         for key in ("source", *GRAPH_FILE_KEYS):
@@ -84,10 +97,13 @@ def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
                 if not target.exists():
                     raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
                                       "(pass --data or set TOFU_DATA)")
+                if key == "source" and is_zero_shot_only(target):
+                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {target} is a zero-shot "
+                                      "evaluation graph (InGram); it must not be trained on")
                 targets.append(target)
             files[key] = targets if isinstance(graph[key], list) else targets[0]
-        folders.append(write_kg_toml(Path(work) / "graphs" / graph["name"], graph["name"], files))
-    return folders
+        resolved.append((graph["name"], files))
+    return [write_kg_toml(Path(work) / "graphs" / name, name, files) for name, files in resolved]
 
 
 def tokenizer_config(recipe: Recipe):
@@ -98,6 +114,13 @@ def tokenizer_config(recipe: Recipe):
     unknown = set(recipe.tokenizer) - allowed
     if unknown:
         raise RecipeError(f"{recipe.path}: [tokenizer]: unknown keys {sorted(unknown)}")
+    for key, value in recipe.tokenizer.items():
+        wanted = bool if key.startswith("use_") else int
+        least = 0 if key == "seed" else 1 if key in ("tokens_per_entity", "fit_entities_per_graph",
+                                                     "fit_images_per_graph") else 2
+        if not isinstance(value, wanted) or (wanted is int and (isinstance(value, bool) or value < least)):
+            kind = "true or false" if wanted is bool else f"an integer of at least {least}"
+            raise RecipeError(f"{recipe.path}: [tokenizer]: {key} must be {kind}, got {value!r}")
     return TokenizerConfig(**recipe.tokenizer)
 
 
@@ -126,17 +149,25 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     train_settings = {**TRAIN_DEFAULTS, **recipe.train}
     recipe_minutes = train_settings.pop("max_minutes", None)
     minutes = max_minutes if max_minutes is not None else recipe_minutes
+    for section, settings, allowed in (("model", recipe.model, ModelConfig.__dataclass_fields__),
+                                       ("train", recipe.train, {*TrainConfig.__dataclass_fields__, "max_minutes"})):
+        unknown = set(settings) - set(allowed) - {"max_seconds"}
+        if unknown or "max_seconds" in settings:
+            raise RecipeError(f"{recipe.path}: [{section}]: unknown keys {sorted(unknown | ({'max_seconds'} & set(settings)))}"
+                              + (" (the budget is max_minutes)" if "max_seconds" in settings else ""))
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
+        raise RecipeError(f"{recipe.path}: [train]: max_minutes must be a number, got {minutes!r}")
     try:
         base = ModelConfig(**model_settings)
-        train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)
-    except TypeError as err:
-        raise RecipeError(f"{recipe.path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{recipe.path}: [model]: {err}") from None
     try:
+        train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)
         check_train_config(train_config)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise RecipeError(f"{recipe.path}: [train]: {err}") from None
-    folders = write_graph_folders(recipe, data, work)
     config = tokenizer_config(recipe)
+    folders = write_graph_folders(recipe, data, work)
     # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
     results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
                                use_shipped_codebooks=False)

@@ -42,8 +42,17 @@ class ModelConfig:
     content_match: bool = False
 
     def __post_init__(self) -> None:
+        # Checked here, so a recipe or a command line fails before any work, not inside a layer.
+        for name, least in (("dim", 2), ("entity_layers", 0), ("relation_layers", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+        if isinstance(self.messages, str) or isinstance(self.modalities, str):
+            raise ValueError("messages and modalities are lists of names, e.g. ['distmult'], not one string")
         self.messages = tuple(self.messages)
         self.modalities = tuple(self.modalities)
+        if not self.messages or set(self.messages) - set(MESSAGE_FUNCTIONS):
+            raise ValueError(f"messages must be a non-empty subset of {MESSAGE_FUNCTIONS}, got {list(self.messages)}")
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")

@@ -94,8 +94,36 @@ LR_SCHEDULES = ("constant", "cosine")
 LOSSES = ("adversarial", "softmax", "both")
 
 
+_INT_FIELDS = ("max_steps", "batch_size", "negatives", "batch_relations", "eval_every", "eval_triples", "seed",
+               "match_batch_size")
+_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "weight_average", "learning_rate", "min_lr_ratio", "weight_decay",
+                 "adversarial_temperature", "balance_weight")
+
+
 def check_train_config(config: TrainConfig) -> None:
-    """Reject an unknown schedule or loss before any work (a recipe checks before tokenizing)."""
+    """Reject wrong types, out-of-range values, an unknown schedule or loss before any work (a recipe
+    checks before tokenizing; a run that could not take one step would write no checkpoint)."""
+    for name in _INT_FIELDS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    for name in _FLOAT_FIELDS:
+        value = getattr(config, name)
+        if (value is not None or name != "max_seconds") and (isinstance(value, bool)
+                                                             or not isinstance(value, (int, float))
+                                                             or not math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    for name in ("max_steps", "batch_size", "negatives", "eval_every", "eval_triples", "match_batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.learning_rate < 0:   # 0 is allowed: it logs a checkpoint's validation without changing it
+        raise ValueError(f"learning_rate cannot be negative, got {config.learning_rate}")
+    if config.max_seconds is not None and config.max_seconds <= 0:
+        raise ValueError(f"the time budget must be positive, got {config.max_seconds / 60:g} minutes")
+    if config.task_weights is not None:
+        unknown = set(config.task_weights) - set(TASKS)
+        if unknown:
+            raise ValueError(f"task_weights: unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if config.loss not in LOSSES:
@@ -355,7 +383,15 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     averaged: WeightAverage | None = None
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
-        model.load_state_dict(state, strict=True)
+        check_codebooks(list(graphs) + list(jobs), manifest.get("codebook_id"))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise TrainingInputError(f"{resume_from}: its weights do not fit this model (build it from the "
+                                     f"checkpoint's own settings): {str(err).splitlines()[0]}") from None
+        if int(manifest["training"].get("step", 0)) >= config.max_steps:
+            raise TrainingInputError(f"{resume_from}: already at step {manifest['training'].get('step')}, "
+                                     f"not before max_steps {config.max_steps}: nothing to train")
         own_weights = (opt_state or {}).pop("own_weights", None)
         updates = int((opt_state or {}).pop("average_updates", 0))
         if own_weights is not None:  # the checkpoint holds an average: train on from the step's weights

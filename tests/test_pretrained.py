@@ -17,7 +17,7 @@ from pipeline import orchestrate
 from pipeline.cli import main
 from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from pipeline.plots import bar_chart
-from pipeline.pretrain import RecipeError, read_recipe, run_recipe
+from pipeline.pretrain import RecipeError, read_recipe, run_recipe, write_graph_folders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,22 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
     ingram = _recipe(tmp_path / "a.toml", '[[graph]]\nname = "nl"\nsource = "ingram/NL-25"\n')
     with pytest.raises(RecipeError, match="zero-shot evaluation graph"):
         read_recipe(ingram)
+    # However the path is spelled, an InGram graph is refused once it is resolved against the data folder.
+    data = tmp_path / "data"
+    for folder in ("ingram/NL-25", "mine/WK-50", "mine/sub"):
+        (data / folder).mkdir(parents=True)
+    (data / "ingram" / "mine").mkdir()
+    for source, in_data in (("./ingram/NL-25", data), ("mine/../ingram/NL-25", data), (str(data / "ingram/NL-25"), data),
+                            ("NL-25", data / "ingram"), ("mine", data / "ingram"), ("mine/WK-50", data)):
+        recipe = read_recipe(_recipe(tmp_path / "a2.toml", f'[[graph]]\nname = "g"\nsource = "{source}"\n'))
+        with pytest.raises(RecipeError, match="zero-shot evaluation graph"):
+            write_graph_folders(recipe, in_data, tmp_path / "w_ingram")
+    assert not (tmp_path / "w_ingram").exists()
+    assert write_graph_folders(read_recipe(_recipe(tmp_path / "a3.toml", '[[graph]]\nname = "g"\nsource = "mine/sub"\n')),
+                               data, tmp_path / "w_ok")
+    twice = _recipe(tmp_path / "d.toml", '[[graph]]\nname = "g"\nsource = "a"\n[[graph]]\nname = "g"\nsource = "b"\n')
+    with pytest.raises(RecipeError, match="name 'g' is used more than once"):
+        read_recipe(twice)
     with pytest.raises(RecipeError, match="no \\[\\[graph\\]\\] entries"):
         read_recipe(_recipe(tmp_path / "b.toml", 'name = "x"\n'))
     with pytest.raises(RecipeError, match="b2.toml"):
@@ -102,9 +118,21 @@ source = "example"
         run_recipe(missing, data, tmp_path / "w0", tmp_path / "w0" / "ck", torch.device("cpu"), progress=False)
 
     # Bad training settings are refused before any graph is tokenized.
-    for bad, message in (("loss = \"hinge\"", "unknown loss 'hinge'"), ("lr_schedule = \"linear\"", "lr_schedule"),
-                         ("batchsize = 4", "batchsize")):
-        text = (tmp_path / "r.toml").read_text().replace("[train]\n", f"[train]\n{bad}\n")
+    for section, bad, message in (
+            ("train", "loss = \"hinge\"", "unknown loss 'hinge'"), ("train", "lr_schedule = \"linear\"", "lr_schedule"),
+            ("train", "batchsize = 4", r"\[train\]: unknown keys \['batchsize'\]"),
+            ("train", "batch_size = \"x\"", "batch_size must be an integer, got 'x'"),
+            ("train", "max_steps = -3", "max_steps must be at least 1"),
+            ("train", "learning_rate = -1.0", "learning_rate cannot be negative"),
+            ("train", "max_minutes = 0", "the time budget must be positive"),
+            ("train", "max_seconds = 60", r"unknown keys \['max_seconds'\] \(the budget is max_minutes\)"),
+            ("model", "dim = \"big\"", r"\[model\]: dim must be an integer"),
+            ("model", "messages = [\"unknown\"]", "messages must be a non-empty subset"),
+            ("tokenizer", "seed = \"x\"", r"\[tokenizer\]: seed must be an integer of at least 0"),
+            ("tokenizer", "use_text = 1", "use_text must be true or false")):
+        key = bad.split(" =")[0]
+        text = "".join(line for line in (tmp_path / "r.toml").read_text().splitlines(keepends=True)
+                       if not line.startswith(f"{key} =")).replace(f"[{section}]\n", f"[{section}]\n{bad}\n")
         with pytest.raises(RecipeError, match=message):
             run_recipe(read_recipe(_recipe(tmp_path / "bad.toml", text)), data, tmp_path / "w1", tmp_path / "w1" / "ck",
                        torch.device("cpu"), progress=False)

@@ -802,3 +802,44 @@ def test_retain_freed_memory_serves_big_tensors_from_the_heap():
     if out.stdout.strip() == "not applied":
         pytest.skip("no glibc mallopt here")
     assert out.stdout.strip() == "heap"
+
+
+def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_path):
+    """Each case exits non-zero with a message naming the problem, without a traceback, and writes nothing."""
+    runner = CliRunner()
+    base = _small_train_args(example_tables, "--seed")[:-1]
+    assert runner.invoke(main, base + ["--out", str(tmp_path / "ok")]).exit_code == 0   # step 2
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    cases = [
+        (["--out", str(a_file)], "is a file"),
+        (["--out", str(a_file / "sub")], "is a file, not a folder"),
+        (["--out", str(tmp_path / "precious")], "holds files and is not a checkpoint"),
+        (["--out", str(tmp_path / "n1"), "--lr", "-0.001"], "learning_rate cannot be negative"),
+        (["--out", str(tmp_path / "n2"), "--lr", "nan"], "learning_rate must be a finite number"),
+        (["--out", str(tmp_path / "n3"), "--messages", "unknown"], "messages must be a non-empty subset"),
+        (["--out", str(tmp_path / "n4"), "--modalities", "foo"], "unknown modalities"),
+        (["--out", str(tmp_path / "n5"), "--device", "foo"], "--device"),
+        (["--out", str(tmp_path / "n6"), "--max-minutes", "0"], "--max-minutes"),
+        (["--out", str(tmp_path / "n7"), "--task-weights", "alignment=1"], "no artifact here holds alignment"),
+        (["--out", str(tmp_path / "n8"), "--resume", str(tmp_path / "ok")], "already at step 2"),
+        (["--out", str(tmp_path / "n9"), "--resume", str(tmp_path / "ok"), "--init", str(tmp_path / "ok")],
+         "give one of them"),
+        (["--out", str(tmp_path / "n10"), "--init", str(tmp_path / "ok"), "--dim", "32"],
+         "--dim 32 (the checkpoint has 16)"),
+    ]
+    for extra, expected in cases:
+        args = base[:base.index("--dim")] + base[base.index("--dim") + 2:] if "--dim" in extra else base
+        result = runner.invoke(main, args + extra)
+        assert result.exit_code in (1, 2) and expected in result.output, (extra, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (extra, result.exception)
+    assert a_file.read_text() == "x" and (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+    assert not any((tmp_path / f"n{i}").exists() for i in range(1, 11))
+    # --resume continues the checkpoint's own model up to --max-steps (no shape options needed).
+    result = runner.invoke(main, ["train", str(example_tables.folder), "--max-steps", "4", "--eval-every", "2",
+                                  "--quiet", "--out", str(tmp_path / "more"), "--resume", str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    manifest = load_checkpoint(tmp_path / "more")[0]
+    assert manifest["training"]["step"] == 4 and manifest["model"]["dim"] == 16

@@ -197,9 +197,19 @@ def _check_checkpoint_target(folder: Path) -> None:
             raise click.BadParameter(f"{parent} is a file, not a folder", param_hint="--out")
     if folder.exists() and not folder.is_dir():
         raise click.BadParameter(f"{folder} is a file; name a checkpoint folder", param_hint="--out")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "manifest.json").is_file():
-        raise click.BadParameter(f"{folder} holds files and is not a checkpoint; it would be replaced whole",
-                                 param_hint="--out")
+    if folder.is_dir() and any(folder.iterdir()):
+        import json
+
+        from artifacts.checkpoint import KIND
+
+        try:
+            kind = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind != KIND:
+            raise click.BadParameter(f"{folder} holds files and is not a checkpoint"
+                                     + (f" (a {kind} artifact)" if kind else "") + "; it would be replaced whole",
+                                     param_hint="--out")
 
 
 @main.command()
@@ -311,22 +321,28 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         initial = load_model(init or resume, torch.device("cpu"))
         check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
         model = initial.model
-        # The checkpoint's model keeps its shape: a shape option given on the command line must agree.
+        # The checkpoint's model keeps its shape: a shape option given on the command line must agree
+        # (modalities as the artifacts' codebooks leave them, as a new model would get them).
         shape = model.config
         own = {"dim": shape.dim, "layers": shape.entity_layers, "relation_layers": shape.relation_layers,
                "messages": ",".join(shape.messages), "modalities": ",".join(shape.modalities)}
+        first = tables[0] if tables else task_tables_of(tasks_found[0])
+        try:
+            usable = model_config_for(first, ModelConfig(modalities=tuple(m for m in modalities.split(",") if m)))
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
         asked = {"dim": dim, "layers": layers, "relation_layers": relation_layers,
                  "messages": ",".join(m for m in messages.split(",") if m),
-                 "modalities": ",".join(m for m in modalities.split(",") if m)}
+                 "modalities": ",".join(usable.modalities)}
         clash = [f"--{name.replace('_', '-')} {asked[name]} (the checkpoint has {own[name] or repr('')})"
                  for name in MODEL_SHAPE_OPTIONS
                  if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and asked[name] != own[name]]
         if clash:
             raise click.UsageError(f"{'; '.join(clash)}: --{'init' if init else 'resume'} keeps the checkpoint's "
                                    "model shape")
-        if content_match and resume is not None:
+        if content_match and resume is not None and not model.config.content_match:
             raise click.UsageError("--content-match changes the model: use it with --init, not --resume")
-        if content_match:
+        if content_match and not model.config.content_match:
             from reasoning_stage.models import with_content_match
 
             try:

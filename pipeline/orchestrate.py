@@ -39,7 +39,8 @@ def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
     found = []
     for manifest in sorted(Path(out_root).glob("*/manifest.json")):
         try:
-            root = json.loads(manifest.read_text(encoding="utf-8")).get("graph", {}).get("root")
+            body = json.loads(manifest.read_text(encoding="utf-8"))
+            root = (body.get("graph") or body.get("task") or {}).get("root")   # a graph's or a task's
         except (OSError, ValueError, AttributeError):
             continue
         if root and str(Path(root).resolve()) in wanted:
@@ -70,12 +71,12 @@ def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise KGFormatError("no such graph folder", path)
-        if not path.is_dir():
-            raise KGFormatError("is a file; give a knowledge-graph folder or a folder of them "
-                                "(see README: 'The KG directory')", path)
-        if _is_graph(path):
+        if _is_graph(path):   # a folder, or its kg.toml / task.toml
             found.append(path)
             continue
+        if not path.is_dir():
+            raise KGFormatError("is a file, not a kg.toml or task.toml; give a knowledge-graph folder or a "
+                                "folder of them (see README: 'The KG directory')", path)
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         graphs = [p for p in children if _is_graph(p)]
         names = {p.name for p in graphs}

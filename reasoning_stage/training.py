@@ -112,7 +112,8 @@ def check_train_config(config: TrainConfig) -> None:
         if (value is not None or name != "max_seconds") and (isinstance(value, bool)
                                                              or not isinstance(value, (int, float))
                                                              or not math.isfinite(value)):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            what = "the time budget (minutes)" if name == "max_seconds" else name
+            raise ValueError(f"{what} must be a finite number, got {value / 60 if name == 'max_seconds' else value!r}")
     for name in ("max_steps", "batch_size", "negatives", "eval_every", "eval_triples", "match_batch_size"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")

@@ -127,6 +127,9 @@ def test_paths_that_are_files_fail_without_traceback(tmp_path, example_graph):
     result = _run("tokenize", str(example_graph), "--out", str(a_file), *SMALL)
     assert result.exit_code == 1 and "a_file: exists and is not a folder" in result.output
     assert a_file.read_text() == "x"
+    # A graph's own kg.toml names the graph (a file that is allowed).
+    result = _run("tokenize", str(example_graph / "kg.toml"), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 0 and (tmp_path / "out" / "example" / "manifest.json").is_file(), result.output
 
 
 def test_data_warnings_print_once_with_quiet_and_name_the_files(tmp_path, tiny_vision_model):

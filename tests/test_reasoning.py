@@ -813,7 +813,9 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
     a_file.write_text("x")
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    shutil.copytree(example_tables.folder, tmp_path / "tables_copy")
     cases = [
+        (["--out", str(tmp_path / "tables_copy")], "not a checkpoint (a tofu.token_tables artifact)"),
         (["--out", str(a_file)], "is a file"),
         (["--out", str(a_file / "sub")], "is a file, not a folder"),
         (["--out", str(tmp_path / "precious")], "holds files and is not a checkpoint"),
@@ -843,3 +845,10 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
     assert result.exit_code == 0, result.output
     manifest = load_checkpoint(tmp_path / "more")[0]
     assert manifest["training"]["step"] == 4 and manifest["model"]["dim"] == 16
+    # ... and the run's own command line, shape options included, resumes it too.
+    result = runner.invoke(main, [a if a != "2" or i != base.index("--max-steps") + 1 else "6" for i, a in enumerate(base)]
+                           + ["--modalities", "structure,text,image", "--out", str(tmp_path / "more"),
+                              "--resume", str(tmp_path / "more")])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "more")[0]["training"]["step"] == 6
+    assert (tmp_path / "tables_copy" / "manifest.json").is_file()

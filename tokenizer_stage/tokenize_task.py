@@ -89,7 +89,9 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
                         images_failed=sum(s.images_failed for s in summaries),
                         seconds=time.perf_counter() - started,
                         forward_seconds=timer[0] + sum(s.forward_seconds for s in summaries),
-                        warnings=list(task.warnings))
+                        # the sub-graphs' own notes too (a codebook lacking a modality, unreadable images)
+                        warnings=list(task.warnings) + [n for s in summaries for n in s.warnings
+                                                        if n not in task.warnings])
 
 
 def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: TokenizerConfig, progress: ProgressFactory,

@@ -37,6 +37,16 @@ def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str,
     return manifest
 
 
+def peek_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of ``folder`` unvalidated (what kind of artifact is here, what made it), or ``None``
+    when there is none or it cannot be read: for checks that must not fail on a foreign folder."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
                   verify_files: bool = True) -> dict[str, Any]:
     """Read and validate ``folder/manifest.json``; raise a named error on any problem."""

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
-from artifacts.manifest import read_manifest, write_manifest
+from artifacts.manifest import peek_manifest, read_manifest, write_manifest
 from artifacts.token_tables import METADATA_KEY, TokenTables, read_checked_table, read_token_tables
 
 ALIGNMENT_KIND = "tofu.alignment_task"
@@ -78,13 +78,7 @@ def write_task(folder: Path, kind: str, write_graphs: Callable[[Path], None], co
 
 def task_kind(folder: Path) -> str | None:
     """The kind of a complete task folder, or ``None`` when ``folder`` is not a task artifact."""
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
-    except (OSError, json.JSONDecodeError):
-        return None
+    kind = (peek_manifest(folder) or {}).get("kind")
     return kind if kind in TABLES else None
 
 

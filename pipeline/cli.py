@@ -64,9 +64,9 @@ class _Friendly(click.Group):
             raise click.ClickException(str(err)) from err
 
 
-def _check_output_folder(folder: Path) -> None:
+def _check_output_folder(folder: Path, option: str = "--output", names: str = "a folder") -> None:
     if folder.exists() and not folder.is_dir():
-        raise click.ClickException(f"{folder}: exists and is not a folder (--output names a folder)")
+        raise click.ClickException(f"{folder}: exists and is not a folder ({option} names {names})")
 
 
 def _make_output_folder(folder: Path) -> None:
@@ -130,8 +130,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise click.ClickException(f"two graphs would both be written to {out_root}/{dupes[0]}: "
                                    f"{', '.join(str(d) for d in graph_dirs if d.name in dupes)}")
-    if out_root.exists() and not out_root.is_dir():
-        raise click.ClickException(f"{out_root}: exists and is not a folder (--out names the artifact root)")
+    _check_output_folder(out_root, "--out", "the artifact root")
     click.echo(f"tokenizing {len(graph_dirs)} graph(s) into {out_root}", err=True)
 
     def announce(result):
@@ -186,8 +185,10 @@ def _device(requested: str | None):
     return device
 
 
-# Options that shape a new model; --init and --resume take the checkpoint's shape (given ones must agree).
-MODEL_SHAPE_OPTIONS = ("dim", "layers", "relation_layers", "messages", "modalities")
+# Options that shape a new model -> their ModelConfig field; --init and --resume take the checkpoint's
+# shape (given ones must agree).
+MODEL_SHAPE_OPTIONS = {"dim": "dim", "layers": "entity_layers", "relation_layers": "relation_layers",
+                       "messages": "messages", "modalities": "modalities"}
 
 
 def _check_checkpoint_target(folder: Path) -> None:
@@ -198,14 +199,10 @@ def _check_checkpoint_target(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise click.BadParameter(f"{folder} is a file; name a checkpoint folder", param_hint="--out")
     if folder.is_dir() and any(folder.iterdir()):
-        import json
-
         from artifacts.checkpoint import KIND
+        from artifacts.manifest import peek_manifest
 
-        try:
-            kind = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("kind")
-        except (OSError, ValueError, AttributeError):
-            kind = None
+        kind = (peek_manifest(folder) or {}).get("kind")
         if kind != KIND:
             raise click.BadParameter(f"{folder} holds files and is not a checkpoint"
                                      + (f" (a {kind} artifact)" if kind else "") + "; it would be replaced whole",
@@ -315,28 +312,30 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     if absent:
         raise click.BadParameter(f"no artifact here holds {', '.join(absent)} (present: "
                                  f"{', '.join(sorted(present))})", param_hint="--task-weights")
+    # The model these options ask for; modalities as the artifacts' codebooks leave them.
+    first = tables[0] if tables else task_tables_of(tasks_found[0])
+    try:
+        base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
+                           messages=tuple(m for m in messages.split(",") if m),
+                           modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    asked = model_config_for(first, base)
     if init is not None or resume is not None:
         from reasoning_stage.reasoning import load_model
 
         initial = load_model(init or resume, torch.device("cpu"))
         check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
         model = initial.model
-        # The checkpoint's model keeps its shape: a shape option given on the command line must agree
-        # (modalities as the artifacts' codebooks leave them, as a new model would get them).
-        shape = model.config
-        own = {"dim": shape.dim, "layers": shape.entity_layers, "relation_layers": shape.relation_layers,
-               "messages": ",".join(shape.messages), "modalities": ",".join(shape.modalities)}
-        first = tables[0] if tables else task_tables_of(tasks_found[0])
-        try:
-            usable = model_config_for(first, ModelConfig(modalities=tuple(m for m in modalities.split(",") if m)))
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
-        asked = {"dim": dim, "layers": layers, "relation_layers": relation_layers,
-                 "messages": ",".join(m for m in messages.split(",") if m),
-                 "modalities": ",".join(usable.modalities)}
-        clash = [f"--{name.replace('_', '-')} {asked[name]} (the checkpoint has {own[name] or repr('')})"
-                 for name in MODEL_SHAPE_OPTIONS
-                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and asked[name] != own[name]]
+
+        def shown(value) -> str:
+            return (",".join(value) or repr("")) if isinstance(value, tuple) else str(value)
+
+        clash = [f"--{option.replace('_', '-')} {shown(getattr(asked, field))} "
+                 f"(the checkpoint has {shown(getattr(model.config, field))})"
+                 for option, field in MODEL_SHAPE_OPTIONS.items()
+                 if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
+                 and getattr(asked, field) != getattr(model.config, field)]
         if clash:
             raise click.UsageError(f"{'; '.join(clash)}: --{'init' if init else 'resume'} keeps the checkpoint's "
                                    "model shape")
@@ -350,16 +349,9 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
             except ValueError as err:
                 raise click.UsageError(f"--content-match: {init}: {err}") from None
     else:
-        first = tables[0] if tables else task_tables_of(tasks_found[0])
-        try:
-            base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
-                               messages=tuple(m for m in messages.split(",") if m),
-                               modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
         if content_match and not base.modalities:
             raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
-        model = TofuModel(model_config_for(first, base))
+        model = TofuModel(asked)
     jobs = [matching_job(a, model, dev) for a in tasks_found]  # the same held-out pairs whatever --seed
     click.echo(f"training on {len(tables)} graph(s) and {len(jobs)} task(s): "
                f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "

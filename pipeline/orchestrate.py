@@ -33,18 +33,15 @@ class GraphFailure:
 
 def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
     """Complete artifacts under ``out_root`` made from these graph folders (by an earlier run)."""
-    import json
+    from artifacts.manifest import peek_manifest
 
     wanted = {str(Path(s).resolve()) for s in sources if s}
     found = []
-    for manifest in sorted(Path(out_root).glob("*/manifest.json")):
-        try:
-            body = json.loads(manifest.read_text(encoding="utf-8"))
-            root = (body.get("graph") or body.get("task") or {}).get("root")   # a graph's or a task's
-        except (OSError, ValueError, AttributeError):
-            continue
-        if root and str(Path(root).resolve()) in wanted:
-            found.append(manifest.parent)
+    for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
+        body = peek_manifest(folder) or {}
+        root = (body.get("graph") or body.get("task") or {}).get("root")   # a graph's or a task's
+        if isinstance(root, str) and str(Path(root).resolve()) in wanted:
+            found.append(folder)
     return found
 
 

@@ -149,12 +149,14 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     train_settings = {**TRAIN_DEFAULTS, **recipe.train}
     recipe_minutes = train_settings.pop("max_minutes", None)
     minutes = max_minutes if max_minutes is not None else recipe_minutes
-    for section, settings, allowed in (("model", recipe.model, ModelConfig.__dataclass_fields__),
-                                       ("train", recipe.train, {*TrainConfig.__dataclass_fields__, "max_minutes"})):
-        unknown = set(settings) - set(allowed) - {"max_seconds"}
-        if unknown or "max_seconds" in settings:
-            raise RecipeError(f"{recipe.path}: [{section}]: unknown keys {sorted(unknown | ({'max_seconds'} & set(settings)))}"
-                              + (" (the budget is max_minutes)" if "max_seconds" in settings else ""))
+    # [train] gives its budget as max_minutes, never TrainConfig's max_seconds.
+    train_keys = set(TrainConfig.__dataclass_fields__) - {"max_seconds"} | {"max_minutes"}
+    for section, settings, allowed in (("model", recipe.model, set(ModelConfig.__dataclass_fields__)),
+                                       ("train", recipe.train, train_keys)):
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise RecipeError(f"{recipe.path}: [{section}]: unknown keys {unknown}"
+                              + (" (the budget is max_minutes)" if "max_seconds" in unknown else ""))
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
         raise RecipeError(f"{recipe.path}: [train]: max_minutes must be a number, got {minutes!r}")
     try:

@@ -435,7 +435,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="link_prediction on token tables; align / link on alignment or linking task artifacts.")
 @click.option("--predict-top-k", "predict_top_k", is_flag=True,
               help="align / link: write the --top-k candidates of every query of --split to "
-                   "predictions_<artifact>_<split>.tsv (the task artifact's folder name).")
+                   "predictions_<task>_<split>.tsv (the task's name: its artifact folder's name as tokenized).")
 @click.option("--no-routing", is_flag=True,
               help="align / link: embed with the link-prediction route (one representation for every task).")
 @click.option("--device", default=None)

@@ -72,11 +72,17 @@ def read_recipe(path: Path) -> Recipe:
                   data.get("train", {}))
 
 
-def is_zero_shot_only(source: Path) -> bool:
-    """An InGram graph (a folder NL-*, WK-*, or one inside a folder named ``ingram``), however the path
-    is spelled: the project evaluates on them zero-shot and never trains on them."""
+def zero_shot_only_reason(source: Path) -> str | None:
+    """Why ``source`` is a graph the project only evaluates on, or None. However the path is spelled:
+    an InGram graph (a folder NL-*, WK-*, or one inside a folder named ``ingram``), or a GraIL
+    inductive test graph (a folder ``X_ind`` beside its training graph ``X``)."""
     folder = Path(source).resolve()
-    return folder.parent.name.lower() == "ingram" or bool(re.fullmatch(r"(NL|WK)-\d+", folder.name))
+    if folder.parent.name.lower() == "ingram" or re.fullmatch(r"(NL|WK)-\d+", folder.name):
+        return "a zero-shot evaluation graph (InGram)"
+    if folder.name.endswith("_ind") and (folder.parent / folder.name[:-len("_ind")]).is_dir():
+        return (f"a zero-shot evaluation graph (GraIL's inductive test graph of {folder.name[:-len('_ind')]}; "
+                "name the training graph, whose artifact carries this one for evaluation only)")
+    return None
 
 
 def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
@@ -97,9 +103,10 @@ def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
                 if not target.exists():
                     raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
                                       "(pass --data or set TOFU_DATA)")
-                if key == "source" and is_zero_shot_only(target):
-                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {target} is a zero-shot "
-                                      "evaluation graph (InGram); it must not be trained on")
+                why = zero_shot_only_reason(target) if key == "source" else None
+                if why:
+                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {target} is {why}; "
+                                      "it must not be trained on")
                 targets.append(target)
             files[key] = targets if isinstance(graph[key], list) else targets[0]
         resolved.append((graph["name"], files))

@@ -151,12 +151,19 @@ def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k:
 
 
 def check_splits(tables: TokenTables, splits: Sequence[str], need_queries: bool = True) -> None:
-    """Refuse, before any work, a split the artifact lacks, or (``need_queries``) splits with no triples
-    to rank together: an example graph or a graph kept only for predictions can have an empty test split."""
+    """Refuse, before any work, a split the artifact lacks, splits over different inference graphs, or
+    (``need_queries``) splits with no triples to rank together: an example graph or a graph kept only
+    for predictions can have an empty test split."""
     missing = [s for s in splits if s not in tables.splits]
     if missing:
         raise PredictionInputError(f"{tables.folder}: no split {missing[0]!r} "
                                    f"(has {', '.join(sorted(tables.splits))}); choose with --split")
+    graphs = {s: tables.splits[s]["graph"] for s in splits}
+    if len(set(graphs.values())) > 1:
+        # Each inference graph has its own candidates; ranks over two of them cannot be pooled.
+        over = "; ".join(f"{s} over {g}" for s, g in graphs.items())
+        raise PredictionInputError(f"{tables.folder}: splits {', '.join(splits)} are ranked over different "
+                                   f"inference graphs ({over}); evaluate them in separate runs")
     if need_queries and not sum(len(tables.queries(s)) for s in splits):
         raise PredictionInputError(f"{tables.folder}: split(s) {', '.join(splits)} hold no triples to evaluate "
                                    f"(splits with triples: {', '.join(s for s in sorted(tables.splits) if len(tables.queries(s))) or 'none'}); "

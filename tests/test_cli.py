@@ -180,3 +180,21 @@ def test_example_graph_always_has_valid_and_test_queries(tmp_path, people, held_
     assert (valid, test) == held_out
     train_relations = {line.split("\t")[1] for line in (graph / "train.tsv").read_text().splitlines()}
     assert "citizen_of" in train_relations
+
+
+def test_reason_refuses_splits_over_different_graphs_before_any_output(tmp_path):
+    from tests.test_kg_reader import make_grail
+
+    graph = make_grail(tmp_path / "data")   # toy_v1 with its toy_v1_ind sibling: two inference graphs
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 0, result.output
+    result = _run("reason", str(tmp_path / "out" / "toy_v1"), "--split", "valid,test", "--output",
+                  str(tmp_path / "res"), "--quiet")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "are ranked over different inference graphs (valid over train; test over ind_graph)" in result.output
+    assert not (tmp_path / "res").exists()
+    # The GraIL protocol's pair shares the _ind graph and passes the same check.
+    from artifacts.token_tables import read_token_tables
+    from reasoning_stage.reasoning import check_splits
+
+    check_splits(read_token_tables(tmp_path / "out" / "toy_v1"), ["ind_valid", "test"])

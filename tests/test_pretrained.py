@@ -42,6 +42,16 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
         with pytest.raises(RecipeError, match="zero-shot evaluation graph"):
             write_graph_folders(recipe, in_data, tmp_path / "w_ingram")
     assert not (tmp_path / "w_ingram").exists()
+    # A GraIL _ind graph (beside its training graph) is a test graph too; a folder merely named *_ind is not.
+    for folder in ("grail/toy_v1", "grail/toy_v1_ind", "mine/alone_ind"):
+        (data / folder).mkdir(parents=True)
+    recipe = read_recipe(_recipe(tmp_path / "a4.toml", '[[graph]]\nname = "g"\nsource = "grail/toy_v1_ind"\n'))
+    with pytest.raises(RecipeError, match="inductive test graph of toy_v1"):
+        write_graph_folders(recipe, data, tmp_path / "w_ind")
+    assert not (tmp_path / "w_ind").exists()
+    for source in ("grail/toy_v1", "mine/alone_ind"):
+        recipe = read_recipe(_recipe(tmp_path / "a5.toml", f'[[graph]]\nname = "g"\nsource = "{source}"\n'))
+        assert write_graph_folders(recipe, data, tmp_path / "w_ok_ind")
     assert write_graph_folders(read_recipe(_recipe(tmp_path / "a3.toml", '[[graph]]\nname = "g"\nsource = "mine/sub"\n')),
                                data, tmp_path / "w_ok")
     twice = _recipe(tmp_path / "d.toml", '[[graph]]\nname = "g"\nsource = "a"\n[[graph]]\nname = "g"\nsource = "b"\n')

@@ -53,7 +53,8 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
     folder = Path(folder)
     path = folder / MANIFEST_NAME
     if not folder.is_dir():
-        raise ArtifactError(f"{folder}: no such artifact folder")
+        what = {"tofu.checkpoint": "checkpoint folder", "tofu.codebooks": "codebook set"}.get(kind, "artifact folder")
+        raise ArtifactError(f"{folder}: no such {what}")
     if not path.is_file():
         raise IncompleteArtifactError(
             f"{folder}: no {MANIFEST_NAME}; the artifact is incomplete (an interrupted write?) "

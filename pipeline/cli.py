@@ -114,7 +114,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     GRAPHS are KG folders, or folders holding KG folders. Graphs whose sources,
     encoders and codebooks are unchanged since the last run are skipped.
     """
-    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, earlier_artifacts, tokenize_many
+    from artifacts.root import artifact_name_problem
+    from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, earlier_artifacts,
+                                      tokenize_many)
     from tokenizer_stage.encoders import EncoderSpec
     from tokenizer_stage.tokenize import TokenizerConfig
 
@@ -124,13 +126,23 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         text_codebook_size=text_codebook_size, image_codebook_size=image_codebook_size,
         structure_codebook_size=structure_codebook_size, tokens_per_entity=tokens_per_entity,
         use_text=not no_text, use_images=not no_images, seed=seed)
-    graph_dirs = discover_graph_dirs(graphs)
-    names = [d.name for d in graph_dirs]
+    skipped: list[tuple[Path, str]] = []
+    graph_dirs = discover_graph_dirs(graphs, skipped)
+    for folder, reason in skipped:
+        click.echo(f"  skipped {folder}: no graph there ({reason})", err=True)
+    names = [artifact_name(d) for d in graph_dirs]   # ROOT/<name>: checked before anything is written
+    for folder, name in zip(graph_dirs, names):
+        problem = artifact_name_problem(name)
+        if problem:
+            raise click.ClickException(f"{folder}: its name {name!r} (the artifact's folder under --out) {problem}; "
+                                       "rename it (kg.toml / task.toml 'name', or the folder)")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise click.ClickException(f"two graphs would both be written to {out_root}/{dupes[0]}: "
-                                   f"{', '.join(str(d) for d in graph_dirs if d.name in dupes)}")
+                                   f"{', '.join(str(d) for d, n in zip(graph_dirs, names) if n in dupes)}")
     _check_output_folder(out_root, "--out", "the artifact root")
+    if not refit_codebooks:
+        _check_frozen_codebook_sizes(Path(codebooks) if codebooks else None, out_root)
     click.echo(f"tokenizing {len(graph_dirs)} graph(s) into {out_root}", err=True)
 
     def announce(result):
@@ -161,15 +173,45 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
                if stale else ""))
 
 
+def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None:
+    """A codebook size given on the command line must match the frozen set that will be used: frozen
+    codebooks are never refitted silently, and ignoring the option silently would mislead."""
+    from click.core import ParameterSource
+
+    from artifacts.codebooks import CodebookSet, codebooks_exist
+    from artifacts.root import CODEBOOKS_FOLDER
+
+    location = codebooks or out_root / CODEBOOKS_FOLDER
+    if not codebooks_exist(location):
+        return
+    ctx = click.get_current_context()
+    books = CodebookSet.load(location)
+    for modality in ("text", "image", "structure"):
+        option = f"{modality}_codebook_size"
+        if ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE or modality not in books:
+            continue
+        if books[modality].size != ctx.params[option]:
+            raise click.BadParameter(
+                f"{ctx.params[option]}, but the frozen set in {location} has {books[modality].size} {modality} "
+                "codes; drop the option, or add --refit-codebooks to fit new codebooks (every graph in the "
+                "root is then tokenized again)", param_hint=f"--{option.replace('_', '-')}")
+
+
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--people", type=click.IntRange(min=5), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def example(folder: Path, people: int, seed: int) -> None:
-    """Write the built-in example graph (texts and drawn images) to FOLDER."""
+    """Write the built-in example graph (texts and drawn images) to FOLDER.
+
+    FOLDER must be new, empty, or an earlier example graph (which is rewritten).
+    """
     from pipeline.example import write_example_graph
 
-    write_example_graph(folder, people=people, seed=seed)
+    try:
+        write_example_graph(folder, people=people, seed=seed)
+    except FileExistsError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(f"example graph written to {folder}")
 
 
@@ -422,8 +464,9 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--split", default="test", show_default=True,
               help="Split(s) to evaluate, comma-separated (e.g. GraIL's ULTRA protocol: ind_valid,test).")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("tofu_results"), show_default=True)
-@click.option("--predict", "predict_file", type=click.Path(exists=True, path_type=Path), default=None,
-              help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels).")
+@click.option("--predict", "predict_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels), answered "
+                   "over the graph of the one --split given (a GraIL artifact: train for X, test for X_ind).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
@@ -469,8 +512,19 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             raise click.UsageError("no --checkpoint given and this installation ships no pretrained model "
                                    "(tofu pretrain recipes/pretrain.toml --ship makes one)")
     dev = _device(device)
-    splits = [s for s in split.split(",") if s]
+    splits = [s.strip() for s in split.split(",")]
+    if not all(splits):
+        raise click.BadParameter(f"{split!r}: an empty split name; give e.g. 'test' or 'ind_valid,test'",
+                                 param_hint="--split")
+    if len(set(splits)) != len(splits):
+        raise click.BadParameter(f"{split!r}: a split named twice (its queries would count twice)",
+                                 param_hint="--split")
     task = TASK_NAMES[task]
+    if predict_file is not None and task != "link_prediction":
+        raise click.UsageError("--predict answers link-prediction queries; with --task align / link use "
+                               "--predict-top-k")
+    if predict_file is not None and len(splits) > 1:
+        raise click.UsageError("--predict answers over one split's graph: give one --split")
     if task != "link_prediction":
         _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev)
         return
@@ -478,14 +532,14 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
     tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
-        check_splits(t, splits[:1] if predict_file is not None else splits, need_queries=predict_file is None)
+        check_splits(t, splits, need_queries=predict_file is None)
     loaded = load_model(checkpoint, dev)
     check_codebooks(tables, loaded.codebook_id)
     queries = None
     if predict_file is not None:  # read before OUTPUT exists: a bad file leaves nothing behind
         if len(tables) != 1:
             raise click.UsageError("--predict takes exactly one ARTIFACT")
-        queries = read_prediction_queries(predict_file, tables[0])
+        queries = read_prediction_queries(predict_file, tables[0], splits[0])
     _make_output_folder(output)
 
     def model_for(t) -> LoadedModel:

@@ -8,6 +8,7 @@ learn: ``born_in(p, c) & city_in(c, k) -> citizen_of(p, k)``; most
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 COUNTRIES = [("france", "France", (0, 85, 164)), ("japan", "Japan", (188, 0, 45)),
@@ -42,10 +43,26 @@ def _draw(path: Path, colour: tuple[int, int, int], shape: str, seed: int) -> No
     img.save(path)
 
 
+EXAMPLE_MARK = "# written by `tofu example`, which may write this folder again\n"
+
+
+def _check_example_folder(folder: Path) -> None:
+    """Write only into a new or empty folder, or over an earlier example (its kg.toml carries the mark)."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder}: is a file; give a new or empty folder for the example graph")
+    if folder.is_dir() and any(folder.iterdir()):
+        toml = folder / "kg.toml"
+        if not (toml.is_file() and toml.read_text(encoding="utf-8", errors="replace").startswith(EXAMPLE_MARK)):
+            raise FileExistsError(f"{folder}: holds files that `tofu example` did not write; give a new or "
+                                  "empty folder (nothing was written)")
+
+
 def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: bool = True) -> Path:
     """Write the example graph into ``folder`` (canonical layout) and return it."""
     rng = random.Random(seed)
     folder = Path(folder)
+    _check_example_folder(folder)
+    shutil.rmtree(folder / "pictures", ignore_errors=True)   # an earlier example's; drawn anew below
     folder.mkdir(parents=True, exist_ok=True)
     entities: list[tuple[str, str, str]] = []
     triples: list[tuple[str, str, str]] = []
@@ -87,6 +104,10 @@ def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: b
             if friend != person:
                 triples.append((person, "friend_of", friend))
     rng.shuffle(triples)
+    # A small graph may leave a colour unliked: list only entities that some triple uses.
+    used = {e for h, _, t in triples for e in (h, t)}
+    entities = [row for row in entities if row[0] in used]
+    pictures = {e: p for e, p in pictures.items() if e in used}
     # Queries: citizen_of facts held out (answerable through the rule), plus a few others.
     citizen = [t for t in triples if t[1] == "citizen_of"]
     # 8 valid and 12 test from 24 people up; smaller graphs hold out about a third, at least one
@@ -114,5 +135,5 @@ def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: b
             _draw(folder / "pictures" / entity.replace(":", "_") / "0.png", rgb, shape, seed * 1000 + i)
         (folder / "images.tsv").write_text(
             "".join(f"{e}\tpictures/{e.replace(':', '_')}/0.png\n" for e in sorted(pictures)), encoding="utf-8")
-    (folder / "kg.toml").write_text('name = "example"\n', encoding="utf-8")
+    (folder / "kg.toml").write_text(EXAMPLE_MARK + 'name = "example"\n', encoding="utf-8")
     return folder

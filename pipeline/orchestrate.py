@@ -16,12 +16,11 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
+from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE
 from artifacts.shipped import shipped_codebooks
 from tokenizer_stage.kg_reader import KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
-
-CODEBOOKS_FOLDER = "codebooks"
 
 
 @dataclass
@@ -46,22 +45,39 @@ def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
 
 
 def _is_graph(path: Path) -> bool:
-    """A KG folder, or an alignment / linking task folder (tokenized the same way)."""
-    from tokenizer_stage.tasks import detect_task_layout
+    """A KG folder, or an alignment / linking task folder (tokenized the same way).
 
+    A folder that declares itself one (a kg.toml or task.toml in it, or the file named) is one: an
+    error in its TOML is raised (file and line), not taken for "no graph here".
+    """
+    from tokenizer_stage.tasks import TASK_TOML, detect_task_layout
+
+    declared = (path.is_file() and path.suffix.lower() == ".toml") or (path / "kg.toml").is_file() \
+        or (path / TASK_TOML).is_file()
     try:
         if detect_task_layout(path) is not None:
             return True
         detect_layout(path)
         return True
     except KGFormatError:
+        if declared:
+            raise
         return False
 
 
-def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
+def artifact_name(graph_dir: Path) -> str:
+    """The name tokenizing ``graph_dir`` writes its artifact under: ``ROOT/<name>/``."""
+    from tokenizer_stage.kg_reader import graph_name
+    from tokenizer_stage.tasks import detect_task_layout, task_name
+
+    return task_name(graph_dir) if detect_task_layout(graph_dir) is not None else graph_name(graph_dir)
+
+
+def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Graph folders named directly, or every graph folder inside a folder of graphs.
 
-    In a folder of GraIL graphs, ``X_ind`` is read as part of ``X`` and not on its own.
+    In a folder of GraIL graphs, ``X_ind`` is read as part of ``X`` and not on its own. Subfolders
+    that are no graph are left out, each added to ``skipped`` with the reason.
     """
     found: list[Path] = []
     for raw in paths:
@@ -76,6 +92,13 @@ def discover_graph_dirs(paths: Sequence[Path]) -> list[Path]:
                                 "folder of them (see README: 'The KG directory')", path)
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         graphs = [p for p in children if _is_graph(p)]
+        if skipped is not None:
+            for child in children:
+                if child not in graphs:
+                    try:
+                        detect_layout(child)
+                    except KGFormatError as err:
+                        skipped.append((child, err.reason))
         names = {p.name for p in graphs}
         graphs = [p for p in graphs if not (p.name.endswith("_ind") and p.name[:-4] in names)]
         if not graphs:
@@ -177,7 +200,7 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
              "codebook_id": CodebookSet.load(codebooks_dir).identity, "executor": executor,
              "seconds": round(time.perf_counter() - started, 3)}
-    atomic_write_json(out_root / "last_tokenize_run.json", {
+    atomic_write_json(out_root / LAST_RUN_FILE, {
         "facts": facts, "config": _config_json(config),
         "graphs": [r.as_dict() if isinstance(r, GraphSummary) else vars(r) for r in ordered]})
     return ordered, facts

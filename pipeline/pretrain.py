@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artifacts.root import artifact_name_problem
+
 # Zero-shot evaluation graphs that must never be trained on (the project's data rules).
 FORBIDDEN_SOURCES = ("ingram/",)
 GRAPH_FILE_KEYS = ("entity_text", "relation_text", "images")
@@ -50,6 +52,9 @@ def read_recipe(path: Path) -> Recipe:
         unknown = set(graph) - {"name", "source", *GRAPH_FILE_KEYS}
         if unknown:
             raise RecipeError(f"{path}: [[graph]] {graph['name']}: unknown keys {sorted(unknown)}")
+        problem = artifact_name_problem(graph["name"]) if isinstance(graph["name"], str) else "is not a string"
+        if problem:   # it names the graph's artifact folder
+            raise RecipeError(f"{path}: [[graph]] #{i}: name {graph['name']!r} {problem}")
         if not isinstance(graph["source"], str):
             raise RecipeError(f"{path}: [[graph]] {graph['name']}: 'source' must be one path (a string)")
         for key in GRAPH_FILE_KEYS:

@@ -178,14 +178,24 @@ def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], de
     return ranks, ranks.metrics()
 
 
-def read_prediction_queries(path: Path, tables: TokenTables) -> list[tuple[int, int, str]]:
-    """Rows ``head<TAB>relation<TAB>?`` or ``?<TAB>relation<TAB>tail`` in labels -> (entity, relation id, side)."""
+def read_prediction_queries(path: Path, tables: TokenTables, split: str | None = None) -> list[tuple[int, int, str]]:
+    """Rows ``head<TAB>relation<TAB>?`` or ``?<TAB>relation<TAB>tail`` in labels -> (entity, relation id, side).
+
+    With ``split``, each query's entity must be in that split's inference graph (the graph the
+    answers are ranked over); an entity of another graph of the artifact is refused at its line.
+    """
+    from reasoning_stage.graph_data import candidate_entities
+
     entities = {label: i for i, label in enumerate(tables.tables["entities"]["label"].to_pylist())}
     relations = {label: i for i, label in enumerate(tables.tables["relations"]["label"].to_pylist())}
+    inside = set(candidate_entities(tables, split).tolist()) if split is not None else None
     queries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\r\n")
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise PredictionInputError(f"{path}:{number}: not valid UTF-8") from None
             if not line.strip():
                 continue
             parts = line.split("\t")
@@ -199,6 +209,13 @@ def read_prediction_queries(path: Path, tables: TokenTables) -> list[tuple[int, 
             known = tail if head == "?" else head
             if known not in entities:
                 raise PredictionInputError(f"{path}:{number}: entity {known!r} is not in graph {tables.name}")
+            if inside is not None and entities[known] not in inside:
+                others = [s for s in sorted(tables.splits)
+                          if entities[known] in set(candidate_entities(tables, s).tolist())]
+                raise PredictionInputError(
+                    f"{path}:{number}: entity {known!r} is not in the graph of split {split!r} "
+                    f"({tables.splits[split]['graph']}), which --split picks for the predictions"
+                    + (f"; it is in that of split(s) {', '.join(others)}" if others else ""))
             queries.append((entities[known], relations[relation], "head" if head == "?" else "tail"))
     if not queries:
         raise PredictionInputError(f"{path}: no queries")

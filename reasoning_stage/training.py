@@ -217,7 +217,22 @@ def check_codebooks(tables: Sequence[Any], codebook_id: str | None) -> None:
         if codebook_id is not None and t.codebook_id != codebook_id:
             raise CodebookMismatch(
                 f"{t.folder}: tokenized with codebooks {t.codebook_id}, but the model reads codebooks "
-                f"{codebook_id}; re-tokenize it with those codebooks (tofu tokenize --codebooks PATH)")
+                f"{codebook_id}; re-tokenize it with those codebooks (tofu tokenize GRAPH --out NEW_ROOT "
+                f"--codebooks {_codebooks_path_hint(codebook_id)})")
+
+
+def _codebooks_path_hint(codebook_id: str) -> str:
+    """The shipped codebook set's path when the model reads it, else a placeholder."""
+    from artifacts.codebooks import CodebookSet
+    from artifacts.shipped import shipped_codebooks
+
+    shipped = shipped_codebooks()
+    try:
+        if shipped is not None and CodebookSet.load(shipped).identity == codebook_id:
+            return str(shipped)
+    except Exception:  # a damaged installation: the hint is not worth another error
+        pass
+    return "PATH"
 
 
 @dataclass

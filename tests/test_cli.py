@@ -198,3 +198,71 @@ def test_reason_refuses_splits_over_different_graphs_before_any_output(tmp_path)
     from reasoning_stage.reasoning import check_splits
 
     check_splits(read_token_tables(tmp_path / "out" / "toy_v1"), ["ind_valid", "test"])
+
+
+def test_graph_names_cannot_leave_or_clobber_the_output_root(tmp_path, example_graph):
+    out = tmp_path / "out"
+    result = _run("tokenize", str(example_graph), "--out", str(out), *SMALL)
+    assert result.exit_code == 0, result.output
+    before = sorted(p.name for p in out.iterdir())
+    for name, message in [(".", "is not a plain folder name"), ("../escape", "is not a plain folder name"),
+                          ("codebooks", "is the root's own 'codebooks' entry")]:
+        graph = tmp_path / "named"
+        shutil.copytree(example_graph, graph, dirs_exist_ok=True)
+        (graph / "kg.toml").write_text(f'# a comment line\nname = "{name}"\n')
+        result = _run("tokenize", str(graph), "--out", str(out), *SMALL)
+        assert result.exit_code == 1 and f"kg.toml:2: 'name' '{name}' {message}" in result.output, result.output
+    # A folder's own name is checked too (no kg.toml), before any work, and so is a task.toml's.
+    shutil.copytree(example_graph, tmp_path / "lib" / "codebooks")
+    (tmp_path / "lib" / "codebooks" / "kg.toml").unlink()
+    result = _run("tokenize", str(tmp_path / "lib" / "codebooks"), "--out", str(out), *SMALL)
+    assert result.exit_code == 1 and "its name 'codebooks'" in result.output
+    _write(tmp_path / "task", "task.toml", '[task]\nkind = "alignment"\nname = "../away"\n')
+    result = _run("tokenize", str(tmp_path / "task"), "--out", str(out), *SMALL)
+    assert result.exit_code == 1 and "task.toml:3: 'task.name' '../away' is not a plain folder name" in result.output
+    assert sorted(p.name for p in out.iterdir()) == before and not (tmp_path / "escape").exists()
+
+
+def test_a_broken_kg_toml_fails_at_its_line_inside_a_folder_of_graphs(tmp_path, example_graph):
+    shutil.copytree(example_graph, tmp_path / "graphs" / "good")
+    shutil.copytree(example_graph, tmp_path / "graphs" / "bad")
+    (tmp_path / "graphs" / "notes").mkdir()
+    for text, expected in [('name = "bad"\nnmae = "x"\n', "bad/kg.toml:2: unknown key 'nmae'"),
+                           ('name = \n', "bad/kg.toml:1: invalid TOML"),
+                           ('name = "b\xe9"\n'.encode("latin-1"), "bad/kg.toml:1: not valid UTF-8")]:
+        toml = tmp_path / "graphs" / "bad" / "kg.toml"
+        toml.write_bytes(text) if isinstance(text, bytes) else toml.write_text(text)
+        result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(tmp_path / "out"), *SMALL)
+        assert result.exit_code == 1 and expected in result.output, result.output
+        assert not (tmp_path / "out").exists()
+    # A subfolder that is no graph at all is left out, and said.
+    (tmp_path / "graphs" / "bad" / "kg.toml").write_text('name = "bad"\n')
+    result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"skipped {tmp_path / 'graphs' / 'notes'}: no graph there (cannot detect the layout" in result.output
+
+
+def test_example_writes_only_new_empty_or_earlier_example_folders(tmp_path):
+    assert _run("example", str(tmp_path / "ex"), "--people", "6").exit_code == 0
+    first = (tmp_path / "ex" / "train.tsv").read_text()
+    result = _run("example", str(tmp_path / "ex"), "--people", "8")   # an earlier example: rewritten
+    assert result.exit_code == 0 and (tmp_path / "ex" / "train.tsv").read_text() != first
+    mine = tmp_path / "mine"
+    _write(mine, "train.tsv", "a\tr\tb\n")
+    (tmp_path / "a_file").write_text("x")
+    for target, message in [(mine, "holds files that `tofu example` did not write"), (tmp_path / "a_file", "is a file")]:
+        result = _run("example", str(target))
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert [p.name for p in mine.iterdir()] == ["train.tsv"] and (mine / "train.tsv").read_text() == "a\tr\tb\n"
+
+
+def test_codebook_sizes_given_against_a_frozen_set_are_refused(tmp_path, example_graph):
+    out = tmp_path / "out"
+    assert _run("tokenize", str(example_graph), "--out", str(out), *SMALL).exit_code == 0
+    result = _run("tokenize", str(example_graph), "--out", str(out), "--no-images", "--text-codebook-size", "100")
+    assert result.exit_code == 2
+    assert "100, but the frozen set in" in result.output and "has 32 text codes" in result.output
+    # The same size, or none given, uses the frozen set as before.
+    assert _run("tokenize", str(example_graph), "--out", str(out), *SMALL).exit_code == 0
+    result = _run("tokenize", str(example_graph), "--out", str(out), "--no-images", "--quiet")
+    assert result.exit_code == 0 and "up to date, skipped" in result.output

@@ -23,6 +23,7 @@ from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, ev
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
+from reasoning_stage.reasoning import PredictionInputError, read_prediction_queries
 from reasoning_stage.training import (TrainConfig, WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare,
                                       step_graph, train, training_step)
 from tokenizer_stage.tokenize import tokenize_graph
@@ -747,6 +748,36 @@ def test_predict_uses_the_fine_tuned_model(example_tables, tmp_path):
     assert tuned == predictions(tmp_path / "ft" / "finetuned_example", tmp_path / "again")
 
 
+def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(example_tables, tmp_path):
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    save_checkpoint(tmp_path / "ok", model.state_dict(), model.config.to_json(), example_tables.codebook_id, {"step": 0})
+    good = tmp_path / "q.tsv"
+    good.write_text("person:000\tcitizen_of\t?\n")
+    bad_bytes = tmp_path / "bytes.tsv"
+    bad_bytes.write_bytes("person:000\tcitizen_of\t?\n".encode() + b"person:0\xff1\tcitizen_of\t?\n")
+
+    def reason(*args: str):
+        return CliRunner().invoke(main, ["reason", str(example_tables.folder), "--checkpoint", str(tmp_path / "ok"),
+                                         "--output", str(tmp_path / "res"), "--quiet", *args])
+
+    for args, message in [
+        (["--predict", str(bad_bytes)], "bytes.tsv:2: not valid UTF-8"),
+        (["--predict", str(tmp_path)], "is a directory"),
+        (["--predict", str(good), "--split", "valid,test"], "--predict answers over one split's graph"),
+        (["--predict", str(good), "--task", "align"], "--predict answers link-prediction queries"),
+        (["--split", "valid,valid"], "a split named twice"),
+        (["--split", "valid,"], "an empty split name"),
+        (["--checkpoint", str(tmp_path / "nope")], "nope: no such checkpoint folder"),
+    ]:
+        result = reason(*args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output and not (tmp_path / "res").exists()
+    # Spaces around split names are not part of them.
+    result = reason("--split", "valid, test")
+    assert result.exit_code == 0, result.output
+    assert {r["split"] for r in json.loads((tmp_path / "res" / "metrics.json").read_text())["graphs"]} == {"valid+test"}
+
+
 def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
     """X and X_ind share one artifact; X_ind's queries are ranked over X_ind's entities alone."""
     from reasoning_stage.graph_data import candidate_entities
@@ -770,6 +801,14 @@ def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
     model = TofuModel(model_config_for(tables, ModelConfig(modalities=(), **SMALL)))
     ranks = evaluate_graph(model, tables, ["ind_valid", "test"], torch.device("cpu"))
     assert len(ranks.pessimistic) == 4 and ranks.pessimistic.max() <= 6
+    # --predict answers over the --split's graph: an entity of the other graph is refused at its line.
+    queries = tmp_path / "q.tsv"
+    queries.write_text("b1\tr0\t?\na1\tr0\t?\n")
+    with pytest.raises(PredictionInputError, match=r"q.tsv:2: entity 'a1' is not in the graph of split 'test' "
+                                                   r"\(ind_graph\).*it is in that of split\(s\) train, valid"):
+        read_prediction_queries(queries, tables, "test")
+    queries.write_text("a1\tr0\t?\n?\tr1\ta2\n")
+    assert len(read_prediction_queries(queries, tables, "train")) == 2
 
 
 _HEAP_PROBE = """

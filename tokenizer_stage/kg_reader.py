@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from artifacts.root import artifact_name_problem
+
 __all__ = [
     "KGFormatError",
     "KGWarning",
@@ -405,13 +407,22 @@ def _toml_line(text: str, key: str, table: str | None = None) -> int | None:
     return None
 
 
-def _load_config(toml_path: Path) -> _Config:
-    toml_text = toml_path.read_bytes().decode("utf-8", errors="replace")  # tomllib rejects bad bytes itself
+def _parse_toml(path: Path) -> tuple[str, dict]:
+    """(text, data) of a kg.toml / task.toml; bad bytes and bad TOML are errors at their line."""
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(toml_text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KGFormatError("not valid UTF-8", path, raw[:e.start].count(b"\n") + 1) from None
+    try:
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        m = re.search(r"at line (\d+)", str(e))
-        raise KGFormatError(f"invalid TOML: {e}", toml_path, int(m.group(1)) if m else None) from None
+        m = re.search(r"at line (\d+)", str(e))  # TOMLDecodeError has no lineno attribute before 3.14
+        raise KGFormatError(f"invalid TOML: {e}", path, int(m.group(1)) if m else None) from None
+
+
+def _load_config(toml_path: Path) -> _Config:
+    toml_text, data = _parse_toml(toml_path)
     cfg = _Config(path=toml_path, text=toml_text)
     base = toml_path.parent
 
@@ -424,6 +435,9 @@ def _load_config(toml_path: Path) -> _Config:
     if "name" in data:
         if not isinstance(data["name"], str) or not data["name"].strip():
             raise err("'name' must be a non-empty string", "name")
+        problem = artifact_name_problem(data["name"])
+        if problem:   # the name is the artifact's folder name under the output root
+            raise err(f"'name' {data['name']!r} {problem}", "name")
         cfg.name = data["name"]
     if "layout" in data:
         if data["layout"] not in LAYOUTS:
@@ -503,6 +517,14 @@ def _resolve_layout(folder: Path, cfg: _Config) -> tuple[str, Path]:
             _toml_line(cfg.text, key, "files"),
         )
     return layout, data_dir
+
+
+def graph_name(path: Path | str) -> str:
+    """The name ``read_kg`` gives the graph at ``path`` (kg.toml 'name', else the folder's), without
+    reading its data."""
+    folder, toml = _locate(path)
+    cfg = _load_config(toml) if toml else _Config()
+    return cfg.name or folder.name
 
 
 def detect_layout(path: Path) -> str:
@@ -661,7 +683,7 @@ def _read_text_file(ctx: _Ctx, path: Path, kind: str) -> _TextRecords:
                 continue
             parts = ln.split("\t")
             if len(parts) > 3 or not parts[0].strip():
-                raise KGFormatError(f"expected 'id<TAB>name[<TAB>description]' with a non-empty id, got {ln[:120]!r}", path, i)
+                raise KGFormatError(f"expected 'id[<TAB>name[<TAB>description]]' with a non-empty id, got {ln[:120]!r}", path, i)
             if parts[0] in rows:
                 dups += 1
                 continue
@@ -880,13 +902,25 @@ def read_kg(path: Path | str, name: str | None = None) -> KnowledgeGraph:
 
     _check_splits(ctx, loaded)
 
-    ent_set = set(loaded.declared_entities)
-    rel_set = set(loaded.declared_relations)
+    in_triples: set[str] = set()
+    rel_in_triples: set[str] = set()
     for ts in loaded.sets.values():
         for h, r, t in ts.triples:
-            ent_set.add(h)
-            ent_set.add(t)
-            rel_set.add(r)
+            in_triples.add(h)
+            in_triples.add(t)
+            rel_in_triples.add(r)
+    # Declared but in no triple: kept (an isolated entity is still a candidate answer), but a typo
+    # in an id would otherwise add a candidate silently.
+    for what, plural, declared, used, records in (
+            ("entity", "entities", loaded.declared_entities, in_triples, ent_records),
+            ("relation", "relations", loaded.declared_relations, rel_in_triples, rel_records)):
+        unused = sorted(declared - used)
+        if unused:
+            files = ", ".join(str(r.path) for r in records if r.declares)
+            shown = ", ".join(repr(u) for u in unused[:3]) + (", ..." if len(unused) > 3 else "")
+            ctx.warn(f"{files}: {len(unused)} {what} id(s) in no triple, kept as isolated {plural}: {shown}")
+    ent_set = set(loaded.declared_entities) | in_triples
+    rel_set = set(loaded.declared_relations) | rel_in_triples
     entities = sorted(ent_set)
     relations = sorted(rel_set)
 

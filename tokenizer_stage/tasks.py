@@ -55,12 +55,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artifacts.root import artifact_name_problem
 from tokenizer_stage.kg_reader import (
     KGFormatError,
     KnowledgeGraph,
@@ -69,6 +68,7 @@ from tokenizer_stage.kg_reader import (
     _abs,
     _collect_images,
     _Ctx,
+    _parse_toml,
     _toml_line,
     _locate as _locate_folder,
     derive_name,
@@ -183,14 +183,7 @@ class _Toml:
 
 
 def _read_toml(path: Path) -> _Toml:
-    text = path.read_bytes().decode("utf-8", errors="replace")  # tomllib rejects bad bytes itself
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"at line (\d+)", str(e))  # TOMLDecodeError has no lineno attribute before 3.14
-        line = int(m.group(1)) if m else None
-        raise KGFormatError(f"invalid TOML: {e}", path, line) from None
-    return _Toml(path, text, data)
+    return _Toml(path, *_parse_toml(path))
 
 
 def _task_kind(cfg: _Toml) -> str:
@@ -212,7 +205,11 @@ def _check_top(cfg: _Toml, allowed: tuple[str, ...]) -> None:
 
 
 def _task_name(cfg: _Toml, task: dict[str, Any], name: str | None, folder: Path) -> str:
-    return name or cfg.string(task, "task", "name") or folder.name
+    given = cfg.string(task, "task", "name")
+    problem = artifact_name_problem(given) if given else None
+    if problem:   # the name is the artifact's folder name under the output root
+        raise cfg.err(f"'task.name' {given!r} {problem}", "name", "task")
+    return name or given or folder.name
 
 
 # --------------------------------------------------------------------------- detection
@@ -242,6 +239,18 @@ def _detect(folder: Path, toml: Path | None) -> str | None:
 def detect_task_layout(path: Path | str) -> str | None:
     """Task layout (one of TASK_LAYOUTS) of a folder or task.toml; None for a folder that is no task (e.g. a plain KG)."""
     return _detect(*_locate(path))
+
+
+def task_name(path: Path | str) -> str:
+    """The name ``read_task`` gives the task at ``path`` (task.toml 'task.name', else the folder's),
+    without reading its data."""
+    folder, toml = _locate(path)
+    if toml is not None:
+        cfg = _read_toml(toml)
+        task = cfg.data.get("task")
+        if isinstance(task, dict):
+            return _task_name(cfg, task, None, folder)
+    return folder.name
 
 
 def _not_a_task(folder: Path) -> KGFormatError:

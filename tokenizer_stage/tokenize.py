@@ -18,6 +18,7 @@ import numpy as np
 from artifacts import token_tables
 from artifacts.codebooks import Codebook, CodebookSet
 from artifacts.hashing import files_digest, object_sha256
+from artifacts.root import artifact_folder
 from tokenizer_stage import structure
 from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
                                       load_encoder)
@@ -389,7 +390,7 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
                    name: str | None = None) -> GraphSummary:
     """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
     kg = read_kg(graph_dir, name=name)
-    return tokenize_kg(kg, Path(out_root) / kg.name, codebooks_dir, config, force, progress)
+    return tokenize_kg(kg, artifact_folder(Path(out_root), kg.name), codebooks_dir, config, force, progress)
 
 
 def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: TokenizerConfig,

@@ -17,6 +17,7 @@ import numpy as np
 from artifacts import task_tables, token_tables
 from artifacts.codebooks import CodebookSet
 from artifacts.hashing import files_digest, object_sha256
+from artifacts.root import artifact_folder
 from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
 from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
                                       image_tokens, text_tokens, tokenize_kg)
@@ -43,7 +44,7 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
     started = time.perf_counter()
     task = read_task(task_dir)
     codebooks = CodebookSet.load(codebooks_dir)
-    folder = Path(out_root) / task.name
+    folder = artifact_folder(Path(out_root), task.name)
     digest = files_digest(task.source_files)
     fingerprint = task_fingerprint(task, config, codebooks, digest)
     kind = task_tables.ALIGNMENT_KIND if isinstance(task, AlignmentTask) else task_tables.LINKING_KIND

@@ -1,0 +1,38 @@
+"""The artifact root that ``tofu tokenize --out ROOT`` writes.
+
+``ROOT/codebooks/`` holds the codebook set, ``ROOT/last_tokenize_run.json`` the
+last run's record, and ``ROOT/<name>/`` one artifact per graph or task, named
+by the graph's (or task's) name. A name is therefore a single folder name that
+cannot reach outside the root or onto the root's own entries.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from artifacts.errors import ArtifactError
+
+CODEBOOKS_FOLDER = "codebooks"
+LAST_RUN_FILE = "last_tokenize_run.json"
+RESERVED_NAMES = (CODEBOOKS_FOLDER, LAST_RUN_FILE)
+
+
+def artifact_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an artifact folder in a root, or None when it can."""
+    if not name or not name.strip():
+        return "is empty"
+    if name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        return "is not a plain folder name (no '/', '\\', '.' or '..')"
+    if name.startswith("."):
+        return "starts with '.' (hidden names are kept for staging folders)"
+    if name in RESERVED_NAMES:
+        return f"is the root's own {name!r} entry"
+    return None
+
+
+def artifact_folder(root: Path, name: str) -> Path:
+    """``root/name`` for a graph's or task's artifact; refuses a name that would land elsewhere."""
+    problem = artifact_name_problem(name)
+    if problem:
+        raise ArtifactError(f"{root}: graph or task name {name!r} {problem}; rename it (kg.toml / task.toml "
+                            "'name', or the folder)")
+    return Path(root) / name

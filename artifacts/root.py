@@ -21,11 +21,11 @@ def artifact_name_problem(name: str) -> str | None:
     if not name or not name.strip():
         return "is empty"
     if name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        return "is not a plain folder name (no '/', '\\', '.' or '..')"
+        return "is not a plain folder name (not '.' or '..', and no '/' or '\\')"
     if name.startswith("."):
         return "starts with '.' (hidden names are kept for staging folders)"
-    if name in RESERVED_NAMES:
-        return f"is the root's own {name!r} entry"
+    if name.lower() in RESERVED_NAMES:   # case-insensitive file systems too
+        return f"is the root's own {name.lower()!r} entry"
     return None
 
 
@@ -33,6 +33,6 @@ def artifact_folder(root: Path, name: str) -> Path:
     """``root/name`` for a graph's or task's artifact; refuses a name that would land elsewhere."""
     problem = artifact_name_problem(name)
     if problem:
-        raise ArtifactError(f"{root}: graph or task name {name!r} {problem}; rename it (kg.toml / task.toml "
-                            "'name', or the folder)")
+        raise ArtifactError(f"{root}: graph or task name {name!r} {problem}; rename it (kg.toml 'name', "
+                            "task.toml 'task.name', or the folder)")
     return Path(root) / name

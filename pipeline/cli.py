@@ -129,13 +129,13 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     skipped: list[tuple[Path, str]] = []
     graph_dirs = discover_graph_dirs(graphs, skipped)
     for folder, reason in skipped:
-        click.echo(f"  skipped {folder}: no graph there ({reason})", err=True)
+        click.echo(f"  skipped {folder}: {reason}", err=True)
     names = [artifact_name(d) for d in graph_dirs]   # ROOT/<name>: checked before anything is written
     for folder, name in zip(graph_dirs, names):
         problem = artifact_name_problem(name)
         if problem:
             raise click.ClickException(f"{folder}: its name {name!r} (the artifact's folder under --out) {problem}; "
-                                       "rename it (kg.toml / task.toml 'name', or the folder)")
+                                       "rename it (kg.toml 'name', task.toml 'task.name', or the folder)")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise click.ClickException(f"two graphs would both be written to {out_root}/{dupes[0]}: "
@@ -190,9 +190,11 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
         option = f"{modality}_codebook_size"
         if ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE or modality not in books:
             continue
-        if books[modality].size != ctx.params[option]:
+        # A fit on fewer distinct vectors than asked makes a smaller codebook: compare the size asked then.
+        asked_then = books[modality].fit.get("requested_size", books[modality].size)
+        if ctx.params[option] not in (asked_then, books[modality].size):
             raise click.BadParameter(
-                f"{ctx.params[option]}, but the frozen set in {location} has {books[modality].size} {modality} "
+                f"{ctx.params[option]}, but the frozen set in {location} was fitted with {asked_then} {modality} "
                 "codes; drop the option, or add --refit-codebooks to fit new codebooks (every graph in the "
                 "root is then tokenized again)", param_hint=f"--{option.replace('_', '-')}")
 

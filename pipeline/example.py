@@ -52,7 +52,9 @@ def _check_example_folder(folder: Path) -> None:
         raise FileExistsError(f"{folder}: is a file; give a new or empty folder for the example graph")
     if folder.is_dir() and any(folder.iterdir()):
         toml = folder / "kg.toml"
-        if not (toml.is_file() and toml.read_text(encoding="utf-8", errors="replace").startswith(EXAMPLE_MARK)):
+        text = toml.read_text(encoding="utf-8", errors="replace") if toml.is_file() else ""
+        # Examples written before the mark existed held exactly this kg.toml.
+        if not (text.startswith(EXAMPLE_MARK) or text == 'name = "example"\n'):
             raise FileExistsError(f"{folder}: holds files that `tofu example` did not write; give a new or "
                                   "empty folder (nothing was written)")
 
@@ -63,6 +65,7 @@ def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: b
     folder = Path(folder)
     _check_example_folder(folder)
     shutil.rmtree(folder / "pictures", ignore_errors=True)   # an earlier example's; drawn anew below
+    (folder / "images.tsv").unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     entities: list[tuple[str, str, str]] = []
     triples: list[tuple[str, str, str]] = []

@@ -44,6 +44,11 @@ def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
     return found
 
 
+def _is_recipe(path: Path) -> bool:
+    """A pretraining recipe (``[[graph]]`` entries), given where a graph's kg.toml was expected."""
+    return "[[graph]]" in path.read_text(encoding="utf-8", errors="replace")
+
+
 def _is_graph(path: Path) -> bool:
     """A KG folder, or an alignment / linking task folder (tokenized the same way).
 
@@ -52,8 +57,8 @@ def _is_graph(path: Path) -> bool:
     """
     from tokenizer_stage.tasks import TASK_TOML, detect_task_layout
 
-    declared = (path.is_file() and path.suffix.lower() == ".toml") or (path / "kg.toml").is_file() \
-        or (path / TASK_TOML).is_file()
+    declared = (path / "kg.toml").is_file() or (path / TASK_TOML).is_file() \
+        or (path.is_file() and path.suffix.lower() == ".toml" and not _is_recipe(path))
     try:
         if detect_task_layout(path) is not None:
             return True
@@ -88,17 +93,21 @@ def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] |
             found.append(path)
             continue
         if not path.is_dir():
+            recipe = path.suffix.lower() == ".toml" and _is_recipe(path)
             raise KGFormatError("is a file, not a kg.toml or task.toml; give a knowledge-graph folder or a "
-                                "folder of them (see README: 'The KG directory')", path)
+                                "folder of them (see README: 'The KG directory')"
+                                + ("; a pretraining recipe runs with `tofu pretrain`" if recipe else ""), path)
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         graphs = [p for p in children if _is_graph(p)]
         if skipped is not None:
             for child in children:
-                if child not in graphs:
+                # Said only where graph files were likely meant (a folder of .json names that a
+                # sibling task reads, such as DBP15K's translated_ent_name, is no mistake).
+                if child not in graphs and any(p.suffix.lower() in (".tsv", ".txt") for p in child.iterdir()):
                     try:
                         detect_layout(child)
                     except KGFormatError as err:
-                        skipped.append((child, err.reason))
+                        skipped.append((child, f"neither a graph nor a task folder ({err.reason})"))
         names = {p.name for p in graphs}
         graphs = [p for p in graphs if not (p.name.endswith("_ind") and p.name[:-4] in names)]
         if not graphs:

@@ -127,6 +127,11 @@ def test_paths_that_are_files_fail_without_traceback(tmp_path, example_graph):
     result = _run("tokenize", str(example_graph), "--out", str(a_file), *SMALL)
     assert result.exit_code == 1 and "a_file: exists and is not a folder" in result.output
     assert a_file.read_text() == "x"
+    # A recipe is no graph: said so, with the command that runs it.
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml"
+    result = _run("tokenize", str(recipe), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 1 and "is a file, not a kg.toml or task.toml" in result.output
+    assert "a pretraining recipe runs with `tofu pretrain`" in result.output
     # A graph's own kg.toml names the graph (a file that is allowed).
     result = _run("tokenize", str(example_graph / "kg.toml"), "--out", str(tmp_path / "out"), *SMALL)
     assert result.exit_code == 0 and (tmp_path / "out" / "example" / "manifest.json").is_file(), result.output
@@ -226,7 +231,8 @@ def test_graph_names_cannot_leave_or_clobber_the_output_root(tmp_path, example_g
 def test_a_broken_kg_toml_fails_at_its_line_inside_a_folder_of_graphs(tmp_path, example_graph):
     shutil.copytree(example_graph, tmp_path / "graphs" / "good")
     shutil.copytree(example_graph, tmp_path / "graphs" / "bad")
-    (tmp_path / "graphs" / "notes").mkdir()
+    _write(tmp_path / "graphs" / "notes", "todo.txt", "a folder of notes, no graph")
+    (tmp_path / "graphs" / "empty").mkdir()
     for text, expected in [('name = "bad"\nnmae = "x"\n', "bad/kg.toml:2: unknown key 'nmae'"),
                            ('name = \n', "bad/kg.toml:1: invalid TOML"),
                            ('name = "b\xe9"\n'.encode("latin-1"), "bad/kg.toml:1: not valid UTF-8")]:
@@ -239,7 +245,9 @@ def test_a_broken_kg_toml_fails_at_its_line_inside_a_folder_of_graphs(tmp_path, 
     (tmp_path / "graphs" / "bad" / "kg.toml").write_text('name = "bad"\n')
     result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(tmp_path / "out"), *SMALL)
     assert result.exit_code == 0, result.output
-    assert f"skipped {tmp_path / 'graphs' / 'notes'}: no graph there (cannot detect the layout" in result.output
+    assert f"skipped {tmp_path / 'graphs' / 'notes'}: neither a graph nor a task folder (cannot detect the layout" \
+        in result.output
+    assert "empty" not in result.output   # a folder holding no graph-like files is no mistake
 
 
 def test_example_writes_only_new_empty_or_earlier_example_folders(tmp_path):
@@ -261,8 +269,15 @@ def test_codebook_sizes_given_against_a_frozen_set_are_refused(tmp_path, example
     assert _run("tokenize", str(example_graph), "--out", str(out), *SMALL).exit_code == 0
     result = _run("tokenize", str(example_graph), "--out", str(out), "--no-images", "--text-codebook-size", "100")
     assert result.exit_code == 2
-    assert "100, but the frozen set in" in result.output and "has 32 text codes" in result.output
+    assert "100, but the frozen set in" in result.output and "was fitted with 32 text codes" in result.output
     # The same size, or none given, uses the frozen set as before.
     assert _run("tokenize", str(example_graph), "--out", str(out), *SMALL).exit_code == 0
     result = _run("tokenize", str(example_graph), "--out", str(out), "--no-images", "--quiet")
     assert result.exit_code == 0 and "up to date, skipped" in result.output
+    # A graph with fewer distinct vectors than asked fits a smaller codebook; the same command runs again.
+    _write(tmp_path / "tiny", "train.tsv", "a\tr\tb\nb\tr\tc\nc\ts\td\n")
+    args = ["tokenize", str(tmp_path / "tiny"), "--out", str(tmp_path / "out_tiny"), "--no-text", "--no-images",
+            "--structure-codebook-size", "32", "--quiet"]
+    assert _run(*args).exit_code == 0
+    result = _run(*args)
+    assert result.exit_code == 0 and "up to date, skipped" in result.output, result.output

@@ -444,6 +444,11 @@ def test_openke_name_split_on_last_whitespace(tmp_path: Path) -> None:
     write(tmp_path / "relation2id.txt", "1\nr 0\n")
     write(tmp_path / "train2id.txt", "1\n0 1 0\n")
     assert read_kg(tmp_path).triple_sets["train"] == [("New York", "r", "B")]
+    # An id in entity2id.txt that no triple uses is kept and named with the file that lists it.
+    write(tmp_path / "entity2id.txt", "3\nNew York\t0\nB   1\nLonely 2\n")
+    with pytest.warns(KGWarning, match="entity2id.txt: 1 entity id\\(s\\) in no triple, kept as isolated "
+                                       "entities: 'Lonely'"):
+        assert "Lonely" in read_kg(tmp_path).entities
 
 
 def test_text_and_image_file_errors(tmp_path: Path) -> None:

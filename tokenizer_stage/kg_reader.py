@@ -411,7 +411,7 @@ def _parse_toml(path: Path) -> tuple[str, dict]:
     """(text, data) of a kg.toml / task.toml; bad bytes and bad TOML are errors at their line."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise KGFormatError("not valid UTF-8", path, raw[:e.start].count(b"\n") + 1) from None
     try:
@@ -544,6 +544,7 @@ class _Loaded:
     declared_entities: set[str] = field(default_factory=set)
     declared_relations: set[str] = field(default_factory=set)
     aux_dirs: list[Path] = field(default_factory=list)  # folders searched for text/images
+    id_files: dict[str, Path] = field(default_factory=dict)  # "entity" / "relation" -> a file listing the ids
 
 
 def _require(path: Path) -> Path:
@@ -615,6 +616,7 @@ def _load_openke(ctx: _Ctx, data_dir: Path) -> _Loaded:
     rels = _read_openke_ids(ctx, _require(data_dir / "relation2id.txt"), "relation")
     out.declared_entities = set(ents.values())
     out.declared_relations = set(rels.values())
+    out.id_files = {"entity": data_dir / "entity2id.txt", "relation": data_dir / "relation2id.txt"}
     out.sets["train"] = _read_openke_triples(ctx, _require(data_dir / "train2id.txt"), ents, rels)
     out.splits["train"] = Split("train", "train")
     for key in ("valid", "test"):
@@ -916,7 +918,8 @@ def read_kg(path: Path | str, name: str | None = None) -> KnowledgeGraph:
             ("relation", "relations", loaded.declared_relations, rel_in_triples, rel_records)):
         unused = sorted(declared - used)
         if unused:
-            files = ", ".join(str(r.path) for r in records if r.declares)
+            files = ", ".join(([str(loaded.id_files[what])] if what in loaded.id_files else [])
+                              + [str(r.path) for r in records if r.declares])
             shown = ", ".join(repr(u) for u in unused[:3]) + (", ..." if len(unused) > 3 else "")
             ctx.warn(f"{files}: {len(unused)} {what} id(s) in no triple, kept as isolated {plural}: {shown}")
     ent_set = set(loaded.declared_entities) | in_triples

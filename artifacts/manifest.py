@@ -52,13 +52,15 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
     """Read and validate ``folder/manifest.json``; raise a named error on any problem."""
     folder = Path(folder)
     path = folder / MANIFEST_NAME
+    what = {"tofu.checkpoint": "checkpoint folder", "tofu.codebooks": "codebook set"}.get(kind, "artifact folder")
     if not folder.is_dir():
-        what = {"tofu.checkpoint": "checkpoint folder", "tofu.codebooks": "codebook set"}.get(kind, "artifact folder")
         raise ArtifactError(f"{folder}: no such {what}")
     if not path.is_file():
+        inner = [p.parent.name for p in sorted(folder.glob(f"*/{MANIFEST_NAME}"))
+                 if (peek_manifest(p.parent) or {}).get("kind") == kind]
         raise IncompleteArtifactError(
-            f"{folder}: no {MANIFEST_NAME}; the artifact is incomplete (an interrupted write?) "
-            "and must be regenerated")
+            f"{folder}: no {MANIFEST_NAME}: not a {what}, or one left incomplete by an interrupted write "
+            "(regenerate it)" + (f"; the {what} here is {folder / inner[0]}" if inner else ""))
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -31,6 +31,8 @@ def parse_task_weights(text: str | None) -> dict[str, float] | None:
         if name.strip() not in TASK_NAMES:
             raise click.BadParameter(f"unknown task {name.strip()!r} (choose from {', '.join(TASK_CHOICES)})",
                                      param_hint="--task-weights")
+        if TASK_NAMES[name.strip()] in weights:
+            raise click.BadParameter(f"{TASK_NAMES[name.strip()]} is given twice", param_hint="--task-weights")
         try:
             weights[TASK_NAMES[name.strip()]] = float(value)
         except ValueError:
@@ -116,7 +118,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     """
     from artifacts.root import artifact_name_problem
     from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, earlier_artifacts,
-                                      tokenize_many)
+                                      orphaned_artifacts, tokenize_many)
     from tokenizer_stage.encoders import EncoderSpec
     from tokenizer_stage.tokenize import TokenizerConfig
 
@@ -143,7 +145,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     _check_output_folder(out_root, "--out", "the artifact root")
     if not refit_codebooks:
         _check_frozen_codebook_sizes(Path(codebooks) if codebooks else None, out_root)
-    click.echo(f"tokenizing {len(graph_dirs)} graph(s) into {out_root}", err=True)
+    click.echo(f"tokenizing {len(graph_dirs)} graph or task folder(s) into {out_root}", err=True)
 
     def announce(result):
         if isinstance(result, GraphFailure):
@@ -164,6 +166,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
                f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
     click.echo(summary_table(results))
+    for folder, source in orphaned_artifacts(out_root):
+        click.echo(f"  note: {folder} was made from {source}, which no longer exists; delete the artifact to "
+                   "leave it out of `tofu train / reason ROOT`", err=True)
     failures = [r for r in results if isinstance(r, GraphFailure)]
     if failures:
         stale = earlier_artifacts(out_root, [f.source for f in failures])
@@ -401,9 +406,10 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "
                f"{model.num_parameters():,} parameters", err=True)
     log_path = Path(str(checkpoint).rstrip("/") + ".log.jsonl")
+    write_log = log_to_file(log_path, fresh=resume is None)
 
     def log(record):
-        log_to_file(log_path)(record)
+        write_log(record)
         click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
 
     run_training(model, tables, config, checkpoint, dev, resume_from=resume,
@@ -438,9 +444,10 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
         raise click.UsageError(f"data folder {data} not found; pass --data or set TOFU_DATA")
     checkpoint = work / "checkpoint"
     log_path = work / "train_log.jsonl"
+    write_log = log_to_file(log_path, fresh=True)   # each run trains anew into work/checkpoint
 
     def log(record):
-        log_to_file(log_path)(record)
+        write_log(record)
         click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
 
     run_recipe(parsed, data, work, checkpoint, _device(device), max_minutes, progress=not quiet, log=log)
@@ -453,7 +460,11 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("codebooks", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def ship(checkpoint: Path, codebooks: Path) -> None:
-    """Install CHECKPOINT and its CODEBOOKS as the packaged model (artifacts/shipped/)."""
+    """Install CHECKPOINT and its CODEBOOKS as the packaged model (artifacts/shipped/).
+
+    The packaged model is replaced whole, in one step, with no copy of the old one kept: copy
+    artifacts/shipped/ first to keep it. The codebooks must be the ones the checkpoint was trained with.
+    """
     from artifacts.shipped import ship as install
 
     click.echo(f"shipped to {install(checkpoint, codebooks)}")
@@ -497,10 +508,10 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     import time
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
-    from artifacts.token_tables import read_token_tables
     from pipeline.progress import make_progress
-    from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, find_artifacts, load_model,
-                                           predict, read_prediction_queries, write_predictions)
+    from reasoning_stage.reasoning import (LoadedModel, artifact_task, check_splits, evaluate, find_artifacts,
+                                           load_model, predict, read_artifacts, read_prediction_queries,
+                                           write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
 
@@ -528,11 +539,24 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     if predict_file is not None and len(splits) > 1:
         raise click.UsageError("--predict answers over one split's graph: give one --split")
     if task != "link_prediction":
+        if finetune_epochs or plot_file is not None:
+            raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
         _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev)
         return
     if predict_top_k or no_routing:
         raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
-    tables = [read_token_tables(p) for p in find_artifacts(artifacts_)]
+    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    named = {Path(p).resolve() for p in artifacts_}
+    for artifact in tasks_found:   # a root may hold tasks beside graphs: those are evaluated with --task
+        kind = artifact_task(artifact)
+        hint = f"{artifact.folder}: {'an' if kind == 'alignment' else 'a'} {kind} task artifact; evaluate it " \
+               f"with --task {'align' if kind == 'alignment' else 'link'}"
+        if Path(artifact.folder).resolve() in named:
+            raise click.UsageError(hint)
+        click.echo(f"skipped {hint}", err=True)
+    if not tables:
+        raise click.UsageError("no token-table (graph) artifacts to evaluate among "
+                               f"{', '.join(map(str, artifacts_))}")
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=predict_file is None)
     loaded = load_model(checkpoint, dev)

@@ -30,18 +30,29 @@ class GraphFailure:
     source: str = ""    # the graph folder that failed
 
 
-def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
-    """Complete artifacts under ``out_root`` made from these graph folders (by an earlier run)."""
+def _artifact_sources(out_root: Path) -> list[tuple[Path, Path]]:
+    """(artifact folder, the graph or task folder it was made from) for each complete artifact."""
     from artifacts.manifest import peek_manifest
 
-    wanted = {str(Path(s).resolve()) for s in sources if s}
-    found = []
+    pairs = []
     for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
         body = peek_manifest(folder) or {}
         root = (body.get("graph") or body.get("task") or {}).get("root")   # a graph's or a task's
-        if isinstance(root, str) and str(Path(root).resolve()) in wanted:
-            found.append(folder)
-    return found
+        if isinstance(root, str):
+            pairs.append((folder, Path(root)))
+    return pairs
+
+
+def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
+    """Complete artifacts under ``out_root`` made from these graph folders (by an earlier run)."""
+    wanted = {Path(s).resolve() for s in sources if s}
+    return [folder for folder, root in _artifact_sources(out_root) if root.resolve() in wanted]
+
+
+def orphaned_artifacts(out_root: Path) -> list[tuple[Path, Path]]:
+    """Artifacts under ``out_root`` whose source folder no longer exists: ``tofu train ROOT`` and
+    ``tofu reason ROOT`` would still read them."""
+    return [(folder, root) for folder, root in _artifact_sources(out_root) if not root.exists()]
 
 
 def _is_recipe(path: Path) -> bool:

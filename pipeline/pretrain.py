@@ -141,12 +141,15 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     """Tokenize the recipe's graphs under ``work/artifacts`` and train; returns the checkpoint folder."""
     import torch
 
+    from artifacts.codebooks import CodebookSet, codebooks_exist
+    from artifacts.root import CODEBOOKS_FOLDER
     from artifacts.token_tables import read_token_tables
     from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
     from pipeline.orchestrate import tokenize_many
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.training import TrainConfig, check_train_config, model_config_for, train
+    from tokenizer_stage.tokenize import codebook_sizes_differ
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
     # out take the recommended settings, as `tofu train`'s options do.
@@ -181,6 +184,12 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{recipe.path}: [train]: {err}") from None
     config = tokenizer_config(recipe)
+    books = Path(work) / "artifacts" / CODEBOOKS_FOLDER
+    if codebooks_exist(books):   # a reused --work: its frozen codebooks must be the recipe's
+        differ = codebook_sizes_differ(CodebookSet.load(books), config)
+        if differ:
+            raise RecipeError(f"{recipe.path}: [tokenizer]: {books}: {differ}; give a new --work, or delete "
+                              f"{books} to fit the recipe's codebooks (its graphs are then tokenized again)")
     folders = write_graph_folders(recipe, data, work)
     # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
     results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,

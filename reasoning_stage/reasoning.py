@@ -78,6 +78,16 @@ def read_artifacts(paths: Sequence[Path]) -> tuple[list[TokenTables], list[TaskA
             tables.append(read_token_tables(path))
         else:
             tasks.append(read_alignment_artifact(path) if kind == ALIGNMENT_KIND else read_linking_artifact(path))
+    folders: dict[str, list[str]] = {}
+    for artifact in [*tables, *tasks]:
+        folders.setdefault(artifact.name, []).append(str(artifact.folder))
+    twice = {name: where for name, where in folders.items() if len(where) > 1}
+    if twice:   # metrics, prediction files and training logs are keyed by the name
+        from artifacts.errors import ArtifactError
+
+        name, where = next(iter(twice.items()))
+        raise ArtifactError(f"two artifacts named {name!r} ({', '.join(where)}): give each graph or task once "
+                            "(same-named artifacts of two roots cannot be told apart in the results)")
     return tables, tasks
 
 

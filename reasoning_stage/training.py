@@ -499,8 +499,13 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     return history
 
 
-def log_to_file(path: Path) -> Callable[[dict[str, Any]], None]:
+def log_to_file(path: Path, fresh: bool = False) -> Callable[[dict[str, Any]], None]:
+    """A JSON-lines logger. ``fresh``: the first record replaces an earlier run's log (a new run
+    replaces its checkpoint, so its log starts again); otherwise records are appended (--resume)."""
+    mode = ["w" if fresh else "a"]
+
     def write(record: dict[str, Any]) -> None:
-        with open(path, "a", encoding="utf-8") as handle:
+        with open(path, mode[0], encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
+        mode[0] = "a"
     return write

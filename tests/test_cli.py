@@ -281,3 +281,18 @@ def test_codebook_sizes_given_against_a_frozen_set_are_refused(tmp_path, example
     assert _run(*args).exit_code == 0
     result = _run(*args)
     assert result.exit_code == 0 and "up to date, skipped" in result.output, result.output
+
+
+def test_artifacts_of_deleted_graphs_are_pointed_out(tmp_path, example_graph):
+    for name in ("keep", "gone"):
+        shutil.copytree(example_graph, tmp_path / "graphs" / name)
+        (tmp_path / "graphs" / name / "kg.toml").write_text(f'name = "{name}"\n')
+    out = tmp_path / "out"
+    result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "note:" not in result.output, result.output
+    shutil.rmtree(tmp_path / "graphs" / "gone")
+    result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "keep: up to date, skipped" in result.output, result.output
+    assert (f"note: {out / 'gone'} was made from {tmp_path / 'graphs' / 'gone'}, which no longer exists"
+            in result.output)
+    assert (out / "gone" / "manifest.json").is_file()   # pointed out, never deleted

@@ -237,15 +237,26 @@ def test_mentions_share_the_entities_code_space(linking_artifact):
 
 # ------------------------------------------------------------------ commands
 
-def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, codebooks_dir, tmp_path):
+def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, example_graph, codebooks_dir, tmp_path):
     runner = CliRunner()
     out = tmp_path / "art"
-    result = runner.invoke(main, ["tokenize", str(alignment_folder), str(linking_folder), "--out", str(out),
+    result = runner.invoke(main, ["tokenize", str(alignment_folder), str(linking_folder), str(example_graph),
+                                  "--out", str(out),
                                   "--codebooks", str(codebooks_dir), "--text-codebook-size", "64",
                                   "--image-codebook-size", "32", "--structure-codebook-size", "16",
                                   "--tokens-per-entity", "6", "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert (out / "self_align" / "links.parquet").is_file() and (out / "self_link" / "mentions.parquet").is_file()
+    first = {g["name"]: g for g in json.loads((out / "last_tokenize_run.json").read_text())["graphs"]}
+    result = runner.invoke(main, ["tokenize", str(alignment_folder), str(linking_folder), "--out", str(out),
+                                  "--codebooks", str(codebooks_dir), "--tokens-per-entity", "6", "--workers", "1",
+                                  "--quiet"])
+    assert result.exit_code == 0, result.output
+    again = {g["name"]: g for g in json.loads((out / "last_tokenize_run.json").read_text())["graphs"]}
+    for name in ("self_align", "self_link"):   # a skipped task reports its graphs' counts, as tokenized
+        assert again[name]["status"] == "skipped" and first[name]["status"] == "tokenized"
+        assert again[name]["entities"] == first[name]["entities"] > 0
+        assert again[name]["tokens"] == first[name]["tokens"]
     ckpt = tmp_path / "ckpt"
     result = runner.invoke(main, ["train", str(out / "self_align"), str(out / "self_link"), "--out", str(ckpt),
                                   "--max-steps", "6", "--eval-every", "6", "--dim", "16", "--layers", "1",
@@ -272,6 +283,19 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, codeb
     result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
                                   "--output", str(tmp_path / "res2"), "--no-routing"])
     assert result.exit_code == 0, result.output
+    # Link prediction on a root that holds tasks beside a graph: the graph is evaluated, the tasks are named.
+    result = runner.invoke(main, ["reason", str(out), "--checkpoint", str(ckpt), "--output", str(tmp_path / "res3")])
+    assert result.exit_code == 0, result.output
+    assert f"skipped {out / 'self_align'}: an alignment task artifact; evaluate it with --task align" in result.output
+    assert [r[0].split(",")[0] for r in _rows(tmp_path / "res3" / "metrics.csv")[1:]] == ["example"]
+    for args, message in [([str(out / "self_link")], "a linking task artifact; evaluate it with --task link"),
+                          (["--task", "align", str(out / "self_align"), str(out / "self_align")],
+                           "two artifacts named 'self_align'"),
+                          (["--task", "align", str(out / "self_align"), "--finetune-epochs", "1"],
+                           "--finetune-epochs and --plot apply to link prediction")]:
+        result = runner.invoke(main, ["reason", *args, "--checkpoint", str(ckpt), "--output", str(tmp_path / "r4")])
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert not (tmp_path / "r4").exists()
     # A task artifact given to the wrong task, and a missing link file, are clear errors.
     result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_align"), "--checkpoint", str(ckpt)])
     assert result.exit_code != 0 and "linking task artifacts" in result.output

@@ -166,6 +166,14 @@ source = "example"
     assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
     books = tmp_path / "work" / "artifacts" / "codebooks"
     assert manifest["codebook_id"] == CodebookSet.load(books).identity
+    # The same --work with another codebook size is refused, not trained on the old codebooks.
+    resized = (tmp_path / "r.toml").read_text().replace(f"text_codebook_size = {fast_config.text_codebook_size}",
+                                                        f"text_codebook_size = {fast_config.text_codebook_size * 2}")
+    with pytest.raises(RecipeError, match=f"the text codebook was fitted with {fast_config.text_codebook_size} codes, "
+                                          f"{fast_config.text_codebook_size * 2} asked for; give a new --work"):
+        run_recipe(read_recipe(_recipe(tmp_path / "r2.toml", resized)), data, tmp_path / "work",
+                   tmp_path / "work" / "ck", torch.device("cpu"), progress=False)
+    assert load_checkpoint(checkpoint)[0]["training"]["step"] == 3
 
     root = ship(checkpoint, books, tmp_path / "shipped")
     assert shipped_checkpoint(root) and shipped_codebooks(root)

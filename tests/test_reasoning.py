@@ -768,6 +768,8 @@ def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(exampl
         (["--split", "valid,valid"], "a split named twice"),
         (["--split", "valid,"], "an empty split name"),
         (["--checkpoint", str(tmp_path / "nope")], "nope: no such checkpoint folder"),
+        (["--checkpoint", str(tmp_path)], f"not a checkpoint folder, or one left incomplete by an interrupted "
+                                          f"write (regenerate it); the checkpoint folder here is {tmp_path / 'ok'}"),
     ]:
         result = reason(*args)
         assert result.exit_code != 0 and message in result.output, (args, result.output)
@@ -865,6 +867,7 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
         (["--out", str(tmp_path / "n5"), "--device", "foo"], "--device"),
         (["--out", str(tmp_path / "n6"), "--max-minutes", "0"], "--max-minutes"),
         (["--out", str(tmp_path / "n7"), "--task-weights", "alignment=1"], "no artifact here holds alignment"),
+        (["--out", str(tmp_path / "n7"), "--task-weights", "lp=1,link_prediction=2"], "link_prediction is given twice"),
         (["--out", str(tmp_path / "n8"), "--resume", str(tmp_path / "ok")], "already at step 2"),
         (["--out", str(tmp_path / "n9"), "--resume", str(tmp_path / "ok"), "--init", str(tmp_path / "ok")],
          "give one of them"),
@@ -891,3 +894,9 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "more")[0]["training"]["step"] == 6
     assert (tmp_path / "tables_copy" / "manifest.json").is_file()
+    # A resumed run appends to its log; a fresh run into the same folder starts the log anew.
+    steps = [json.loads(line)["step"] for line in (tmp_path / "more.log.jsonl").read_text().splitlines()]
+    assert steps == [4, 6]
+    assert runner.invoke(main, base + ["--out", str(tmp_path / "more")]).exit_code == 0
+    steps = [json.loads(line)["step"] for line in (tmp_path / "more.log.jsonl").read_text().splitlines()]
+    assert steps == [2]

@@ -479,6 +479,17 @@ def test_wikimel_blank_mention_is_dropped(wikimel: Path) -> None:
     assert [m.mention_id for m in task.mentions["train"]] == ["1:0"]
 
 
+def test_wikimel_sample_without_answer_is_kept_unlabelled_and_said(wikimel: Path) -> None:
+    samples = json.loads((wikimel / "Wikidata-MEL.json").read_text(encoding="utf-8"))
+    del samples["3"]["answer"]
+    write_json(wikimel / "Wikidata-MEL.json", samples)
+    with pytest.warns(KGWarning) as rec:
+        task = read_task(wikimel)
+    assert any("1 mention(s) of split 'test' have no answer: predicted, not scored or trained on (3:0)"
+               in str(w.message) for w in rec)
+    assert [(m.mention_id, m.entity) for m in task.mentions["test"]] == [("3:0", None)]
+
+
 @pytest.fixture
 def richpedia(tmp_path: Path) -> Path:
     root = tmp_path / "RichpediaMEL"

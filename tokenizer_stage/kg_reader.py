@@ -418,7 +418,9 @@ def _parse_toml(path: Path) -> tuple[str, dict]:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"at line (\d+)", str(e))  # TOMLDecodeError has no lineno attribute before 3.14
-        raise KGFormatError(f"invalid TOML: {e}", path, int(m.group(1)) if m else None) from None
+        # "at end of document" names no line: the last one
+        line = int(m.group(1)) if m else max(1, text.count("\n") + (not text.endswith("\n")))
+        raise KGFormatError(f"invalid TOML: {e}", path, line) from None
 
 
 def _load_config(toml_path: Path) -> _Config:

@@ -861,6 +861,7 @@ def _sample_mentions(path: Path, key: str, sample: Any, kb_ids: set[str]) -> tup
 def _mentions_of(ctx: _Ctx, path: Path, keys: list[str], samples: dict[str, Any], kb_ids: set[str],
                  seen: dict[str, str], split: str, blanks: list[str]) -> list[Mention]:
     out: list[Mention] = []
+    unlabelled: list[str] = []
     for key in keys:
         sentence, items = _sample_mentions(path, key, samples[key], kb_ids)
         for i, text, gold in items:
@@ -872,6 +873,12 @@ def _mentions_of(ctx: _Ctx, path: Path, keys: list[str], samples: dict[str, Any]
                 blanks.append(mid)  # real data has these (Richpedia-MEL Q79179): drop, do not fail the whole task
                 continue
             out.append(Mention(mid, text, sentence, gold))
+            if gold is None:
+                unlabelled.append(mid)
+    if unlabelled:   # kept for predictions; a missing answer would otherwise drop a query silently
+        shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+        ctx.warn(f"{path}: {len(unlabelled)} mention(s) of split {split!r} have no answer: predicted, not scored "
+                 f"or trained on ({shown})")
     return out
 
 

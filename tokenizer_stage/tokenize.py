@@ -358,6 +358,19 @@ def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: Knowled
     return notes
 
 
+def codebook_sizes_differ(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
+    """Which codebook of the set was fitted for another size than ``config`` asks, or None. A fit on
+    fewer distinct vectors than asked makes a smaller codebook: the size asked then counts."""
+    asked = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
+             "image": config.image_codebook_size}
+    for modality, size in asked.items():
+        if modality in codebooks:
+            then = codebooks[modality].fit.get("requested_size", codebooks[modality].size)
+            if size not in (then, codebooks[modality].size):
+                return f"the {modality} codebook was fitted with {then} codes, {size} asked for"
+    return None
+
+
 def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
     """Why ``codebooks`` are not what ``config`` would fit (sizes, encoders), or None if they are."""
     sizes = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,

@@ -28,6 +28,7 @@ class GraphFailure:
     name: str
     error: str
     source: str = ""    # the graph folder that failed
+    status: str = "failed"   # as a GraphSummary's "tokenized" / "skipped", in last_tokenize_run.json
 
 
 def _artifact_sources(out_root: Path) -> list[tuple[Path, Path]]:
@@ -174,7 +175,11 @@ def _tokenize_one(graph_dir: str, out_root: str, codebooks_dir: str, config: Tok
             return run(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
                        progress=make_progress(progress_enabled))
     except (KGFormatError, ValueError, OSError, RuntimeError) as err:
-        return GraphFailure(Path(graph_dir).name, str(err), str(graph_dir))
+        try:   # the artifact's name, as a success would be listed, when the name itself can be read
+            name = artifact_name(Path(graph_dir))
+        except (KGFormatError, ValueError, OSError):
+            name = Path(graph_dir).name
+        return GraphFailure(name, str(err), str(graph_dir))
 
 
 def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerConfig,

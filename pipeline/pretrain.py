@@ -196,7 +196,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
                                use_shipped_codebooks=False)
     failed = [r for r in results if getattr(r, "error", None)]
     if failed:
-        raise RecipeError("; ".join(f"{r.name}: {r.error}" for r in failed))
+        raise RecipeError(f"{recipe.path}: " + "; ".join(f"[[graph]] {r.name}: {r.error}" for r in failed))
     tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
     torch.manual_seed(train_config.seed)
     model = TofuModel(model_config_for(tables[0], base))

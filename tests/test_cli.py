@@ -1,6 +1,7 @@
 """The ``tofu tokenize`` command: exit codes, messages, Dask and incremental runs."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def test_one_bad_graph_does_not_stop_the_others(tmp_path, example_graph):
     assert "broken: FAILED" in result.output and "train.tsv:1" in result.output
     assert "example: up to date, skipped" in result.output
     assert not (tmp_path / "out" / "broken").exists()
+    run = json.loads((tmp_path / "out" / "last_tokenize_run.json").read_text())
+    assert {g["name"]: g["status"] for g in run["graphs"]} == {"broken": "failed", "example": "skipped"}
 
 
 def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_graph, second_graph):

@@ -55,8 +55,8 @@ def read_recipe(path: Path) -> Recipe:
         problem = artifact_name_problem(graph["name"]) if isinstance(graph["name"], str) else "is not a string"
         if problem:   # it names the graph's artifact folder
             raise RecipeError(f"{path}: [[graph]] #{i}: name {graph['name']!r} {problem}")
-        if not isinstance(graph["source"], str):
-            raise RecipeError(f"{path}: [[graph]] {graph['name']}: 'source' must be one path (a string)")
+        if not isinstance(graph["source"], str) or not graph["source"].strip():
+            raise RecipeError(f"{path}: [[graph]] {graph['name']}: 'source' must be one path (a non-empty string)")
         for key in GRAPH_FILE_KEYS:
             value = graph.get(key, "")
             if not (isinstance(value, str) or (isinstance(value, list) and value

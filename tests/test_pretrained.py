@@ -54,6 +54,9 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
         assert write_graph_folders(recipe, data, tmp_path / "w_ok_ind")
     assert write_graph_folders(read_recipe(_recipe(tmp_path / "a3.toml", '[[graph]]\nname = "g"\nsource = "mine/sub"\n')),
                                data, tmp_path / "w_ok")
+    empty = _recipe(tmp_path / "e.toml", '[[graph]]\nname = "g"\nsource = ""\n')
+    with pytest.raises(RecipeError, match="'source' must be one path \\(a non-empty string\\)"):
+        read_recipe(empty)
     for name in ("../up", "codebooks", 3):
         bad_name = _recipe(tmp_path / "n.toml", f'[[graph]]\nname = {name!r}\nsource = "a"\n'.replace("'", '"'))
         with pytest.raises(RecipeError, match="#1: name"):

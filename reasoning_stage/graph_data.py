@@ -10,7 +10,7 @@ as the tail query ``(t, r+R, ?)``, so the model only ever answers
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -160,15 +160,20 @@ def split_queries(tables: TokenTables, splits: Iterable[str]) -> np.ndarray:
 
 
 class KnownTriples:
-    """Every true triple of a graph (all triple sets), for filtered ranking and negative filtering.
+    """The true triples of a graph, for filtered ranking and negative filtering.
 
-    With ``graph`` given, ids are that graph's local node ids and triples with
-    an entity outside it are left out.
+    ``sets`` names the triple sets that count as known: all of them (default) for
+    filtered ranking; for training, only the training split's own sets, so that
+    held-out answers stay negatives (a training filter holding test answers would
+    never push the model away from them). With ``graph`` given, ids are that
+    graph's local node ids and triples with an entity outside it are left out.
     """
 
-    def __init__(self, tables: TokenTables, graph: "GraphTensors | None" = None):
+    def __init__(self, tables: TokenTables, graph: "GraphTensors | None" = None,
+                 sets: Sequence[str] | None = None):
         self.num_relations = tables.num_relations
-        sets = [tables.triple_set(name) for name in tables.manifest["counts"]["triple_sets"]]
+        names = list(tables.manifest["counts"]["triple_sets"]) if sets is None else list(sets)
+        sets = [tables.triple_set(name) for name in names] or [np.zeros((0, 3), dtype=np.int64)]
         triples = np.unique(np.concatenate(sets).reshape(-1, 3), axis=0)
         self.num_entities = tables.num_entities
         if graph is not None and graph.entity_ids is not None:

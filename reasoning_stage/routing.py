@@ -90,7 +90,10 @@ class GatedMixtureOfExperts(nn.Module):
         """``(sparse top-k weights [n, E], full softmax [n, E])``."""
         probabilities = torch.softmax(self.gate(x) + expert_bias, dim=-1)
         top, index = probabilities.topk(self.top_k, dim=-1)
-        weights = torch.zeros_like(probabilities).scatter(-1, index, top / top.sum(-1, keepdim=True))
+        # Renormalised, one expert's weight would always be 1 and no gradient would reach the gate:
+        # with top_k = 1 its probability is kept (as the Switch Transformer does).
+        share = top if self.top_k == 1 else top / top.sum(-1, keepdim=True)
+        weights = torch.zeros_like(probabilities).scatter(-1, index, share)
         return weights, probabilities
 
     def forward(self, x: torch.Tensor, expert_bias: torch.Tensor) -> ExpertOutput:

@@ -289,7 +289,8 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
 def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGraph:
     graph = graph_tensors(tables, split)
     triples = graph.to_local(torch.as_tensor(tables.queries(split), dtype=torch.long)).to(device)
-    known = KnownTriples(tables, graph)
+    # Training filters only what the training split knows: its graph and its queries.
+    known = KnownTriples(tables, graph, sets=sorted({tables.splits[split]["graph"], tables.splits[split]["queries"]}))
     graph = graph.to(device)
     rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
     return PreparedGraph(tables.name, graph, triples, rel, known, tables, triples[:, 1].cpu().numpy())

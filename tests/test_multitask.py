@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from click.testing import CliRunner
 
 from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
@@ -146,6 +147,12 @@ def test_expert_gate_responds_to_input_and_keeps_top_k():
     assert torch.equal(moe(torch.zeros(3, 16), bias).values, torch.zeros(3, 16))
     with pytest.raises(ValueError):
         GatedMixtureOfExperts(16, num_experts=2, top_k=3)
+    # The task loss reaches the gate for every top_k, one expert included.
+    for k in (1, 2):
+        moe = GatedMixtureOfExperts(16, num_experts=4, top_k=k)
+        nn.init.normal_(moe.w2, std=0.1)   # experts that differ from the identity
+        moe(x, bias).values.pow(2).sum().backward()
+        assert moe.gate.weight.grad.abs().sum() > 1.0, k   # (renormalised, k = 1 gave about 4e-5: rounding)
 
 
 # ------------------------------------------------------------------ alignment

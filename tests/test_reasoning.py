@@ -174,6 +174,27 @@ def test_known_triples_mask_covers_both_directions(example_tables):
     assert got == expected
 
 
+def test_training_filter_knows_only_the_training_split(example_tables):
+    """Held-out answers stay negatives while training: a filter holding them would never push the
+    model away from them (a leak into fine-tuned figures)."""
+    prepared = prepare(example_tables, "train", torch.device("cpu"))
+    train = {tuple(x) for x in example_tables.queries("train").tolist()}
+    held_out = [x for s in ("valid", "test") for x in example_tables.queries(s).tolist() if tuple(x) not in train]
+    assert held_out
+    # Test facts a training query shares (entity, relation) with: e.g. "who are citizens of <country>?"
+    R = example_tables.num_relations
+    for h, r, t in held_out:
+        assert not prepared.known.mask(torch.tensor([h]), torch.tensor([r]))[0, t]
+        assert not prepared.known.mask(torch.tensor([t]), torch.tensor([r + R]))[0, h]
+    shared = [(h, r, t) for h, r, t in held_out if any(t == tt and r == rr for _, rr, tt in train)]
+    assert shared   # the case that matters: the inverse query is a training query too
+    for h, r, t in train:
+        assert prepared.known.mask(torch.tensor([h]), torch.tensor([r]))[0, t]
+    # Filtered ranking still filters everything known.
+    h, r, t = held_out[0]
+    assert KnownTriples(example_tables).mask(torch.tensor([h]), torch.tensor([r]))[0, t]
+
+
 def textbook_messages(layer: MixtureOfMessageConv, x_src, edge_type, relations, gates):
     """The layer's docstring formula, one message function at a time."""
     w = layer.relation_projection(relations).index_select(0, edge_type)

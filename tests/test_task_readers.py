@@ -182,6 +182,7 @@ def test_alignment_no_links(alignment: Path) -> None:
         (ALIGN_TOML + "[extra]\n", 8, ("unknown key 'extra'",)),
         (ALIGN_TOML.replace('"test_links.tsv"', '"nope.tsv"'), 7, ("'links.test': file does not exist", "nope.tsv")),
         (ALIGN_TOML.replace('"kg2"', '"kg9"'), 4, ("'task.graph2'", "does not exist")),
+        (ALIGN_TOML.replace('"kg2"', '"."'), 4, ("'task.graph2'", "is a task folder, not a graph")),
         (ALIGN_TOML.replace('"alignment"', '"matching"'), 2, ("unknown task kind 'matching'",)),
         (ALIGN_TOML + 'all = "train_links.tsv"\n', 6, ("'links.all' and 'links.train' exclude each other",)),
         (ALIGN_TOML + "seed = 3\n", 8, ("'links.seed' only applies with 'links.all'",)),

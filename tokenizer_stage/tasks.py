@@ -182,6 +182,15 @@ class _Toml:
         return p
 
 
+def _graph_path(cfg: _Toml, table: dict[str, Any], tname: str, key: str, required: bool = False) -> Path | None:
+    """A path a task.toml names as a graph; a task folder there is refused at its line (it would
+    otherwise fail later as a graph with odd files)."""
+    path = cfg.path_value(table, tname, key, required, folder_ok=True)
+    if path is not None and detect_task_layout(path) is not None:
+        raise cfg.err(f"'{tname}.{key}': {path} is a task folder, not a graph", key, tname)
+    return path
+
+
 def _read_toml(path: Path) -> _Toml:
     return _Toml(path, *_parse_toml(path))
 
@@ -394,7 +403,7 @@ def _read_alignment_canonical(folder: Path, toml: Path, name: str | None) -> Ali
     task_name = _task_name(cfg, task, name, folder)
     links_cfg = cfg.table("links", _ALIGN_LINK_KEYS)
 
-    graph_paths = [cfg.path_value(task, "task", key, required=True, folder_ok=True) for key in ("graph1", "graph2")]
+    graph_paths = [_graph_path(cfg, task, "task", key, required=True) for key in ("graph1", "graph2")]
     missing = links_cfg.get("missing", "error")
     if missing not in ("error", "skip"):
         raise cfg.err(f"'links.missing' must be \"error\" or \"skip\", got {missing!r}", "missing", "links")
@@ -727,7 +736,7 @@ def _read_linking_canonical(folder: Path, toml: Path, name: str | None) -> Linki
     ment_cfg = cfg.table("mentions", _SPLIT_KEYS)
     kb_path = cfg.path_value(kb_cfg, "kb", "entities", required=True)
     img_path = cfg.path_value(kb_cfg, "kb", "images")
-    graph_path = cfg.path_value(kb_cfg, "kb", "graph", folder_ok=True)
+    graph_path = _graph_path(cfg, kb_cfg, "kb", "graph")
     split_files = {k: cfg.path_value(ment_cfg, "mentions", k) for k in _SPLIT_KEYS if k in ment_cfg}
     if not split_files:
         raise KGFormatError("[mentions] needs at least one of 'train', 'valid', 'test'", toml,

@@ -509,9 +509,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from pipeline.progress import make_progress
-    from reasoning_stage.reasoning import (LoadedModel, artifact_task, check_splits, evaluate, find_artifacts,
-                                           load_model, predict, read_artifacts, read_prediction_queries,
-                                           write_predictions)
+    from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, predict,
+                                           read_prediction_queries, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
 
@@ -525,13 +524,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
             raise click.UsageError("no --checkpoint given and this installation ships no pretrained model "
                                    "(tofu pretrain recipes/pretrain.toml --ship makes one)")
     dev = _device(device)
-    splits = [s.strip() for s in split.split(",")]
-    if not all(splits):
-        raise click.BadParameter(f"{split!r}: an empty split name; give e.g. 'test' or 'ind_valid,test'",
-                                 param_hint="--split")
-    if len(set(splits)) != len(splits):
-        raise click.BadParameter(f"{split!r}: a split named twice (its queries would count twice)",
-                                 param_hint="--split")
+    splits = _parse_splits(split)
     task = TASK_NAMES[task]
     if predict_file is not None and task != "link_prediction":
         raise click.UsageError("--predict answers link-prediction queries; with --task align / link use "
@@ -545,18 +538,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         return
     if predict_top_k or no_routing:
         raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
-    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
-    named = {Path(p).resolve() for p in artifacts_}
-    for artifact in tasks_found:   # a root may hold tasks beside graphs: those are evaluated with --task
-        kind = artifact_task(artifact)
-        hint = f"{artifact.folder}: {'an' if kind == 'alignment' else 'a'} {kind} task artifact; evaluate it " \
-               f"with --task {'align' if kind == 'alignment' else 'link'}"
-        if Path(artifact.folder).resolve() in named:
-            raise click.UsageError(hint)
-        click.echo(f"skipped {hint}", err=True)
-    if not tables:
-        raise click.UsageError("no token-table (graph) artifacts to evaluate among "
-                               f"{', '.join(map(str, artifacts_))}")
+    tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=predict_file is None)
     loaded = load_model(checkpoint, dev)
@@ -611,6 +593,37 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     atomic_write_csv(output / "metrics.csv", flat)
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
                + (f"; plot: {plot_file}" if plot_file else ""))
+
+
+def _parse_splits(split: str) -> list[str]:
+    """``--split`` as a list: names stripped; an empty name or one given twice is refused."""
+    splits = [s.strip() for s in split.split(",")]
+    if not all(splits):
+        raise click.BadParameter(f"{split!r}: an empty split name; give e.g. 'test' or 'ind_valid,test'",
+                                 param_hint="--split")
+    if len(set(splits)) != len(splits):
+        raise click.BadParameter(f"{split!r}: a split named twice (its queries would count twice)",
+                                 param_hint="--split")
+    return splits
+
+
+def _graph_artifacts(artifacts_) -> list:
+    """The token tables among ARTIFACTs for link prediction. A root may hold task artifacts beside its
+    graphs: those are skipped and named; a task artifact named directly is refused with the --task to use."""
+    from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts
+
+    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    named = {Path(p).resolve() for p in artifacts_}
+    for artifact in tasks_found:
+        kind = artifact_task(artifact)
+        hint = f"{artifact.folder}: {'an' if kind == 'alignment' else 'a'} {kind} task artifact; evaluate it " \
+               f"with --task {'align' if kind == 'alignment' else 'link'}"
+        if Path(artifact.folder).resolve() in named:
+            raise click.UsageError(hint)
+        click.echo(f"skipped {hint}", err=True)
+    if not tables:
+        raise click.UsageError(f"no token-table (graph) artifacts to evaluate among {', '.join(map(str, artifacts_))}")
+    return tables
 
 
 def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev) -> None:

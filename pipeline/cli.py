@@ -185,23 +185,21 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
 
     from artifacts.codebooks import CodebookSet, codebooks_exist
     from artifacts.root import CODEBOOKS_FOLDER
+    from tokenizer_stage.tokenize import frozen_size_conflict
 
     location = codebooks or out_root / CODEBOOKS_FOLDER
     if not codebooks_exist(location):
         return
     ctx = click.get_current_context()
-    books = CodebookSet.load(location)
-    for modality in ("text", "image", "structure"):
-        option = f"{modality}_codebook_size"
-        if ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE or modality not in books:
-            continue
-        # A fit on fewer distinct vectors than asked makes a smaller codebook: compare the size asked then.
-        asked_then = books[modality].fit.get("requested_size", books[modality].size)
-        if ctx.params[option] not in (asked_then, books[modality].size):
-            raise click.BadParameter(
-                f"{ctx.params[option]}, but the frozen set in {location} was fitted with {asked_then} {modality} "
-                "codes; drop the option, or add --refit-codebooks to fit new codebooks (every graph in the "
-                "root is then tokenized again)", param_hint=f"--{option.replace('_', '-')}")
+    given = {modality: ctx.params[f"{modality}_codebook_size"] for modality in ("text", "image", "structure")
+             if ctx.get_parameter_source(f"{modality}_codebook_size") == ParameterSource.COMMANDLINE}
+    conflict = frozen_size_conflict(CodebookSet.load(location), given)
+    if conflict:
+        modality, asked, then = conflict
+        raise click.BadParameter(
+            f"{asked}, but the frozen set in {location} was fitted with {then} {modality} codes; drop the "
+            "option, or add --refit-codebooks to fit new codebooks (every graph in the root is then "
+            "tokenized again)", param_hint=f"--{modality}-codebook-size")
 
 
 @main.command()

@@ -61,8 +61,9 @@ def _is_recipe(path: Path) -> bool:
     return "[[graph]]" in path.read_text(encoding="utf-8", errors="replace")
 
 
-def _is_graph(path: Path) -> bool:
-    """A KG folder, or an alignment / linking task folder (tokenized the same way).
+def _not_a_graph(path: Path) -> str | None:
+    """None for a KG folder or an alignment / linking task folder (tokenized the same way); else why
+    it is neither.
 
     A folder that declares itself one (a kg.toml or task.toml in it, or the file named) is one: an
     error in its TOML is raised (file and line), not taken for "no graph here".
@@ -72,14 +73,13 @@ def _is_graph(path: Path) -> bool:
     declared = (path / "kg.toml").is_file() or (path / TASK_TOML).is_file() \
         or (path.is_file() and path.suffix.lower() == ".toml" and not _is_recipe(path))
     try:
-        if detect_task_layout(path) is not None:
-            return True
-        detect_layout(path)
-        return True
-    except KGFormatError:
+        if detect_task_layout(path) is None:
+            detect_layout(path)
+        return None
+    except KGFormatError as err:
         if declared:
             raise
-        return False
+        return err.reason
 
 
 def artifact_name(graph_dir: Path) -> str:
@@ -101,7 +101,7 @@ def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] |
         path = Path(raw)
         if not path.exists():
             raise KGFormatError("no such graph folder", path)
-        if _is_graph(path):   # a folder, or its kg.toml / task.toml
+        if _not_a_graph(path) is None:   # a folder, or its kg.toml / task.toml
             found.append(path)
             continue
         if not path.is_dir():
@@ -110,16 +110,13 @@ def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] |
                                 "folder of them (see README: 'The KG directory')"
                                 + ("; a pretraining recipe runs with `tofu pretrain`" if recipe else ""), path)
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        graphs = [p for p in children if _is_graph(p)]
+        why_not = {child: _not_a_graph(child) for child in children}
+        graphs = [child for child, why in why_not.items() if why is None]
+        # Non-graphs are said only where graph files were likely meant (a folder of .json names that
+        # a sibling task reads, such as DBP15K's translated_ent_name, is no mistake).
         if skipped is not None:
-            for child in children:
-                # Said only where graph files were likely meant (a folder of .json names that a
-                # sibling task reads, such as DBP15K's translated_ent_name, is no mistake).
-                if child not in graphs and any(p.suffix.lower() in (".tsv", ".txt") for p in child.iterdir()):
-                    try:
-                        detect_layout(child)
-                    except KGFormatError as err:
-                        skipped.append((child, f"neither a graph nor a task folder ({err.reason})"))
+            skipped.extend((child, f"neither a graph nor a task folder ({why})") for child, why in why_not.items()
+                           if why is not None and any(p.suffix.lower() in (".tsv", ".txt") for p in child.iterdir()))
         names = {p.name for p in graphs}
         graphs = [p for p in graphs if not (p.name.endswith("_ind") and p.name[:-4] in names)]
         if not graphs:

@@ -149,7 +149,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.training import TrainConfig, check_train_config, model_config_for, train
-    from tokenizer_stage.tokenize import codebook_sizes_differ
+    from tokenizer_stage.tokenize import frozen_size_conflict
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
     # out take the recommended settings, as `tofu train`'s options do.
@@ -186,10 +186,12 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     config = tokenizer_config(recipe)
     books = Path(work) / "artifacts" / CODEBOOKS_FOLDER
     if codebooks_exist(books):   # a reused --work: its frozen codebooks must be the recipe's
-        differ = codebook_sizes_differ(CodebookSet.load(books), config)
-        if differ:
-            raise RecipeError(f"{recipe.path}: [tokenizer]: {books}: {differ}; give a new --work, or delete "
-                              f"{books} to fit the recipe's codebooks (its graphs are then tokenized again)")
+        conflict = frozen_size_conflict(CodebookSet.load(books), config.codebook_sizes())
+        if conflict:
+            modality, asked, then = conflict
+            raise RecipeError(f"{recipe.path}: [tokenizer]: {books}: the {modality} codebook was fitted with {then} "
+                              f"codes, {asked} asked for; give a new --work, or delete {books} to fit the "
+                              "recipe's codebooks (its graphs are then tokenized again)")
     folders = write_graph_folders(recipe, data, work)
     # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
     results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,

@@ -48,6 +48,11 @@ class TokenizerConfig:
     fit_images_per_graph: int = 128      # images sampled per graph when fitting codebooks
     fit_max_vectors: int = 65536         # reservoir size per modality
 
+    def codebook_sizes(self) -> dict[str, int]:
+        """The k-means size asked for each modality's codebook."""
+        return {"structure": self.structure_codebook_size, "text": self.text_codebook_size,
+                "image": self.image_codebook_size}
+
     def token_settings(self) -> dict[str, Any]:
         """The part of the config that changes token tables (not batch sizes or devices)."""
         return {"tokens_per_entity": self.tokens_per_entity, "use_text": self.use_text,
@@ -72,6 +77,19 @@ class GraphSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def skipped(cls, name: str, folder: Path, counts: list[dict[str, Any]], seconds: float,
+                token_kinds: Sequence[str] | None = None) -> "GraphSummary":
+        """An up-to-date artifact's summary, from the manifest counts of its token tables (a task's:
+        of each of its graphs); ``token_kinds`` limits the token counts summed (default: all)."""
+        kinds = token_kinds if token_kinds is not None else list(dict.fromkeys(k for c in counts for k in c["tokens"]))
+        return cls(name, "skipped", str(folder),
+                   entities=sum(c["entities"] for c in counts), relations=sum(c["relations"] for c in counts),
+                   triples=sum(sum(c["triple_sets"].values()) for c in counts),
+                   tokens={k: sum(c["tokens"].get(k, 0) for c in counts) for k in kinds},
+                   images_used=sum(c["images_used"] for c in counts),
+                   images_failed=sum(c["images_failed"] for c in counts), seconds=seconds)
 
 
 def _no_progress(iterable=None, **_: Any):
@@ -310,8 +328,7 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
                 for f in feats:
                     samples["image"].add(f)
             graphs_used["image"].append(kg.name)
-    sizes = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
-             "image": config.image_codebook_size}
+    sizes = config.codebook_sizes()
     books = {}
     for modality, sample in samples.items():
         vectors = sample.vectors()
@@ -358,23 +375,21 @@ def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: Knowled
     return notes
 
 
-def codebook_sizes_differ(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
-    """Which codebook of the set was fitted for another size than ``config`` asks, or None. A fit on
-    fewer distinct vectors than asked makes a smaller codebook: the size asked then counts."""
-    asked = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
-             "image": config.image_codebook_size}
+def frozen_size_conflict(codebooks: CodebookSet, asked: dict[str, int]) -> tuple[str, int, int] | None:
+    """``(modality, size asked, size fitted with)`` of the first codebook of the set fitted for another
+    size than ``asked`` gives it, or None. A fit on fewer distinct vectors than asked makes a smaller
+    codebook: the size asked then counts."""
     for modality, size in asked.items():
         if modality in codebooks:
             then = codebooks[modality].fit.get("requested_size", codebooks[modality].size)
             if size not in (then, codebooks[modality].size):
-                return f"the {modality} codebook was fitted with {then} codes, {size} asked for"
+                return modality, size, then
     return None
 
 
 def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
     """Why ``codebooks`` are not what ``config`` would fit (sizes, encoders), or None if they are."""
-    sizes = {"structure": config.structure_codebook_size, "text": config.text_codebook_size,
-             "image": config.image_codebook_size}
+    sizes = config.codebook_sizes()
     specs = {"text": (config.text_encoder, config.use_text), "image": (config.image_encoder, config.use_images)}
     if "structure" not in codebooks or codebooks["structure"].encoder.get("version") != structure.FEATURES_VERSION:
         return "structure codebook of another feature version"
@@ -424,14 +439,7 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
         except Exception:  # an unreadable old artifact is simply redone
             existing = {}
         if existing.get("fingerprint") == fingerprint:
-            return GraphSummary(kg.name, "skipped", str(folder),
-                                entities=existing["counts"]["entities"],
-                                relations=existing["counts"]["relations"],
-                                triples=sum(existing["counts"]["triple_sets"].values()),
-                                tokens=existing["counts"]["tokens"],
-                                images_used=existing["counts"]["images_used"],
-                                images_failed=existing["counts"]["images_failed"],
-                                seconds=time.perf_counter() - started)
+            return GraphSummary.skipped(kg.name, folder, [existing["counts"]], time.perf_counter() - started)
     notes = list(kg.warnings) + check_codebooks(codebooks, config, kg)
     notes += [f"{kg.name}: split {name!r} has no triples: nothing to evaluate on it"
               for name, split in sorted(kg.splits.items()) if not kg.triple_sets.get(split.queries)]

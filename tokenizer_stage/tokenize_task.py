@@ -53,17 +53,11 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
 
         existing = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if existing.get("fingerprint") == fingerprint:
-            # The counts of its graphs, from their manifests, as a skipped graph reports its own.
             counts = [token_tables.read_manifest_only(folder / sub)["counts"]
                       for sub in task_tables.GRAPH_FOLDERS[kind]]
-            return GraphSummary(task.name, "skipped", str(folder),
-                                entities=sum(c["entities"] for c in counts),
-                                relations=sum(c["relations"] for c in counts),
-                                triples=sum(sum(c["triple_sets"].values()) for c in counts),
-                                tokens={m: sum(c["tokens"].get(m, 0) for c in counts) for m in token_tables.MODALITIES},
-                                images_used=sum(c["images_used"] for c in counts),
-                                images_failed=sum(c["images_failed"] for c in counts),
-                                seconds=time.perf_counter() - started)
+            # Token counts per modality, as the summary of a tokenized task gives them.
+            return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
+                                        token_kinds=token_tables.MODALITIES)
     for note in task.warnings:
         warnings.warn(note, stacklevel=2)
     timer = [0.0]

@@ -80,6 +80,42 @@ def staging_directory(target: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+LOCK_FILE = ".tofu.lock"
+
+
+@contextlib.contextmanager
+def exclusive_root(root: Path) -> Iterator[None]:
+    """Hold the artifact folder ``root`` for one writing run.
+
+    A second run into the same root would delete the first one's staging folders as stale and race
+    its swaps. The lock is the OS's (``flock``): a run that is killed never leaves it held.
+    """
+    from artifacts.errors import RootBusyError
+
+    try:
+        import fcntl
+    except ImportError:   # not POSIX: no lock
+        yield
+        return
+    path = Path(root) / LOCK_FILE
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise RootBusyError(f"{root}: another tofu run{f' (process {holder})' if holder else ''} is writing "
+                                "to this artifact root; wait for it to end, or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
 def remove_stale_staging(root: Path) -> int:
     """Delete staging folders left by interrupted runs under ``root``; return how many."""
     removed = 0

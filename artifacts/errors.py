@@ -12,3 +12,7 @@ class IncompleteArtifactError(ArtifactError):
 
 class UnsupportedFormatError(ArtifactError):
     """The artifact was written in a format version this code cannot read."""
+
+
+class RootBusyError(ArtifactError):
+    """Another run is writing to the same artifact root."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,3 +30,12 @@ def files_digest(paths: Iterable[Path]) -> list[dict[str, Any]]:
         {"path": str(p), "bytes": Path(p).stat().st_size, "sha256": file_sha256(Path(p))}
         for p in paths
     ]
+
+
+def relative_digest(source_digest: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """``source_digest`` with each path relative to ``root``: a fingerprint of it survives moving the
+    folder, yet changes when a file moves inside it (an image's folder names the entity it shows)."""
+    base = os.path.abspath(root)
+    return [{k: v for k, v in d.items() if k != "path"} | {"name": os.path.relpath(os.path.abspath(d["path"]), base)}
+            for d in source_digest]
+

@@ -47,9 +47,32 @@ def peek_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def recorded_source(folder: Path) -> Path | None:
+    """The graph or task folder an artifact says it was made from (``graph.root`` / ``task.root``)."""
+    body = peek_manifest(folder) or {}
+    section = body.get("graph") if isinstance(body.get("graph"), dict) else body.get("task")
+    root = section.get("root") if isinstance(section, dict) else None
+    return Path(root) if isinstance(root, str) else None
+
+
+def record_source(folder: Path, root: Path) -> None:
+    """Point an up-to-date artifact at the folder it is now made from (the folder moved). Only the
+    manifest is rewritten, atomically; the data files and their hashes stay as they are."""
+    path = Path(folder) / MANIFEST_NAME
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    section = manifest["graph"] if isinstance(manifest.get("graph"), dict) else manifest["task"]
+    if section.get("root") != str(root):
+        section["root"] = str(root)
+        atomic_write_json(path, manifest)
+
+
 def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
-                  verify_files: bool = True) -> dict[str, Any]:
-    """Read and validate ``folder/manifest.json``; raise a named error on any problem."""
+                  verify_files: bool = True, required_files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read and validate ``folder/manifest.json``; raise a named error on any problem.
+
+    ``required_files``: data files the kind always has; a manifest that does not list one cannot
+    vouch for it (and its hash check would be skipped).
+    """
     folder = Path(folder)
     path = folder / MANIFEST_NAME
     what = {"tofu.checkpoint": "checkpoint folder", "tofu.codebooks": "codebook set"}.get(kind, "artifact folder")
@@ -71,15 +94,19 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
     if found_kind != kind:
         raise ArtifactError(f"{path}: expected an artifact of kind {kind!r}, found {found_kind!r}")
     version = manifest.get("format_version")
-    if version not in supported_versions:
+    if type(version) is not int or version not in supported_versions:   # not bool: True == 1
         raise UnsupportedFormatError(
             f"{path}: format version {version!r} of {kind!r} is not readable by TOFU {CODE_VERSION} "
             f"(it reads versions {', '.join(map(str, supported_versions))}); "
             f"the artifact was written by TOFU {manifest.get('code_version', '?')}: "
             "regenerate it or use a matching TOFU release")
     files = manifest.get("files")
-    if not isinstance(files, dict):
+    if not isinstance(files, dict) or not all(isinstance(meta, dict) for meta in files.values()):
         raise ArtifactError(f"{path}: manifest has no 'files' table")
+    unlisted = [name for name in required_files if name not in files]
+    if unlisted:
+        raise ArtifactError(f"{path}: the manifest does not list {', '.join(unlisted)}; the artifact is damaged "
+                            "(regenerate it)")
     for name, meta in files.items():
         data = folder / name
         if not data.is_file():

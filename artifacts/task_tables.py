@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
 from artifacts.manifest import peek_manifest, read_manifest, write_manifest
-from artifacts.token_tables import METADATA_KEY, TokenTables, read_checked_table, read_token_tables
+from artifacts.token_tables import (METADATA_KEY, TokenTables, read_checked_table, read_manifest_only,
+                                    read_token_tables)
 
 ALIGNMENT_KIND = "tofu.alignment_task"
 LINKING_KIND = "tofu.linking_task"
@@ -126,18 +127,33 @@ class LinkingArtifact(_TaskManifest):
                 part["count"].to_numpy().astype(np.int64))
 
 
+def read_task_manifest(folder: Path, kind: str, verify_files: bool = True) -> dict[str, Any]:
+    """A task's validated manifest, after its graph folders' (their files hashed too unless
+    ``verify_files`` is false)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder, kind, SUPPORTED_VERSIONS, verify_files=verify_files,
+                             required_files=tuple(f"{name}.parquet" for name in TABLES[kind]))
+    task = manifest.get("task")
+    if not isinstance(task, dict) or not isinstance(task.get("name"), str) or not isinstance(
+            manifest.get("counts"), dict):
+        raise ArtifactError(f"{folder / 'manifest.json'}: damaged manifest (no task name or counts); "
+                            "regenerate the artifact")
+    for sub in GRAPH_FOLDERS[kind]:
+        graph = read_manifest_only(folder / sub, verify_files=verify_files)
+        if (graph.get("codebooks") or {}).get("id") != manifest.get("codebook_id"):
+            raise ArtifactError(f"{folder / sub}: codebooks {(graph.get('codebooks') or {}).get('id')} differ "
+                                f"from the task's {manifest.get('codebook_id')}")
+    return manifest
+
+
 def _read_table(folder: Path, name: str) -> pa.Table:
     return read_checked_table(folder / f"{name}.parquet", SCHEMAS[name], SUPPORTED_VERSIONS, FORMAT_VERSION)
 
 
 def read_alignment_artifact(folder: Path) -> AlignmentArtifact:
     folder = Path(folder)
-    manifest = read_manifest(folder, ALIGNMENT_KIND, SUPPORTED_VERSIONS)
-    graphs = tuple(read_token_tables(folder / sub) for sub in GRAPH_FOLDERS[ALIGNMENT_KIND])
-    for g in graphs:
-        if g.codebook_id != manifest.get("codebook_id"):
-            raise ArtifactError(f"{g.folder}: codebooks {g.codebook_id} differ from the task's "
-                                f"{manifest.get('codebook_id')}")
+    manifest = read_task_manifest(folder, ALIGNMENT_KIND)
+    graphs = tuple(read_token_tables(folder / sub, verify_files=False) for sub in GRAPH_FOLDERS[ALIGNMENT_KIND])
     table = _read_table(folder, "links")
     links = {}
     for split in sorted(set(table["split"].to_pylist())):
@@ -148,9 +164,6 @@ def read_alignment_artifact(folder: Path) -> AlignmentArtifact:
 
 def read_linking_artifact(folder: Path) -> LinkingArtifact:
     folder = Path(folder)
-    manifest = read_manifest(folder, LINKING_KIND, SUPPORTED_VERSIONS)
-    kb = read_token_tables(folder / "kb")
-    if kb.codebook_id != manifest.get("codebook_id"):
-        raise ArtifactError(f"{kb.folder}: codebooks {kb.codebook_id} differ from the task's "
-                            f"{manifest.get('codebook_id')}")
+    manifest = read_task_manifest(folder, LINKING_KIND)
+    kb = read_token_tables(folder / "kb", verify_files=False)   # hashed just above
     return LinkingArtifact(folder, manifest, kb, _read_table(folder, "mentions"), _read_table(folder, "mention_tokens"))

@@ -155,7 +155,7 @@ class TokenTables:
 def read_token_tables(folder: Path, verify_files: bool = True) -> TokenTables:
     """Load and validate a graph's token tables; refuse unknown versions or damaged files."""
     folder = Path(folder)
-    manifest = read_manifest(folder, KIND, SUPPORTED_VERSIONS, verify_files=verify_files)
+    manifest = read_manifest_only(folder, verify_files=verify_files)
     tables = {name: read_checked_table(folder / TABLE_FILES[name], schema, SUPPORTED_VERSIONS, FORMAT_VERSION)
               for name, schema in SCHEMAS.items()}
     return TokenTables(folder, manifest, tables)
@@ -183,6 +183,30 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / "manifest.json").is_file()
 
 
-def read_manifest_only(folder: Path) -> dict[str, Any]:
-    """The manifest of a complete artifact, without reading the tables (for skip checks)."""
-    return read_manifest(Path(folder), KIND, SUPPORTED_VERSIONS, verify_files=False)
+def read_manifest_only(folder: Path, verify_files: bool = False) -> dict[str, Any]:
+    """The validated manifest of a complete artifact, without reading the tables (for skip checks)."""
+    manifest = read_manifest(Path(folder), KIND, SUPPORTED_VERSIONS, verify_files=verify_files,
+                             required_files=tuple(TABLE_FILES.values()))
+    _check_body(manifest, Path(folder) / "manifest.json")
+    return manifest
+
+
+def _check_body(manifest: dict[str, Any], path: Path) -> None:
+    """The keys readers rely on, with their types: a damaged manifest is refused here, by name,
+    instead of failing later as a KeyError deep in a reader."""
+    graph, counts, splits = manifest.get("graph"), manifest.get("counts"), manifest.get("splits")
+    sets = counts.get("triple_sets") if isinstance(counts, dict) else None
+    problem = None
+    if not isinstance(graph, dict) or not isinstance(graph.get("name"), str):
+        problem = "no graph name"
+    elif not isinstance(sets, dict):
+        problem = "no triple-set counts"
+    elif not isinstance(splits, dict):
+        problem = "no splits"
+    else:
+        for name, split in splits.items():
+            if not isinstance(split, dict) or not all(split.get(key) in sets for key in ("graph", "queries")):
+                problem = f"split {name!r} names no triple set of this artifact"
+                break
+    if problem:
+        raise ArtifactError(f"{path}: damaged manifest ({problem}); regenerate the artifact")

@@ -89,7 +89,8 @@ def main() -> None:
 @click.option("--codebooks", type=click.Path(path_type=Path), default=None,
               help="Use this codebook set (default: ROOT/codebooks; on first use the shipped set when it suits "
                    "the encoders and sizes, else fitted on these graphs).")
-@click.option("--refit-codebooks", is_flag=True, help="Fit new codebooks on these graphs (redoes every graph).")
+@click.option("--refit-codebooks", is_flag=True, help="Fit new codebooks on these graphs (redoes them; other artifacts in the root must be "
+                   "tokenized again too).")
 @click.option("--force", is_flag=True, help="Redo graphs even when their artifacts are up to date.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local Dask workers (default: min(graphs, CPUs); 1 runs in-process).")
@@ -117,8 +118,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     encoders and codebooks are unchanged since the last run are skipped.
     """
     from artifacts.root import artifact_name_problem
-    from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, earlier_artifacts,
-                                      orphaned_artifacts, tokenize_many)
+    from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, other_codebook_artifacts,
+                                      stale_artifacts, tokenize_many)
     from tokenizer_stage.encoders import EncoderSpec
     from tokenizer_stage.tokenize import TokenizerConfig
 
@@ -166,16 +167,23 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
                f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
     click.echo(summary_table(results))
-    for folder, source in orphaned_artifacts(out_root):
-        click.echo(f"  note: {folder} was made from {source}, which no longer exists; delete the artifact to "
-                   "leave it out of `tofu train / reason ROOT`", err=True)
     failures = [r for r in results if isinstance(r, GraphFailure)]
+    # A failed graph's earlier artifact (if any) stays; the error below names it.
+    kept = [out_root / f.name for f in failures if (out_root / f.name / "manifest.json").is_file()]
+    for folder, reason in stale_artifacts(out_root):
+        if folder not in kept:
+            click.echo(f"  note: {folder} {reason}; delete the artifact to leave it out of `tofu train / reason "
+                       "ROOT`", err=True)
+    other_books = other_codebook_artifacts(out_root, facts["codebook_id"])
+    if other_books:
+        click.echo(f"  note: {', '.join(map(str, other_books))}: made with other codebooks than {out_root}'s "
+                   f"(id {facts['codebook_id']}), so no model reads them together with the rest; tokenize their "
+                   "folders again into this root", err=True)
     if failures:
-        stale = earlier_artifacts(out_root, [f.source for f in failures])
         raise click.ClickException(
             f"{len(failures)} of {len(results)} graph(s) failed; their artifacts were not written"
-            + (f" ({', '.join(map(str, stale))}: still the artifacts of an earlier run, from the earlier input)"
-               if stale else ""))
+            + (f" ({', '.join(map(str, kept))}: still the artifacts of an earlier run, from the earlier input)"
+               if kept else ""))
 
 
 def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None:
@@ -198,8 +206,8 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
         modality, asked, then = conflict
         raise click.BadParameter(
             f"{asked}, but the frozen set in {location} was fitted with {then} {modality} codes; drop the "
-            "option, or add --refit-codebooks to fit new codebooks (every graph in the root is then "
-            "tokenized again)", param_hint=f"--{modality}-codebook-size")
+            "option, or add --refit-codebooks to fit new codebooks (the graphs given are tokenized again; "
+            "other artifacts in the root must be too)", param_hint=f"--{modality}-codebook-size")
 
 
 @main.command()

@@ -14,13 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from artifacts.atomic import atomic_write_json, remove_stale_staging
+from artifacts.atomic import atomic_write_json, exclusive_root, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
 from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE
+from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
+from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
 from artifacts.shipped import shipped_codebooks
 from tokenizer_stage.kg_reader import KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
+
+
+ARTIFACT_KINDS = (TOKEN_TABLES_KIND, ALIGNMENT_KIND, LINKING_KIND)
 
 
 @dataclass
@@ -33,27 +38,45 @@ class GraphFailure:
 
 def _artifact_sources(out_root: Path) -> list[tuple[Path, Path]]:
     """(artifact folder, the graph or task folder it was made from) for each complete artifact."""
-    from artifacts.manifest import peek_manifest
+    from artifacts.manifest import recorded_source
 
     pairs = []
     for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
-        body = peek_manifest(folder) or {}
-        root = (body.get("graph") or body.get("task") or {}).get("root")   # a graph's or a task's
-        if isinstance(root, str):
-            pairs.append((folder, Path(root)))
+        source = recorded_source(folder)
+        if source is not None:
+            pairs.append((folder, source))
     return pairs
 
 
-def earlier_artifacts(out_root: Path, sources: Sequence[str]) -> list[Path]:
-    """Complete artifacts under ``out_root`` made from these graph folders (by an earlier run)."""
-    wanted = {Path(s).resolve() for s in sources if s}
-    return [folder for folder, root in _artifact_sources(out_root) if root.resolve() in wanted]
+def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
+    """Artifacts under ``out_root`` that ``tofu train / reason ROOT`` would still read although no
+    graph folder makes them any more, each with the reason: the folder is gone, or it now writes
+    an artifact of another name (renamed in its kg.toml / task.toml)."""
+    stale = []
+    for folder, source in _artifact_sources(out_root):
+        if not source.exists():
+            stale.append((folder, f"was made from {source}, which no longer exists"))
+            continue
+        try:
+            name = artifact_name(source)
+        except (KGFormatError, ValueError, OSError):   # a broken kg.toml is reported when it is tokenized
+            continue
+        if name != folder.name:
+            stale.append((folder, f"was made from {source}, which is now tokenized as {name!r}"))
+    return stale
 
 
-def orphaned_artifacts(out_root: Path) -> list[tuple[Path, Path]]:
-    """Artifacts under ``out_root`` whose source folder no longer exists: ``tofu train ROOT`` and
-    ``tofu reason ROOT`` would still read them."""
-    return [(folder, root) for folder, root in _artifact_sources(out_root) if not root.exists()]
+def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
+    """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
+    from artifacts.manifest import peek_manifest
+
+    found = []
+    for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
+        body = peek_manifest(folder) or {}
+        made_with = body.get("codebook_id") or (body.get("codebooks") or {}).get("id")   # a task's or a graph's
+        if body.get("kind") in ARTIFACT_KINDS and made_with != codebook_id:
+            found.append(folder)
+    return found
 
 
 def _is_recipe(path: Path) -> bool:
@@ -184,13 +207,24 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
                   workers: int | None = None, scheduler: str | None = None, progress: bool = True,
                   on_result: Callable[[GraphSummary | GraphFailure], None] | None = None,
                   use_shipped_codebooks: bool = True) -> tuple[list[GraphSummary | GraphFailure], dict]:
-    """Tokenize every graph; return per-graph results (in input order) and run facts."""
-    from pipeline.progress import make_progress
+    """Tokenize every graph; return per-graph results (in input order) and run facts.
 
+    One run at a time writes to an artifact root (a second one is refused: :func:`exclusive_root`).
+    """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
+    with exclusive_root(out_root):
+        return _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers, scheduler,
+                              progress, on_result, use_shipped_codebooks)
+
+
+def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers, scheduler, progress,
+                   on_result, use_shipped_codebooks):
+    from pipeline.progress import make_progress
+
     remove_stale_staging(out_root)
-    graph_dirs = [Path(d).resolve() for d in graph_dirs]
+    # Absolute, but symlinks kept: a linked graph folder is named by its link, as the CLI named it.
+    graph_dirs = [Path(os.path.abspath(d)) for d in graph_dirs]
     started = time.perf_counter()
     codebooks_dir, codebook_state = resolve_codebooks(out_root, codebooks, refit_codebooks, graph_dirs,
                                                       config, make_progress(progress), use_shipped_codebooks)

@@ -104,8 +104,8 @@ def with_inverses(triples: np.ndarray, num_relations: int) -> tuple[torch.Tensor
 def candidate_entities(tables: TokenTables, split: str) -> np.ndarray:
     """Artifact ids of the entities that belong to ``split``'s inference graph.
 
-    An artifact can hold several graphs (GraIL: ``X`` and ``X_ind``, with
-    disjoint entities). A split's candidates are the entities of its inference
+    An artifact can hold several graphs (GraIL: ``X`` and ``X_ind``, whose
+    entities are disjoint but for a few shared labels). A split's candidates are the entities of its inference
     graph and of the queries of every split over that graph, plus entities
     declared but in no triple; entities seen only with another inference
     graph are not candidates (ULTRA ranks over the ``_ind`` graph alone).

@@ -313,7 +313,7 @@ class TofuModel(nn.Module):
             gate_query = query
         else:  # one column per run of queries of one relation: [2R, G, d]
             starts = torch.tensor([lo for lo, _ in groups], device=queries.device)
-            rel = self._relation_vectors(graph, relations[starts], rel_graph)
+            rel = self.relation_vectors(graph, relations[starts], rel_graph)   # once per distinct relation
             gate_query = rel[relations[starts], torch.arange(len(groups), device=queries.device)]   # [G, d]
             counts = torch.tensor([hi - lo for lo, hi in groups], device=queries.device)
             query = gate_query.repeat_interleave(counts, dim=0)                  # [B, d]

@@ -279,6 +279,9 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
     if len(train_pairs) == 0:
         raise TrainingInputError(f"{artifact.folder}: no training pairs (a 'train' split of links or labelled mentions)")
     if valid is None:
+        if len(train_pairs) < 2:   # holding one out for validation would leave none to train on
+            raise TrainingInputError(f"{artifact.folder}: one training pair and no 'valid' split; validation would "
+                                     "take the only pair: add a 'valid' split or more training pairs")
         order = np.random.default_rng(holdout_seed).permutation(len(train_pairs))
         held = max(1, int(valid_share * len(train_pairs)))
         valid, train_pairs = train_pairs[order[:held]], train_pairs[order[held:]]

@@ -44,6 +44,49 @@ def test_wrong_kind_and_incomplete_and_damaged(artifact):
         read_token_tables(artifact)
 
 
+def test_tampered_manifests_are_refused_by_name(artifact):
+    original = (artifact / "manifest.json").read_text()
+    for change, message in [
+            ({"format_version": True}, "format version True"),                 # True == 1 must not pass
+            ({"files": {}}, "the manifest does not list entities.parquet"),    # would skip every hash check
+            ({"splits": None}, "damaged manifest \\(no splits\\)"),
+            ({"splits": {"test": {"graph": "train", "queries": "nope"}}}, "split 'test' names no triple set"),
+            ({"graph": {"root": "/x"}}, "damaged manifest \\(no graph name\\)")]:
+        _edit_manifest(artifact, **change)
+        with pytest.raises(ArtifactError, match=message):
+            read_token_tables(artifact)
+        (artifact / "manifest.json").write_text(original)
+    assert read_token_tables(artifact).name == "example"
+
+
+def test_damaged_artifact_is_redone_not_skipped(artifact, example_graph, codebooks_dir, fast_config):
+    table = artifact / "entity_tokens.parquet"
+    good = table.read_bytes()
+    table.write_bytes(good[:-9] + bytes([good[-9] ^ 1]) + good[-8:])   # same size, other content
+    with pytest.warns(UserWarning, match="content hash differs from the manifest.*: tokenized again"):
+        summary = tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config)
+    assert summary.status == "tokenized" and table.read_bytes() == good
+    assert tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config).status == "skipped"
+
+
+def test_one_writing_run_per_root_and_hidden_staging_is_no_artifact(artifact):
+    from artifacts.atomic import exclusive_root
+    from artifacts.errors import RootBusyError
+    from reasoning_stage.reasoning import find_artifacts
+
+    root = artifact.parent
+    with exclusive_root(root):
+        with pytest.raises(RootBusyError, match="another tofu run .* is writing to this artifact root"):
+            with exclusive_root(root):
+                pass
+    with exclusive_root(root):   # released when the first run ends
+        pass
+    # An interrupted write's staging folder is not read as an artifact.
+    (root / ".example.tmp-0123abcd").mkdir()
+    (root / ".example.tmp-0123abcd" / "entities.parquet").write_bytes(b"")
+    assert find_artifacts([root]) == [artifact]
+
+
 def test_parquet_files_describe_themselves(artifact):
     import pyarrow.parquet as pq
 

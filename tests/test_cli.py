@@ -104,6 +104,8 @@ def test_refit_codebooks_changes_their_identity(tmp_path, example_graph, second_
     old_id = first.output.split("id ")[1].split(")")[0]
     new_id = refit.output.split("id ")[1].split(")")[0]
     assert old_id != new_id
+    # The graph not given keeps the old codebooks' tokens: pointed out, as no model reads both.
+    assert f"note: {out / 'example'}: made with other codebooks than {out}'s (id {new_id})" in refit.output
 
 
 def test_existing_dask_scheduler_by_address(tmp_path, example_graph):
@@ -299,3 +301,46 @@ def test_artifacts_of_deleted_graphs_are_pointed_out(tmp_path, example_graph):
     assert (f"note: {out / 'gone'} was made from {tmp_path / 'graphs' / 'gone'}, which no longer exists"
             in result.output)
     assert (out / "gone" / "manifest.json").is_file()   # pointed out, never deleted
+    # A graph renamed in its kg.toml gets a new artifact; the old one is pointed out too.
+    (tmp_path / "graphs" / "keep" / "kg.toml").write_text('name = "kept"\n')
+    result = _run("tokenize", str(tmp_path / "graphs"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "kept: tokenized" in result.output, result.output
+    assert f"note: {out / 'keep'} was made from {tmp_path / 'graphs' / 'keep'}, which is now tokenized as 'kept'" \
+        in result.output
+
+
+def test_moved_linked_and_clashing_graph_folders(tmp_path, example_graph):
+    for name in ("a", "b"):
+        shutil.copytree(example_graph, tmp_path / "graphs" / name)
+        (tmp_path / "graphs" / name / "kg.toml").write_text(f'name = "{name}"\n')
+    out = tmp_path / "out"
+    assert _run("tokenize", str(tmp_path / "graphs"), "--out", str(out), *SMALL).exit_code == 0
+    # The folder of graphs moves and one graph breaks: the other is up to date and now recorded at its
+    # new place (no "no longer exists" note); the failure names the earlier artifact that stays.
+    (tmp_path / "graphs").rename(tmp_path / "moved")
+    with open(tmp_path / "moved" / "b" / "train.tsv", "a") as handle:
+        handle.write("only two\tfields\n")
+    result = _run("tokenize", str(tmp_path / "moved"), "--out", str(out), *SMALL)
+    assert result.exit_code == 1 and "a: up to date, skipped" in result.output, result.output
+    assert "no longer exists" not in result.output
+    assert f"({out / 'b'}: still the artifacts of an earlier run" in result.output
+    assert json.loads((out / "a" / "manifest.json").read_text())["graph"]["root"] == str(tmp_path / "moved" / "a")
+    # Another folder whose graph has the same name does not replace the artifact while the first exists.
+    shutil.copytree(example_graph, tmp_path / "other" / "a")
+    (tmp_path / "other" / "a" / "kg.toml").write_text('name = "a"\n')
+    with open(tmp_path / "other" / "a" / "train.tsv", "a") as handle:
+        handle.write("person:000\tfriend_of\tperson:003\n")
+    before = (out / "a" / "entity_tokens.parquet").read_bytes()
+    result = _run("tokenize", str(tmp_path / "other" / "a"), "--out", str(out), *SMALL)
+    assert result.exit_code == 1, result.output
+    assert f"{out / 'a'} holds the artifact of {tmp_path / 'moved' / 'a'}" in result.output
+    assert (out / "a" / "entity_tokens.parquet").read_bytes() == before
+    assert _run("tokenize", str(tmp_path / "other" / "a"), "--out", str(out), "--force", *SMALL).exit_code == 0
+    # A linked graph folder is named by its link (as the CLI checks names), not by the folder it points to.
+    (tmp_path / "links").mkdir()
+    shutil.copytree(example_graph, tmp_path / "plain" / "data")
+    (tmp_path / "plain" / "data" / "kg.toml").unlink()   # named by its folder
+    (tmp_path / "links" / "graph_x").symlink_to(tmp_path / "plain" / "data", target_is_directory=True)
+    result = _run("tokenize", str(tmp_path / "links" / "graph_x"), "--out", str(tmp_path / "out_links"), *SMALL)
+    assert result.exit_code == 0 and "graph_x: tokenized" in result.output, result.output
+    assert (tmp_path / "out_links" / "graph_x" / "manifest.json").is_file()

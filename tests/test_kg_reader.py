@@ -410,6 +410,15 @@ def test_duplicate_triples_warning(tmp_path: Path) -> None:
     assert kg.warnings == [f"{tmp_path / 'train.tsv'}: dropped 2 duplicate triple(s); kept 2 distinct of 4 rows"]
 
 
+def test_ids_with_surrounding_spaces_are_kept_and_warned_about(tmp_path: Path) -> None:
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c"), ("a", "r", "c ")))
+    write(tmp_path / "valid.tsv", tsv(("a", "r", "c")))
+    with pytest.warns(KGWarning, match=r"train\.tsv: 1 row\(s\) have an id with leading or trailing spaces "
+                                       r"\(first: line 3\)"):
+        kg = read_kg(tmp_path)
+    assert "c " in kg.entities and "c" in kg.entities
+
+
 def test_query_overlapping_graph_warns(tmp_path: Path) -> None:
     write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c")))
     write(tmp_path / "valid.tsv", tsv(("a", "r", "b"), ("a", "r", "c")))

@@ -170,6 +170,20 @@ def test_alignment_with_a_relabelled_copy_reaches_hits1(alignment_artifact, tmp_
     assert after["mrr"] >= before["mrr"]
 
 
+def test_a_single_training_pair_without_valid_split_is_refused(alignment_artifact):
+    from dataclasses import replace
+
+    from reasoning_stage.training import TrainingInputError
+
+    model = small_model(alignment_artifact.graphs[0])
+    two = replace(alignment_artifact, links={"train": alignment_artifact.links["train"][:2]})
+    job = matching_job(two, model, CPU)
+    assert len(job.train_pairs) == 1 and len(job.valid_pairs) == 1   # one held out for validation, one to train on
+    one = replace(alignment_artifact, links={"train": alignment_artifact.links["train"][:1]})
+    with pytest.raises(TrainingInputError, match="one training pair and no 'valid' split"):
+        matching_job(one, model, CPU)
+
+
 def test_alignment_ranks_are_invariant_to_relabelling(alignment_artifact):
     model = small_model(alignment_artifact.graphs[0]).eval()
     source, target = matching.alignment_sides(alignment_artifact, model, CPU)

@@ -84,6 +84,22 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config, force=True).status == "tokenized"
+    # An image moved to another entity's folder (same file name) is redone: the folder names the entity.
+    (graph / "pictures" / "person_001").rename(graph / "pictures" / "person_001_gone")
+    assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
+    (graph / "pictures" / "person_000").rename(graph / "pictures" / "person_001")
+    assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
+    used = read_token_tables(tmp_path / "out" / "example").tables["entities"].to_pydict()
+    images_used = dict(zip(used["label"], used["images_used"]))
+    assert (images_used["person:000"], images_used["person:001"]) == (0, 1)
+    # Moving the whole graph folder changes no input: skipped, and the artifact now names its new place.
+    moved = tmp_path / "moved" / "g"
+    moved.parent.mkdir()
+    graph.rename(moved)
+    assert tokenize_graph(moved, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
+    manifest = json.loads((tmp_path / "out" / "example" / "manifest.json").read_text())
+    assert manifest["graph"]["root"] == str(moved)
+    assert read_token_tables(tmp_path / "out" / "example").name == "example"   # still valid
 
 
 def test_new_graph_uses_frozen_codebooks(second_graph, codebooks_dir, fast_config, tmp_path):

@@ -289,6 +289,11 @@ def _read_tab_triples(ctx: _Ctx, path: Path) -> _TripleSet:
                 i,
             )
         rows.append(((parts[0], parts[1], parts[2]), i))
+    # Ids are kept as written, everywhere: 'x ' would silently be another entity than 'x'.
+    spaced = [line for (triple, line) in rows if any(f != f.strip() for f in triple)]
+    if spaced:
+        ctx.warn(f"{path}: {len(spaced)} row(s) have an id with leading or trailing spaces (first: line "
+                 f"{spaced[0]}); ids are kept as written, so such an id names another entity or relation")
     return _dedup(ctx, path, rows)
 
 

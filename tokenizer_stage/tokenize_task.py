@@ -16,11 +16,11 @@ import numpy as np
 
 from artifacts import task_tables, token_tables
 from artifacts.codebooks import CodebookSet
-from artifacts.hashing import files_digest, object_sha256
+from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.root import artifact_folder
 from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
 from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
-                                      image_tokens, text_tokens, tokenize_kg)
+                                      existing_artifact, image_tokens, text_tokens, tokenize_kg)
 
 
 def mention_text(mention: Mention) -> str:
@@ -29,11 +29,11 @@ def mention_text(mention: Mention) -> str:
 
 def task_fingerprint(task: AlignmentTask | LinkingTask, config: TokenizerConfig, codebooks: CodebookSet,
                      source_digest: list[dict]) -> str:
-    sources = [{k: v for k, v in d.items() if k != "path"} | {"name": Path(d["path"]).name} for d in source_digest]
     encoders = {"text": encoder_fingerprint(config.text_encoder)} if config.use_text else {}
     if config.use_images:
         encoders["image"] = encoder_fingerprint(config.image_encoder)
-    return object_sha256({"format": [task_tables.FORMAT_VERSION, token_tables.FORMAT_VERSION], "sources": sources,
+    return object_sha256({"format": [task_tables.FORMAT_VERSION, token_tables.FORMAT_VERSION],
+                          "sources": relative_digest(source_digest, task.root),
                           "encoders": encoders, "codebooks": codebooks.identity,
                           "settings": config.token_settings(), "name": task.name, "layout": task.layout})
 
@@ -48,23 +48,21 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
     digest = files_digest(task.source_files)
     fingerprint = task_fingerprint(task, config, codebooks, digest)
     kind = task_tables.ALIGNMENT_KIND if isinstance(task, AlignmentTask) else task_tables.LINKING_KIND
-    if not force and task_tables.task_kind(folder) == kind:
-        import json
-
-        existing = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if existing.get("fingerprint") == fingerprint:
-            counts = [token_tables.read_manifest_only(folder / sub)["counts"]
-                      for sub in task_tables.GRAPH_FOLDERS[kind]]
-            # Token counts per modality, as the summary of a tokenized task gives them.
-            return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
-                                        token_kinds=token_tables.MODALITIES)
-    for note in task.warnings:
+    existing, redo_notes = existing_artifact(folder, task.root, fingerprint, force,
+                                             lambda f: task_tables.read_task_manifest(f, kind))
+    if existing is not None:
+        counts = [token_tables.read_manifest_only(folder / sub)["counts"] for sub in task_tables.GRAPH_FOLDERS[kind]]
+        # Token counts per modality, as the summary of a tokenized task gives them.
+        return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
+                                    token_kinds=token_tables.MODALITIES)
+    task_notes = list(task.warnings) + redo_notes
+    for note in task_notes:
         warnings.warn(note, stacklevel=2)
     timer = [0.0]
     summaries: list[GraphSummary] = []
     body = {"task": {"name": task.name, "layout": task.layout, "root": str(task.root)},
             "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.identity,
-            "settings": config.token_settings(), "warnings": list(task.warnings)}
+            "settings": config.token_settings(), "warnings": task_notes}
 
     if isinstance(task, AlignmentTask):
         def write_graphs(staging: Path) -> None:
@@ -95,8 +93,7 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
                         seconds=time.perf_counter() - started,
                         forward_seconds=timer[0] + sum(s.forward_seconds for s in summaries),
                         # the sub-graphs' own notes too (a codebook lacking a modality, unreadable images)
-                        warnings=list(task.warnings) + [n for s in summaries for n in s.warnings
-                                                        if n not in task.warnings])
+                        warnings=task_notes + [n for s in summaries for n in s.warnings if n not in task_notes])
 
 
 def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: TokenizerConfig, progress: ProgressFactory,

@@ -28,11 +28,13 @@ OPTIMIZER = "optimizer.pt"
 
 
 def save_checkpoint(folder: Path, state_dict: dict[str, Any], model_config: dict[str, Any],
-                    codebook_id: str | None, training: dict[str, Any],
+                    codebook_id: str, training: dict[str, Any],
                     optimizer_state: dict[str, Any] | None = None) -> None:
     import torch
     from safetensors.torch import save_file
 
+    if not isinstance(codebook_id, str):   # a model must say which tokens it reads (readers refuse others)
+        raise ValueError(f"a checkpoint needs the id of the codebooks it reads, got {codebook_id!r}")
     with staging_directory(Path(folder)) as staging:
         save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, str(staging / WEIGHTS))
         files = [WEIGHTS]
@@ -53,7 +55,12 @@ def load_checkpoint(folder: Path, with_optimizer: bool = False) -> tuple[dict[st
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    manifest = read_manifest(folder, KIND, SUPPORTED_VERSIONS)
+    manifest = read_manifest(folder, KIND, SUPPORTED_VERSIONS, required_files=(WEIGHTS,))
+    missing = [key for key, kind in (("model", dict), ("codebook_id", str), ("training", dict))
+               if not isinstance(manifest.get(key), kind)]
+    if missing:   # the codebook id is what keeps a model off tokens it cannot read
+        raise ArtifactError(f"{folder / MANIFEST_NAME}: damaged checkpoint manifest (no valid "
+                            f"{', '.join(missing)}); regenerate the checkpoint")
     try:
         state = load_file(str(folder / WEIGHTS))
     except Exception as err:  # safetensors raises its own error types for bad headers

@@ -77,7 +77,7 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
     path = folder / MANIFEST_NAME
     what = {"tofu.checkpoint": "checkpoint folder", "tofu.codebooks": "codebook set"}.get(kind, "artifact folder")
     if not folder.is_dir():
-        raise ArtifactError(f"{folder}: no such {what}")
+        raise ArtifactError(f"{folder}: {'is a file, not a' if folder.exists() else 'no such'} {what}")
     if not path.is_file():
         inner = [p.parent.name for p in sorted(folder.glob(f"*/{MANIFEST_NAME}"))
                  if (peek_manifest(p.parent) or {}).get("kind") == kind]

@@ -135,8 +135,8 @@ def read_task_manifest(folder: Path, kind: str, verify_files: bool = True) -> di
                              required_files=tuple(f"{name}.parquet" for name in TABLES[kind]))
     task = manifest.get("task")
     if not isinstance(task, dict) or not isinstance(task.get("name"), str) or not isinstance(
-            manifest.get("counts"), dict):
-        raise ArtifactError(f"{folder / 'manifest.json'}: damaged manifest (no task name or counts); "
+            manifest.get("counts"), dict) or not isinstance(manifest.get("codebook_id"), str):
+        raise ArtifactError(f"{folder / 'manifest.json'}: damaged manifest (no task name, counts or codebook id); "
                             "regenerate the artifact")
     for sub in GRAPH_FOLDERS[kind]:
         graph = read_manifest_only(folder / sub, verify_files=verify_files)

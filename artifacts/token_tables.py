@@ -199,6 +199,8 @@ def _check_body(manifest: dict[str, Any], path: Path) -> None:
     problem = None
     if not isinstance(graph, dict) or not isinstance(graph.get("name"), str):
         problem = "no graph name"
+    elif not isinstance((manifest.get("codebooks") or {}).get("id"), str):
+        problem = "no codebook id"
     elif not isinstance(sets, dict):
         problem = "no triple-set counts"
     elif not isinstance(splits, dict):

@@ -1,6 +1,7 @@
 """The ``tofu`` command. Heavy libraries (torch, faiss, dask) are imported inside commands."""
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -37,6 +38,8 @@ def parse_task_weights(text: str | None) -> dict[str, float] | None:
             weights[TASK_NAMES[name.strip()]] = float(value)
         except ValueError:
             raise click.BadParameter(f"{part!r} is not TASK=NUMBER", param_hint="--task-weights") from None
+        if not math.isfinite(weights[TASK_NAMES[name.strip()]]):
+            raise click.BadParameter(f"{part!r}: a weight must be a finite number", param_hint="--task-weights")
         if weights[TASK_NAMES[name.strip()]] < 0:
             raise click.BadParameter(f"{part!r}: a weight cannot be negative", param_hint="--task-weights")
     return weights
@@ -69,6 +72,16 @@ class _Friendly(click.Group):
 def _check_output_folder(folder: Path, option: str = "--output", names: str = "a folder") -> None:
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"{folder}: exists and is not a folder ({option} names {names})")
+
+
+def _check_file_target(path: Path, option: str) -> None:
+    """A file to write: not a folder, and no file where a folder above it must be."""
+    if path.is_dir():
+        raise click.BadParameter(f"{path}: is a folder; give a file name (e.g. {path / 'ranks.png'})",
+                                 param_hint=option)
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise click.BadParameter(f"{path}: {above} is a file, not a folder", param_hint=option)
 
 
 def _make_output_folder(folder: Path) -> None:
@@ -237,6 +250,8 @@ def _device(requested: str | None):
         raise click.BadParameter(str(err).splitlines()[0], param_hint="--device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise click.BadParameter(f"{requested}: this torch sees no CUDA device", param_hint="--device")
+    if device.type not in ("cpu", "cuda"):   # torch_scatter and the sparse kernels run on these two
+        raise click.BadParameter(f"{requested}: TOFU runs on cpu or cuda", param_hint="--device")
     return device
 
 
@@ -358,6 +373,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     torch.manual_seed(seed)
     wanted = {TASK_NAMES[t] for t in tasks} if tasks else set(TASK_NAMES.values())
     tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    everything = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
     tables = tables if "link_prediction" in wanted else []
     tasks_found = [a for a in tasks_found if artifact_task(a) in wanted]
     if not tables and not tasks_found:
@@ -365,8 +381,13 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     present = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
     absent = sorted(t for t, w in (config.task_weights or {}).items() if w > 0 and t not in present)
     if absent:
+        left_out = [t for t in absent if t in everything]
         raise click.BadParameter(f"no artifact here holds {', '.join(absent)} (present: "
-                                 f"{', '.join(sorted(present))})", param_hint="--task-weights")
+                                 f"{', '.join(sorted(present))})"
+                                 + (f"; --task leaves out {', '.join(left_out)}" if left_out else ""),
+                                 param_hint="--task-weights")
+    # Codebooks agree before any model or task is built from them.
+    check_codebooks(list(tables) + list(tasks_found), (tables or tasks_found)[0].codebook_id)
     # The model these options ask for; modalities as the artifacts' codebooks leave them.
     first = tables[0] if tables else task_tables_of(tasks_found[0])
     try:
@@ -448,6 +469,7 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
     data = data or Path(os.environ.get("TOFU_DATA", "../shared/data"))
     if not data.is_dir():
         raise click.UsageError(f"data folder {data} not found; pass --data or set TOFU_DATA")
+    _check_output_folder(work, "--work", "the recipe's work folder")
     checkpoint = work / "checkpoint"
     log_path = work / "train_log.jsonl"
     write_log = log_to_file(log_path, fresh=True)   # each run trains anew into work/checkpoint
@@ -522,6 +544,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
 
     retain_freed_memory()
     _check_output_folder(output)  # before any work
+    if plot_file is not None:
+        _check_file_target(plot_file, "--plot")
     if checkpoint is None:
         from artifacts.shipped import shipped_checkpoint
 
@@ -639,6 +663,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from reasoning_stage.reasoning import (artifact_task, evaluate_task, find_artifacts, load_model, predict_task,
                                            read_artifacts, task_pairs, write_predictions)
+    from reasoning_stage.training import check_codebooks
 
     tables, tasks = read_artifacts(find_artifacts(artifacts_))
     wrong = [str(t.folder) for t in tables] + [str(a.folder) for a in tasks if artifact_task(a) != task]
@@ -649,6 +674,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
         for split in splits:
             task_pairs(artifact, split)
     loaded = load_model(checkpoint, dev)
+    check_codebooks(tasks, loaded.codebook_id)   # before OUTPUT exists or any prediction is written
     _make_output_folder(output)
     records = []
     for artifact in tasks:

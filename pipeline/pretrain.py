@@ -37,15 +37,28 @@ class Recipe:
 
 def read_recipe(path: Path) -> Recipe:
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a folder; give the recipe's TOML file (e.g. recipes/pretrain.toml)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: {err}") from None
     graphs = data.get("graph", [])
+    if isinstance(graphs, dict):
+        raise RecipeError(f"{path}: 'graph' is one table; write each graph as [[graph]] (two brackets)")
+    if not isinstance(graphs, list) or not all(isinstance(g, dict) for g in graphs):
+        raise RecipeError(f"{path}: 'graph' must be [[graph]] tables, one per graph")
     if not graphs:
         raise RecipeError(f"{path}: no [[graph]] entries")
+    for section in ("tokenizer", "model", "train"):
+        if not isinstance(data.get(section, {}), dict):
+            raise RecipeError(f"{path}: {section} must be a [{section}] table, got {data[section]!r}")
+    if not isinstance(data.get("name", ""), str):
+        raise RecipeError(f"{path}: name must be a string, got {data['name']!r}")
     for i, graph in enumerate(graphs, 1):
         if "name" not in graph or "source" not in graph:
             raise RecipeError(f"{path}: [[graph]] #{i} needs 'name' and 'source'")
@@ -166,7 +179,10 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     minutes = max_minutes if max_minutes is not None else recipe_minutes
     # [train] gives its budget as max_minutes, never TrainConfig's max_seconds.
     train_keys = set(TrainConfig.__dataclass_fields__) - {"max_seconds"} | {"max_minutes"}
-    for section, settings, allowed in (("model", recipe.model, set(ModelConfig.__dataclass_fields__)),
+    # The token vocabularies and the task count come from the artifacts and the code, not a recipe.
+    model_keys = set(ModelConfig.__dataclass_fields__) - {"codebook_sizes", "relation_text_codebook_size",
+                                                          "num_tasks"}
+    for section, settings, allowed in (("model", recipe.model, model_keys),
                                        ("train", recipe.train, train_keys)):
         unknown = sorted(set(settings) - allowed)
         if unknown:

@@ -43,7 +43,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # Checked here, so a recipe or a command line fails before any work, not inside a layer.
-        for name, least in (("dim", 2), ("entity_layers", 0), ("relation_layers", 0)):
+        for name, least in (("dim", 2), ("entity_layers", 0), ("relation_layers", 0), ("num_tasks", len(TASKS)),
+                            ("num_experts", 1), ("expert_top_k", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
@@ -56,6 +57,8 @@ class ModelConfig:
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+        if self.expert_top_k > self.num_experts:
+            raise ValueError(f"expert_top_k ({self.expert_top_k}) cannot exceed num_experts ({self.num_experts})")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -121,10 +121,27 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"learning_rate cannot be negative, got {config.learning_rate}")
     if config.max_seconds is not None and config.max_seconds <= 0:
         raise ValueError(f"the time budget must be positive, got {config.max_seconds / 60:g} minutes")
+    for name in ("weight_decay", "balance_weight"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} cannot be negative, got {getattr(config, name)}")
+    if not 0.0 <= config.min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be in [0, 1] (the final share of the learning rate), "
+                         f"got {config.min_lr_ratio}")
+    if config.adversarial_temperature <= 0:
+        raise ValueError(f"adversarial_temperature must be positive, got {config.adversarial_temperature}")
+    for name in ("train_split", "valid_split"):
+        if not isinstance(getattr(config, name), str) or not getattr(config, name):
+            raise ValueError(f"{name} must be a split name, got {getattr(config, name)!r}")
     if config.task_weights is not None:
+        if not isinstance(config.task_weights, dict):
+            raise ValueError(f"task_weights must be a table of task = weight, got {config.task_weights!r}")
         unknown = set(config.task_weights) - set(TASKS)
         if unknown:
             raise ValueError(f"task_weights: unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
+        for task, weight in config.task_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                    or weight < 0:
+                raise ValueError(f"task_weights: {task} must be a finite number of at least 0, got {weight!r}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
     if config.loss not in LOSSES:
@@ -390,6 +407,15 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         raise ValueError("nothing to train on: give token tables or alignment / linking tasks")
     codebook_id = graphs[0].codebook_id if graphs else jobs[0].codebook_id
     check_codebooks(list(graphs) + list(jobs), codebook_id)
+    for tables in graphs:
+        if config.train_split not in tables.splits:
+            raise TrainingInputError(f"{tables.folder}: no split {config.train_split!r} to train on (it has "
+                                     f"{', '.join(sorted(tables.splits))})")
+    # A graph without the default "valid" split is simply not validated; a split asked for by name
+    # that no graph has is a mistake (it would silently validate nothing).
+    if graphs and config.valid_split != "valid" and not any(config.valid_split in t.splits for t in graphs):
+        raise TrainingInputError(f"no graph has the validation split {config.valid_split!r} (they have "
+                                 f"{', '.join(sorted({s for t in graphs for s in t.splits}))})")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -133,7 +133,7 @@ def test_checkpoint_files_get_the_umask_mode(tmp_path):
 
     old = os.umask(0o022)
     try:
-        save_checkpoint(tmp_path / "ckpt", {"w": torch.ones(2)}, {"dim": 2}, None, {"step": 0})
+        save_checkpoint(tmp_path / "ckpt", {"w": torch.ones(2)}, {"dim": 2}, "books", {"step": 0})
     finally:
         os.umask(old)
     for name in ("model.safetensors", "manifest.json"):

@@ -317,6 +317,23 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
         result = runner.invoke(main, ["reason", *args, "--checkpoint", str(ckpt), "--output", str(tmp_path / "r4")])
         assert result.exit_code != 0 and message in result.output, (args, result.output)
         assert not (tmp_path / "r4").exists()
+    # Codebooks that differ are refused before any task is built or any output is written.
+    shutil.copytree(ckpt, tmp_path / "ckpt_other")
+    manifest = json.loads((tmp_path / "ckpt_other" / "manifest.json").read_text())
+    (tmp_path / "ckpt_other" / "manifest.json").write_text(json.dumps({**manifest, "codebook_id": "other"}))
+    result = runner.invoke(main, ["reason", "--task", "align", str(out / "self_align"), "--checkpoint",
+                                  str(tmp_path / "ckpt_other"), "--output", str(tmp_path / "r5"), "--predict-top-k"])
+    assert result.exit_code == 1 and "tokenized with codebooks" in result.output, result.output
+    assert not (tmp_path / "r5").exists()
+    shutil.copytree(out / "example", tmp_path / "elsewhere" / "example")
+    manifest = json.loads((tmp_path / "elsewhere" / "example" / "manifest.json").read_text())
+    manifest["codebooks"]["id"] = "other"
+    (tmp_path / "elsewhere" / "example" / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(main, ["train", str(out / "self_align"), str(tmp_path / "elsewhere" / "example"),
+                                  "--out", str(tmp_path / "mixed"), "--max-steps", "1", "--quiet"])
+    assert result.exit_code == 1 and "tokenized with codebooks" in result.output and "other" in result.output, \
+        result.output
+    assert not (tmp_path / "mixed").exists()
     # A task artifact given to the wrong task, and a missing link file, are clear errors.
     result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_align"), "--checkpoint", str(ckpt)])
     assert result.exit_code != 0 and "linking task artifacts" in result.output

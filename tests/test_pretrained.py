@@ -18,6 +18,7 @@ from pipeline.cli import main
 from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from pipeline.plots import bar_chart
 from pipeline.pretrain import RecipeError, read_recipe, run_recipe, write_graph_folders
+from reasoning_stage.training import TrainingInputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,16 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
         read_recipe(_recipe(tmp_path / "b.toml", 'name = "x"\n'))
     with pytest.raises(RecipeError, match="b2.toml"):
         read_recipe(_recipe(tmp_path / "b2.toml", "[[graph]\n"))
+    with pytest.raises(RecipeError, match="'graph' is one table; write each graph as \\[\\[graph\\]\\]"):
+        read_recipe(_recipe(tmp_path / "t1.toml", '[graph]\nname = "g"\nsource = "g"\n'))
+    for section, value in (("model", '"x"'), ("tokenizer", "5"), ("train", "[1, 2]")):
+        with pytest.raises(RecipeError, match=f"{section} must be a \\[{section}\\] table"):
+            read_recipe(_recipe(tmp_path / "t2.toml", f'{section} = {value}\n[[graph]]\nname = "g"\nsource = "g"\n'))
+    with pytest.raises(RecipeError, match="is a folder; give the recipe's TOML file"):
+        read_recipe(tmp_path)
+    (tmp_path / "latin1.toml").write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(RecipeError, match="latin1.toml: not UTF-8 text"):
+        read_recipe(tmp_path / "latin1.toml")
     typo = _recipe(tmp_path / "c.toml", '[[graph]]\nname = "g"\nsource = "g"\nentity_txt = "t"\n')
     with pytest.raises(RecipeError, match="unknown keys \\['entity_txt'\\]"):
         read_recipe(typo)
@@ -145,6 +156,13 @@ source = "example"
             ("train", "max_seconds = 60", r"unknown keys \['max_seconds'\] \(the budget is max_minutes\)"),
             ("model", "dim = \"big\"", r"\[model\]: dim must be an integer"),
             ("model", "messages = [\"unknown\"]", "messages must be a non-empty subset"),
+            ("model", "num_experts = 0", "num_experts must be an integer of at least 1"),
+            ("model", "expert_top_k = 9", r"expert_top_k \(9\) cannot exceed num_experts \(4\)"),
+            ("model", "num_tasks = 1", r"\[model\]: unknown keys \['num_tasks'\]"),
+            ("train", "weight_decay = -1.0", "weight_decay cannot be negative"),
+            ("train", "min_lr_ratio = -5.0", r"min_lr_ratio must be in \[0, 1\]"),
+            ("train", "task_weights = {link_prediction = \"a\"}", "task_weights: link_prediction must be a finite"),
+            ("train", "task_weights = {link_prediction = nan}", "task_weights: link_prediction must be a finite"),
             ("tokenizer", "seed = \"x\"", r"\[tokenizer\]: seed must be an integer of at least 0"),
             ("tokenizer", "use_text = 1", "use_text must be true or false")):
         key = bad.split(" =")[0]
@@ -160,6 +178,14 @@ source = "example"
                    torch.device("cpu"), progress=False)
     assert not (tmp_path / "w1").exists()
 
+    # Split names can only be checked against the tokenized graphs: refused before any training step.
+    for bad, message in (('train_split = "nope"', "no split 'nope' to train on"),
+                         ('valid_split = "nope"', "no graph has the validation split 'nope'")):
+        text = (tmp_path / "r.toml").read_text().replace("[train]\n", f"[train]\n{bad}\n")
+        with pytest.raises(TrainingInputError, match=message):
+            run_recipe(read_recipe(_recipe(tmp_path / "bad.toml", text)), data, tmp_path / "w2", tmp_path / "w2" / "ck",
+                       torch.device("cpu"), progress=False)
+        assert not (tmp_path / "w2" / "ck").exists()
     checkpoint = run_recipe(recipe, data, tmp_path / "work", tmp_path / "work" / "ck", torch.device("cpu"),
                             progress=False)
     manifest, _, _ = load_checkpoint(checkpoint)

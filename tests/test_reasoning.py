@@ -789,6 +789,8 @@ def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(exampl
         (["--split", "valid,valid"], "a split named twice"),
         (["--split", "valid,"], "an empty split name"),
         (["--checkpoint", str(tmp_path / "nope")], "nope: no such checkpoint folder"),
+        (["--plot", str(tmp_path)], "is a folder; give a file name"),
+        (["--plot", str(good / "p.png")], "q.tsv is a file, not a folder"),
         (["--checkpoint", str(tmp_path)], f"not a checkpoint folder, or one left incomplete by an interrupted "
                                           f"write (regenerate it); the checkpoint folder here is {tmp_path / 'ok'}"),
     ]:
@@ -889,6 +891,10 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
         (["--out", str(tmp_path / "n6"), "--max-minutes", "0"], "--max-minutes"),
         (["--out", str(tmp_path / "n7"), "--task-weights", "alignment=1"], "no artifact here holds alignment"),
         (["--out", str(tmp_path / "n7"), "--task-weights", "lp=1,link_prediction=2"], "link_prediction is given twice"),
+        (["--out", str(tmp_path / "n7"), "--task-weights", "lp=nan"], "a weight must be a finite number"),
+        (["--out", str(tmp_path / "n7"), "--task-weights", "lp=inf"], "a weight must be a finite number"),
+        (["--out", str(tmp_path / "n5"), "--device", "mps"], "TOFU runs on cpu or cuda"),
+        (["--out", str(tmp_path / "n5"), "--init", str(a_file)], "a_file: is a file, not a checkpoint folder"),
         (["--out", str(tmp_path / "n8"), "--resume", str(tmp_path / "ok")], "already at step 2"),
         (["--out", str(tmp_path / "n9"), "--resume", str(tmp_path / "ok"), "--init", str(tmp_path / "ok")],
          "give one of them"),

@@ -12,6 +12,7 @@ import pytest
 from artifacts.codebooks import CodebookSet
 from artifacts.token_tables import read_token_tables
 from tokenizer_stage.encoders import EncoderSpec
+from tokenizer_stage.kg_reader import KGWarning
 from tokenizer_stage.tokenize import CodebookMismatchError, TokenizerConfig, tokenize_graph
 
 
@@ -84,11 +85,14 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config, force=True).status == "tokenized"
-    # An image moved to another entity's folder (same file name) is redone: the folder names the entity.
+    # An image moved to another entity's path (the same file name, at the same place in the sorted
+    # sources) is redone: a path names the entity an image shows.
     (graph / "pictures" / "person_001").rename(graph / "pictures" / "person_001_gone")
-    assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
+    with pytest.warns(KGWarning, match="person_001/0.png"):   # images.tsv lists it
+        assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
     (graph / "pictures" / "person_000").rename(graph / "pictures" / "person_001")
-    assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
+    with pytest.warns(KGWarning, match="person_000/0.png"):
+        assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
     used = read_token_tables(tmp_path / "out" / "example").tables["entities"].to_pydict()
     images_used = dict(zip(used["label"], used["images_used"]))
     assert (images_used["person:000"], images_used["person:001"]) == (0, 1)
@@ -96,7 +100,8 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     moved = tmp_path / "moved" / "g"
     moved.parent.mkdir()
     graph.rename(moved)
-    assert tokenize_graph(moved, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
+    with pytest.warns(KGWarning, match="person_000/0.png"):
+        assert tokenize_graph(moved, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
     manifest = json.loads((tmp_path / "out" / "example" / "manifest.json").read_text())
     assert manifest["graph"]["root"] == str(moved)
     assert read_token_tables(tmp_path / "out" / "example").name == "example"   # still valid

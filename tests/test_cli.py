@@ -325,9 +325,12 @@ def test_moved_linked_and_clashing_graph_folders(tmp_path, example_graph):
     assert "no longer exists" not in result.output
     assert f"({out / 'b'}: still the artifacts of an earlier run" in result.output
     assert json.loads((out / "a" / "manifest.json").read_text())["graph"]["root"] == str(tmp_path / "moved" / "a")
+    # An identical copy is up to date; the artifact keeps naming the original.
+    shutil.copytree(tmp_path / "moved" / "a", tmp_path / "other" / "a")
+    result = _run("tokenize", str(tmp_path / "other" / "a"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "a: up to date, skipped" in result.output, result.output
+    assert json.loads((out / "a" / "manifest.json").read_text())["graph"]["root"] == str(tmp_path / "moved" / "a")
     # Another folder whose graph has the same name does not replace the artifact while the first exists.
-    shutil.copytree(example_graph, tmp_path / "other" / "a")
-    (tmp_path / "other" / "a" / "kg.toml").write_text('name = "a"\n')
     with open(tmp_path / "other" / "a" / "train.tsv", "a") as handle:
         handle.write("person:000\tfriend_of\tperson:003\n")
     before = (out / "a" / "entity_tokens.parquet").read_bytes()

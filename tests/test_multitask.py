@@ -1,6 +1,7 @@
 """Multi-task TOFU: task routing, gated experts, entity alignment and entity linking."""
 from __future__ import annotations
 
+import csv
 import json
 import random
 import shutil
@@ -301,9 +302,16 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     assert len(predictions) - 1 == 3 * len(_rows(alignment_folder / "test_links.tsv"))
     metrics = _rows(tmp_path / "res" / "metrics.csv")
     assert metrics[0][0] == "graph,split,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,task,routing,seconds"
-    result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
-                                  "--output", str(tmp_path / "res2"), "--no-routing"])
-    assert result.exit_code == 0, result.output
+    for folder, extra in (("res2", ["--no-routing"]), ("res2_routed", [])):
+        result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
+                                      "--output", str(tmp_path / folder), "--predict-top-k", "--top-k", "2", *extra])
+        assert result.exit_code == 0, result.output
+    # The ablation embeds mentions and KB with the link-prediction route: other scores, said in metrics.csv.
+    for folder, routing in (("res2", "False"), ("res2_routed", "True")):
+        with open(tmp_path / folder / "metrics.csv", encoding="utf-8") as handle:
+            assert [row["routing"] for row in csv.DictReader(handle)] == [routing]
+    scores = [[r[4] for r in _rows(tmp_path / f / "predictions_self_link_test.tsv")[1:]] for f in ("res2", "res2_routed")]
+    assert scores[0] != scores[1]
     # Link prediction on a root that holds tasks beside a graph: the graph is evaluated, the tasks are named.
     result = runner.invoke(main, ["reason", str(out), "--checkpoint", str(ckpt), "--output", str(tmp_path / "res3")])
     assert result.exit_code == 0, result.output

@@ -111,6 +111,48 @@ def test_ranks_count_ties_against_the_answer():
     assert pessimistic.item() == 3
 
 
+class _TableModel(torch.nn.Module):
+    """Stands in for the model in evaluate_graph: scores from a table written by hand, per query."""
+
+    def __init__(self, rows: dict[tuple[int, int], list[float]], num_entities: int):
+        super().__init__()
+        self.rows, self.num_entities, self.asked = rows, num_entities, []
+
+    def entity_features(self, graph, task):
+        return None
+
+    def forward(self, graph, queries, **kwargs):
+        self.asked += [tuple(q) for q in queries.tolist()]
+        return torch.tensor([self.rows.get(tuple(q), [0.0] * self.num_entities) for q in queries.tolist()])
+
+
+def test_filtered_ranks_worked_out_by_hand(tmp_path, codebooks_dir, fast_config):
+    """Entities a..e are ids 0..4 and relations r, s ids 0, 1 (sorted labels); head queries ask r + R = 2.
+    The test triple (a, r, e): its tail query (a, r, ?) has the other answers b, c (train) and d (valid),
+    all filtered; e ties with a unfiltered a. Its head query (e, r + 2, ?) has d (train: d r e) filtered;
+    b scores above a and e ties with it."""
+    graph = tmp_path / "hand"
+    graph.mkdir()
+    (graph / "train.tsv").write_text("a\tr\tb\na\tr\tc\nb\ts\td\nc\ts\te\nd\tr\te\n")
+    (graph / "valid.tsv").write_text("a\tr\td\n")
+    (graph / "test.tsv").write_text("a\tr\te\n")
+    tokenize_graph(graph, tmp_path / "out", codebooks_dir, replace(fast_config, use_text=False, use_images=False))
+    tables = read_token_tables(tmp_path / "out" / "hand")
+    model = _TableModel({(0, 0): [5, 9, 9, 9, 5],      # (a, r, ?): answer e = 5
+                         (4, 2): [3, 4, 1, 7, 3]},     # (e, r^-1, ?): answer a = 3
+                        tables.num_entities)
+    ranks = evaluate_graph(model, tables, ["test"], torch.device("cpu"))
+    assert sorted(model.asked) == [(0, 0), (4, 2)]
+    assert ranks.direction.tolist() == ["tail", "head"]
+    assert ranks.pessimistic.tolist() == [2, 3] and ranks.optimistic.tolist() == [1, 2]
+    metrics = ranks.metrics()
+    assert metrics["mrr"] == pytest.approx((1 / 2 + 1 / 3) / 2)          # the pessimistic ranks are the headline
+    assert metrics["tie_gap_mrr"] == pytest.approx((1 + 1 / 2) / 2 - (1 / 2 + 1 / 3) / 2)
+    assert (metrics["hits@1"], metrics["hits@3"], metrics["hits@10"]) == (0.0, 1.0, 1.0)
+    assert metrics["tail.pessimistic.mrr"] == pytest.approx(1 / 2) and metrics["head.optimistic.mrr"] == 0.5
+    assert metrics["head.pessimistic.hits_at_1"] == 0.0 and metrics["queries"] == 2.0
+
+
 def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_tables):
     """rank_triples scores each distinct (entity, relation) once; every triple still gets its own rank."""
     known = KnownTriples(example_tables)
@@ -416,8 +458,10 @@ def test_unseen_relations_and_task_gates(example_tables):
                                                    bigger.edge_type + 1, bigger.edge_type))
     bigger.relation_tokens = {}
     with torch.inference_mode():
-        scores = model(bigger, torch.tensor([[0, graph.num_relations], [1, 0]]), **graph_plans(bigger))
+        scores = model(bigger, torch.tensor([[0, graph.num_relations], [0, 0]]), **graph_plans(bigger))
     assert scores.shape == (2, graph.num_entities) and torch.isfinite(scores).all()
+    # The new relation is read from its own edges: its query is not scored like an old relation's.
+    assert not torch.allclose(scores[0], scores[1])
     query = torch.randn(4, 16)
     assert not torch.allclose(model.gates(query, task=0), model.gates(query, task=1))
 
@@ -440,7 +484,11 @@ def test_training_beats_untrained_and_checkpoint_round_trip(example_tables, tmp_
     # Resuming continues from the saved step.
     train(reloaded, [example_tables], TrainConfig(max_steps=130, eval_every=10, negatives=16), tmp_path / "ckpt2",
           torch.device("cpu"), resume_from=tmp_path / "ckpt")
-    assert load_checkpoint(tmp_path / "ckpt2")[0]["training"]["step"] == 130
+    manifest, _, optimizer = load_checkpoint(tmp_path / "ckpt2", with_optimizer=True)
+    assert manifest["training"]["step"] == 130
+    assert [h["step"] for h in manifest["training"]["history"]] == [60, 120, 130]   # the earlier log kept
+    # Adam's moments went on from the checkpoint's: its step count is the run's, not the resumed part's.
+    assert {float(s["step"]) for s in optimizer["state"].values()} == {130.0}
 
 
 class _FixedScores(torch.nn.Module):
@@ -927,3 +975,43 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
     assert runner.invoke(main, base + ["--out", str(tmp_path / "more")]).exit_code == 0
     steps = [json.loads(line)["step"] for line in (tmp_path / "more.log.jsonl").read_text().splitlines()]
     assert steps == [2]
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu_and_training_runs_on_cuda(example_tables, tmp_path):
+    """The CUDA kernels (cuSPARSE products with int32 CSR indices, torch_scatter) agree with the CPU
+    path, and their backward runs: a few training steps on the reach path and on dense layers."""
+    import copy
+
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()
+    queries = torch.as_tensor(example_tables.queries("test")[:, :2])
+    on_cpu = _scores(model, example_tables, "test", queries)
+    cuda = torch.device("cuda")
+    graph = graph_tensors(example_tables, "test").to(cuda)
+    on_gpu = copy.deepcopy(model).to(cuda)
+    with torch.inference_mode():
+        scores = on_gpu(graph, queries.to(cuda), **graph_plans(graph)).cpu()
+    assert torch.allclose(on_cpu, scores, atol=1e-4, rtol=1e-4)
+    for batch_relations, folder in ((1, "reach"), (0, "dense")):
+        history = train(copy.deepcopy(model).train(), [example_tables],
+                        TrainConfig(max_steps=4, eval_every=2, batch_relations=batch_relations, loss="both",
+                                    edge_dropout=0.5, negatives=16), tmp_path / folder, cuda)
+        assert [h["step"] for h in history] == [2, 4] and all(math.isfinite(h["loss"]) for h in history)
+
+
+@pytest.mark.gpu
+def test_faiss_gpu_assigns_codes_as_the_cpu_index_does():
+    from tokenizer_stage import quantize
+
+    if not quantize.gpu_available():
+        pytest.skip("this faiss build has no GPU support (faiss-cpu)")
+    faiss = quantize._faiss()
+    rng = np.random.default_rng(0)
+    centroids = quantize.fit_codebook(rng.normal(size=(2000, 16)).astype(np.float32), 32, seed=0)   # on the GPU
+    assert centroids.shape == (32, 16) and np.isfinite(centroids).all()
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    cpu_index = faiss.IndexFlatL2(16)
+    cpu_index.add(centroids)
+    expected = cpu_index.search(vectors, 1)[1][:, 0]
+    assert (quantize.CodeAssigner(centroids).assign(vectors) == expected).all()

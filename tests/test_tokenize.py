@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,17 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config).status == "skipped"
     assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fast_config, force=True).status == "tokenized"
+    # Other token settings, or another codebook set, redo it too.
+    fewer = replace(fast_config, tokens_per_entity=3)
+    assert tokenize_graph(graph, tmp_path / "out", codebooks_dir, fewer).status == "tokenized"
+    owners, _, _ = read_token_tables(tmp_path / "out" / "example").tokens("entity", "text")
+    assert np.bincount(owners).max() == 3
+    books = CodebookSet.load(codebooks_dir)
+    other = CodebookSet({m: replace(books[m], centroids=books[m].centroids[::-1].copy()) for m in books.codebooks})
+    other.save(tmp_path / "other_books")
+    assert tokenize_graph(graph, tmp_path / "out", tmp_path / "other_books", fewer).status == "tokenized"
+    assert read_token_tables(tmp_path / "out" / "example").codebook_id == other.identity != books.identity
+    assert tokenize_graph(graph, tmp_path / "out", tmp_path / "other_books", fewer).status == "skipped"
     # An image moved to another entity's path (the same file name, at the same place in the sorted
     # sources) is redone: a path names the entity an image shows.
     (graph / "pictures" / "person_001").rename(graph / "pictures" / "person_001_gone")
@@ -105,6 +117,11 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     manifest = json.loads((tmp_path / "out" / "example" / "manifest.json").read_text())
     assert manifest["graph"]["root"] == str(moved)
     assert read_token_tables(tmp_path / "out" / "example").name == "example"   # still valid
+    # Moved and then edited: redone (its old folder is gone, so this is no clash with another graph).
+    with open(moved / "train.tsv", "a") as handle:
+        handle.write("person:002\tfriend_of\tperson:003\n")
+    with pytest.warns(KGWarning, match="person_000/0.png"):
+        assert tokenize_graph(moved, tmp_path / "out", codebooks_dir, fast_config).status == "tokenized"
 
 
 def test_new_graph_uses_frozen_codebooks(second_graph, codebooks_dir, fast_config, tmp_path):

@@ -421,8 +421,9 @@ def existing_artifact(folder: Path, root: Path, fingerprint: str, force: bool,
     """What is already at ``folder``: its manifest (``read`` validates it and hashes its files) when it
     is up to date and the work can be skipped, else ``None`` and notes for the new artifact.
 
-    A skipped artifact is pointed at ``root`` (its graph folder may have moved). An artifact made from
-    another folder that still exists is not replaced (two graphs with one name) unless ``force``.
+    A skipped artifact whose recorded folder is gone is pointed at ``root`` (the folder moved); an
+    identical copy elsewhere leaves it naming the original. An artifact made from another folder
+    that still exists is not replaced by a different graph (two graphs with one name) unless ``force``.
     """
     if force or not token_tables.is_complete(folder):
         return None, []
@@ -431,11 +432,13 @@ def existing_artifact(folder: Path, root: Path, fingerprint: str, force: bool,
         existing = read(folder)
     except ArtifactError as err:   # damaged or of an old format: redone, and said so
         existing, notes = {}, [f"{err}: tokenized again"]
-    if existing.get("fingerprint") == fingerprint:
-        record_source(folder, root)
-        return existing, []
     earlier = recorded_source(folder)
-    if earlier is not None and earlier.exists() and os.path.realpath(earlier) != os.path.realpath(root):
+    elsewhere = earlier is not None and earlier.exists() and os.path.realpath(earlier) != os.path.realpath(root)
+    if existing.get("fingerprint") == fingerprint:
+        if not elsewhere:
+            record_source(folder, root)
+        return existing, []
+    if elsewhere:
         raise ValueError(f"{folder} holds the artifact of {earlier}, another folder whose graph is also named "
                          f"{folder.name!r}; give one of them another name (kg.toml 'name' or task.toml "
                          "'task.name'), write to another --out, or add --force to replace it")

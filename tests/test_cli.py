@@ -63,15 +63,19 @@ def test_one_bad_graph_does_not_stop_the_others(tmp_path, example_graph):
     assert {g["name"]: g["status"] for g in run["graphs"]} == {"broken": "failed", "example": "skipped"}
 
 
-def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_graph, second_graph):
+def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_graph, second_graph,
+                                                             tiny_vision_model):
     graphs = tmp_path / "graphs"
     shutil.copytree(example_graph, graphs / "example")
     shutil.copytree(second_graph, graphs / "second")
-    serial = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    # Images too (a tiny vision model keeps it quick): workers run torch with another thread count.
+    with_images = ["--image-encoder", str(tiny_vision_model), "--image-codebook-size", "8",
+                   *[a for a in SMALL if a != "--no-images"]]
+    serial = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *with_images)
     assert serial.exit_code == 0, serial.output
     shutil.copytree(tmp_path / "serial" / "codebooks", tmp_path / "books")
     parallel = _run("tokenize", str(graphs), "--out", str(tmp_path / "dask"), "--workers", "2",
-                    "--codebooks", str(tmp_path / "books"), *SMALL)
+                    "--codebooks", str(tmp_path / "books"), *with_images)
     assert parallel.exit_code == 0, parallel.output
     assert "dask:local(2 workers)" in parallel.output
     for graph in ("example", "second"):
@@ -81,15 +85,18 @@ def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_g
             assert a.equals(b), (graph, table)
     # Summary table lists both graphs with their counts.
     assert "example" in parallel.output and "second" in parallel.output and "struct tok" in parallel.output
+    modalities = pq.read_table(tmp_path / "dask" / "example" / "entity_tokens.parquet")["modality"].to_pylist()
+    assert "image" in modalities
     # Re-run: both skipped; then one changed graph is redone, the other skipped.
-    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *with_images)
     assert rerun.output.count("up to date, skipped") == 2
     with open(graphs / "second" / "train.tsv", "a") as handle:
         handle.write("person:001\tfriend_of\tperson:002\n")
-    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *SMALL)
+    rerun = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", *with_images)
     assert "example: up to date, skipped" in rerun.output
     assert "second: tokenized" in rerun.output
-    forced = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", "--force", *SMALL)
+    forced = _run("tokenize", str(graphs), "--out", str(tmp_path / "serial"), "--workers", "1", "--force",
+                  *with_images)
     assert forced.output.count("tokenized in") == 2
 
 

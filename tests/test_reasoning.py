@@ -874,6 +874,14 @@ def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
     model = TofuModel(model_config_for(tables, ModelConfig(modalities=(), **SMALL)))
     ranks = evaluate_graph(model, tables, ["ind_valid", "test"], torch.device("cpu"))
     assert len(ranks.pessimistic) == 4 and ranks.pessimistic.max() <= 6
+    # The filter speaks X_ind's local ids: (b5, r1, ?) knows b0 (test), (b0, r1^-1, ?) knows b5, and
+    # (b4, r0, ?) knows b5 (ind_valid); nothing of X enters.
+    graph = graph_tensors(tables, "test")
+    known = KnownTriples(tables, graph)
+    local = {labels[g]: i for i, g in enumerate(graph.entity_ids.tolist())}
+    mask = known.mask(torch.tensor([local["b5"], local["b0"], local["b4"]]), torch.tensor([1, 1 + 2, 0]))
+    assert mask.shape == (3, 6)
+    assert [row.nonzero().flatten().tolist() for row in mask] == [[local["b0"]], [local["b5"]], [local["b5"]]]
     # --predict answers over the --split's graph: an entity of the other graph is refused at its line.
     queries = tmp_path / "q.tsv"
     queries.write_text("b1\tr0\t?\na1\tr0\t?\n")

@@ -5,7 +5,9 @@ the tail query ``(h, r, ?)`` and the head query, asked as ``(t, r + R, ?)``.
 Other known true answers are filtered out (excluded from the comparison).
 Quantized tokens make equal scores likely, so both tie policies are kept:
 ``pessimistic = 1 + #{score >= true score}`` (the headline, as in ULTRA) and
-``optimistic = 1 + #{score > true score}``; their gap detects ties.
+``optimistic = 1 + #{score > true score}``; their gap detects ties. "Equal" allows
+float32 rounding noise (:data:`TIE_RTOL`, :data:`TIE_ATOL`), so ranks do not depend on
+the batch width.
 
 Queries that ask the same ``(entity, relation)`` share one score vector, so
 their ranks are not independent draws (nell_v1_ind asks one head query of
@@ -92,14 +94,23 @@ def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, dra
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+# Scores this close to the answer's count as ties. Float32 sums taken in another order (another
+# batch width, another kernel) differ by a few units in the last place; a tie that quantized tokens or
+# graph symmetry make exact must not be broken by that noise.
+TIE_RTOL = 1e-6
+TIE_ATOL = 1e-6
+
+
 def rank_of_targets(scores: torch.Tensor, targets: torch.Tensor, filtered: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pessimistic and optimistic ranks of ``targets`` in ``scores`` [B, N], ignoring ``filtered`` [B, N]."""
+    """Pessimistic and optimistic ranks of ``targets`` in ``scores`` [B, N], ignoring ``filtered`` [B, N];
+    scores within ``TIE_ATOL + TIE_RTOL * |answer's score|`` of the answer's are ties."""
     rows = torch.arange(len(targets), device=scores.device)
     true = scores[rows, targets].unsqueeze(1)
+    tolerance = TIE_ATOL + TIE_RTOL * true.abs()
     ignore = filtered.clone()
     ignore[rows, targets] = True  # the answer is not compared with itself
-    higher_or_equal = ((scores >= true) & ~ignore).sum(dim=1)
-    higher = ((scores > true) & ~ignore).sum(dim=1)
+    higher_or_equal = ((scores >= true - tolerance) & ~ignore).sum(dim=1)
+    higher = ((scores > true + tolerance) & ~ignore).sum(dim=1)
     return 1 + higher_or_equal, 1 + higher
 
 

@@ -153,6 +153,18 @@ def test_filtered_ranks_worked_out_by_hand(tmp_path, codebooks_dir, fast_config)
     assert metrics["head.pessimistic.hits_at_1"] == 0.0 and metrics["queries"] == 2.0
 
 
+def test_ranks_do_not_depend_on_the_batch_width(example_tables):
+    """Candidates an untrained structure-only model ties exactly (out of the head's reach, the same
+    structure) come out a few float32 ulps apart depending on how many queries share a batch."""
+    torch.manual_seed(0)
+    model = TofuModel(model_config_for(example_tables, ModelConfig(modalities=(), messages=("distmult",), **SMALL)))
+    runs = [evaluate_graph(model, example_tables, ["valid", "test"], torch.device("cpu"), batch_size=width)
+            for width in (1, 2, 16)]
+    for other in runs[1:]:
+        assert (other.pessimistic == runs[0].pessimistic).all() and (other.optimistic == runs[0].optimistic).all()
+    assert (runs[0].pessimistic > runs[0].optimistic).any()   # there are ties to break
+
+
 def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_tables):
     """rank_triples scores each distinct (entity, relation) once; every triple still gets its own rank."""
     known = KnownTriples(example_tables)

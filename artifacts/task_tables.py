@@ -139,10 +139,9 @@ def read_task_manifest(folder: Path, kind: str, verify_files: bool = True) -> di
         raise ArtifactError(f"{folder / 'manifest.json'}: damaged manifest (no task name, counts or codebook id); "
                             "regenerate the artifact")
     for sub in GRAPH_FOLDERS[kind]:
-        graph = read_manifest_only(folder / sub, verify_files=verify_files)
-        if (graph.get("codebooks") or {}).get("id") != manifest.get("codebook_id"):
-            raise ArtifactError(f"{folder / sub}: codebooks {(graph.get('codebooks') or {}).get('id')} differ "
-                                f"from the task's {manifest.get('codebook_id')}")
+        made_with = read_manifest_only(folder / sub, verify_files=verify_files)["codebooks"]["id"]
+        if made_with != manifest["codebook_id"]:
+            raise ArtifactError(f"{folder / sub}: codebooks {made_with} differ from the task's {manifest['codebook_id']}")
     return manifest
 
 

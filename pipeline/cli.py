@@ -32,16 +32,17 @@ def parse_task_weights(text: str | None) -> dict[str, float] | None:
         if name.strip() not in TASK_NAMES:
             raise click.BadParameter(f"unknown task {name.strip()!r} (choose from {', '.join(TASK_CHOICES)})",
                                      param_hint="--task-weights")
-        if TASK_NAMES[name.strip()] in weights:
-            raise click.BadParameter(f"{TASK_NAMES[name.strip()]} is given twice", param_hint="--task-weights")
+        task = TASK_NAMES[name.strip()]
+        if task in weights:
+            raise click.BadParameter(f"{task} is given twice", param_hint="--task-weights")
         try:
-            weights[TASK_NAMES[name.strip()]] = float(value)
+            weight = float(value)
         except ValueError:
             raise click.BadParameter(f"{part!r} is not TASK=NUMBER", param_hint="--task-weights") from None
-        if not math.isfinite(weights[TASK_NAMES[name.strip()]]):
-            raise click.BadParameter(f"{part!r}: a weight must be a finite number", param_hint="--task-weights")
-        if weights[TASK_NAMES[name.strip()]] < 0:
-            raise click.BadParameter(f"{part!r}: a weight cannot be negative", param_hint="--task-weights")
+        if not math.isfinite(weight) or weight < 0:
+            raise click.BadParameter(f"{part!r}: a weight must be a finite number of at least 0",
+                                     param_hint="--task-weights")
+        weights[task] = weight
     return weights
 
 
@@ -102,8 +103,9 @@ def main() -> None:
 @click.option("--codebooks", type=click.Path(path_type=Path), default=None,
               help="Use this codebook set (default: ROOT/codebooks; on first use the shipped set when it suits "
                    "the encoders and sizes, else fitted on these graphs).")
-@click.option("--refit-codebooks", is_flag=True, help="Fit new codebooks on these graphs (redoes them; other artifacts in the root must be "
-                   "tokenized again too).")
+@click.option("--refit-codebooks", is_flag=True,
+              help="Fit new codebooks on these graphs (redoes them; other artifacts in the root must be tokenized "
+                   "again too).")
 @click.option("--force", is_flag=True, help="Redo graphs even when their artifacts are up to date.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local Dask workers (default: min(graphs, CPUs); 1 runs in-process).")

@@ -961,6 +961,7 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
         (["--out", str(tmp_path / "n7"), "--task-weights", "lp=1,link_prediction=2"], "link_prediction is given twice"),
         (["--out", str(tmp_path / "n7"), "--task-weights", "lp=nan"], "a weight must be a finite number"),
         (["--out", str(tmp_path / "n7"), "--task-weights", "lp=inf"], "a weight must be a finite number"),
+        (["--out", str(tmp_path / "n7"), "--task-weights", "lp=-1"], "a weight must be a finite number of at least 0"),
         (["--out", str(tmp_path / "n5"), "--device", "mps"], "TOFU runs on cpu or cuda"),
         (["--out", str(tmp_path / "n5"), "--init", str(a_file)], "a_file: is a file, not a checkpoint folder"),
         (["--out", str(tmp_path / "n8"), "--resume", str(tmp_path / "ok")], "already at step 2"),

@@ -239,7 +239,7 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
     def arrived(result: GraphSummary | GraphFailure) -> None:
         # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
         for note in getattr(result, "warnings", ()):
-            warnings.warn(note, KGWarning, stacklevel=3)
+            warnings.warn(note, KGWarning, stacklevel=4)   # the caller of tokenize_many
         if on_result:
             on_result(result)
 

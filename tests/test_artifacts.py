@@ -140,3 +140,10 @@ def test_checkpoint_files_get_the_umask_mode(tmp_path):
         assert (tmp_path / "ckpt" / name).stat().st_mode & 0o777 == 0o644, name
     _, state, _ = load_checkpoint(tmp_path / "ckpt")
     assert torch.equal(state["w"], torch.ones(2))
+    # A checkpoint must say which codebooks it reads: readers refuse one that does not.
+    with pytest.raises(ValueError, match="needs the id of the codebooks"):
+        save_checkpoint(tmp_path / "no_id", {"w": torch.ones(2)}, {"dim": 2}, None, {"step": 0})
+    assert not (tmp_path / "no_id").exists()
+    _edit_manifest(tmp_path / "ckpt", codebook_id=None)
+    with pytest.raises(ArtifactError, match="damaged checkpoint manifest \\(no valid codebook_id\\)"):
+        load_checkpoint(tmp_path / "ckpt")

@@ -33,9 +33,17 @@ def files_digest(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 def relative_digest(source_digest: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    """``source_digest`` with each path relative to ``root``: a fingerprint of it survives moving the
-    folder, yet changes when a file moves inside it (an image's folder names the entity it shows)."""
+    """``source_digest`` with each path named by where it lies: inside ``root``, its path relative to
+    it; elsewhere (a kg.toml pointing into a data folder, GraIL's ``X_ind`` sibling), its folder and
+    file name. A fingerprint of it survives moving the folder, or the data, yet changes when a file
+    moves to another folder (an image's folder names the entity it shows)."""
     base = os.path.abspath(root)
-    return [{k: v for k, v in d.items() if k != "path"} | {"name": os.path.relpath(os.path.abspath(d["path"]), base)}
-            for d in source_digest]
+
+    def name(path: str) -> str:
+        path = os.path.abspath(path)
+        if os.path.commonpath([path, base]) == base:
+            return os.path.relpath(path, base)
+        return "/".join(Path(path).parts[-2:])
+
+    return [{k: v for k, v in d.items() if k != "path"} | {"name": name(d["path"])} for d in source_digest]
 

@@ -194,12 +194,15 @@ def read_manifest_only(folder: Path, verify_files: bool = False) -> dict[str, An
 def _check_body(manifest: dict[str, Any], path: Path) -> None:
     """The keys readers rely on, with their types: a damaged manifest is refused here, by name,
     instead of failing later as a KeyError deep in a reader."""
-    graph, counts, splits = manifest.get("graph"), manifest.get("counts"), manifest.get("splits")
-    sets = counts.get("triple_sets") if isinstance(counts, dict) else None
+    def table(value: Any) -> dict:   # a JSON object, or an empty one for anything else
+        return value if isinstance(value, dict) else {}
+
+    graph, splits = manifest.get("graph"), manifest.get("splits")
+    sets = table(manifest.get("counts")).get("triple_sets")
     problem = None
-    if not isinstance(graph, dict) or not isinstance(graph.get("name"), str):
+    if not isinstance(table(graph).get("name"), str):
         problem = "no graph name"
-    elif not isinstance((manifest.get("codebooks") or {}).get("id"), str):
+    elif not isinstance(table(manifest.get("codebooks")).get("id"), str):
         problem = "no codebook id"
     elif not isinstance(sets, dict):
         problem = "no triple-set counts"
@@ -207,7 +210,8 @@ def _check_body(manifest: dict[str, Any], path: Path) -> None:
         problem = "no splits"
     else:
         for name, split in splits.items():
-            if not isinstance(split, dict) or not all(split.get(key) in sets for key in ("graph", "queries")):
+            named = [table(split).get(key) for key in ("graph", "queries")]
+            if not all(isinstance(n, str) and n in sets for n in named):
                 problem = f"split {name!r} names no triple set of this artifact"
                 break
     if problem:

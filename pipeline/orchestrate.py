@@ -21,6 +21,7 @@ from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
 from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
 from artifacts.shipped import shipped_codebooks
 from tokenizer_stage.kg_reader import KGFormatError, KGWarning, detect_layout
+from tokenizer_stage.tasks import artifact_name
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
 
@@ -50,9 +51,11 @@ def _artifact_sources(out_root: Path) -> list[tuple[Path, Path]]:
 
 def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
     """Artifacts under ``out_root`` that ``tofu train / reason ROOT`` would still read although no
-    graph folder makes them any more, each with the reason: the folder is gone, or it now writes
-    an artifact of another name (renamed in its kg.toml / task.toml)."""
+    graph folder makes them any more, each with the reason: the folder is gone, it now writes an
+    artifact of another name (renamed in its kg.toml / task.toml), or another artifact was made
+    from the same folder reached by another path (a symlink)."""
     stale = []
+    first_from: dict[str, Path] = {}
     for folder, source in _artifact_sources(out_root):
         if not source.exists():
             stale.append((folder, f"was made from {source}, which no longer exists"))
@@ -63,6 +66,11 @@ def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
             continue
         if name != folder.name:
             stale.append((folder, f"was made from {source}, which is now tokenized as {name!r}"))
+        elif os.path.realpath(source) in first_from:
+            twin = first_from[os.path.realpath(source)]
+            stale.append((folder, f"was made from {source}, the same folder as {twin} (so both read the same graph)"))
+        else:
+            first_from[os.path.realpath(source)] = folder
     return stale
 
 
@@ -73,7 +81,8 @@ def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
     found = []
     for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
         body = peek_manifest(folder) or {}
-        made_with = body.get("codebook_id") or (body.get("codebooks") or {}).get("id")   # a task's or a graph's
+        books = body.get("codebooks") if isinstance(body.get("codebooks"), dict) else {}
+        made_with = body.get("codebook_id") or books.get("id")   # a task's or a graph's
         if body.get("kind") in ARTIFACT_KINDS and made_with != codebook_id:
             found.append(folder)
     return found
@@ -103,14 +112,6 @@ def _not_a_graph(path: Path) -> str | None:
         if declared:
             raise
         return err.reason
-
-
-def artifact_name(graph_dir: Path) -> str:
-    """The name tokenizing ``graph_dir`` writes its artifact under: ``ROOT/<name>/``."""
-    from tokenizer_stage.kg_reader import graph_name
-    from tokenizer_stage.tasks import detect_task_layout, task_name
-
-    return task_name(graph_dir) if detect_task_layout(graph_dir) is not None else graph_name(graph_dir)
 
 
 def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
@@ -214,8 +215,13 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     with exclusive_root(out_root):
-        return _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers, scheduler,
-                              progress, on_result, use_shipped_codebooks)
+        results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers,
+                                        scheduler, progress, on_result, use_shipped_codebooks)
+    # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
+    for result in results:
+        for note in getattr(result, "warnings", ()):
+            warnings.warn(note, KGWarning, stacklevel=2)
+    return results, facts
 
 
 def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers, scheduler, progress,
@@ -237,9 +243,6 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
     results: dict[str, GraphSummary | GraphFailure] = {}
 
     def arrived(result: GraphSummary | GraphFailure) -> None:
-        # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
-        for note in getattr(result, "warnings", ()):
-            warnings.warn(note, KGWarning, stacklevel=4)   # the caller of tokenize_many
         if on_result:
             on_result(result)
 

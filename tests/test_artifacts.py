@@ -51,7 +51,9 @@ def test_tampered_manifests_are_refused_by_name(artifact):
             ({"files": {}}, "the manifest does not list entities.parquet"),    # would skip every hash check
             ({"splits": None}, "damaged manifest \\(no splits\\)"),
             ({"splits": {"test": {"graph": "train", "queries": "nope"}}}, "split 'test' names no triple set"),
-            ({"graph": {"root": "/x"}}, "damaged manifest \\(no graph name\\)")]:
+            ({"graph": {"root": "/x"}}, "damaged manifest \\(no graph name\\)"),
+            ({"codebooks": "abc"}, "damaged manifest \\(no codebook id\\)"),
+            ({"splits": {"test": ["train", "test"]}}, "split 'test' names no triple set")]:
         _edit_manifest(artifact, **change)
         with pytest.raises(ArtifactError, match=message):
             read_token_tables(artifact)

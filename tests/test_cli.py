@@ -314,6 +314,35 @@ def test_artifacts_of_deleted_graphs_are_pointed_out(tmp_path, example_graph):
     assert result.exit_code == 0 and "kept: tokenized" in result.output, result.output
     assert f"note: {out / 'keep'} was made from {tmp_path / 'graphs' / 'keep'}, which is now tokenized as 'kept'" \
         in result.output
+    # ... and a new graph may take the old name: the renamed folder no longer claims it.
+    shutil.copytree(example_graph, tmp_path / "new" / "keep")
+    (tmp_path / "new" / "keep" / "kg.toml").write_text('name = "keep"\n')
+    with open(tmp_path / "new" / "keep" / "train.tsv", "a") as handle:
+        handle.write("person:000\tfriend_of\tperson:003\n")
+    result = _run("tokenize", str(tmp_path / "new" / "keep"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "keep: tokenized" in result.output, result.output
+    assert f"note: {out / 'keep'}" not in result.output
+
+
+def test_stand_alone_toml_files_and_redirected_graphs(tmp_path, example_graph):
+    """Several .toml files in one folder are each their own source; a kg.toml folder pointing at data
+    elsewhere can move without being tokenized again."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("ga", "gb"):
+        (configs / f"{name}.toml").write_text(f'name = "{name}"\n[files]\nsource = "{example_graph.as_posix()}"\n')
+    out = tmp_path / "out"
+    result = _run("tokenize", str(configs / "ga.toml"), str(configs / "gb.toml"), "--out", str(out), *SMALL)
+    assert result.exit_code == 0 and "note:" not in result.output, result.output
+    assert json.loads((out / "ga" / "manifest.json").read_text())["graph"]["root"] == str(configs / "ga.toml")
+    result = _run("tokenize", str(configs / "ga.toml"), str(configs / "gb.toml"), "--out", str(out), *SMALL)
+    assert result.output.count("up to date, skipped") == 2 and "note:" not in result.output, result.output
+    (tmp_path / "pointer").mkdir()
+    (tmp_path / "pointer" / "kg.toml").write_text((configs / "ga.toml").read_text().replace('"ga"', '"pointed"'))
+    assert _run("tokenize", str(tmp_path / "pointer"), "--out", str(out), *SMALL).exit_code == 0
+    (tmp_path / "pointer").rename(tmp_path / "moved_pointer")
+    result = _run("tokenize", str(tmp_path / "moved_pointer"), "--out", str(out), *SMALL)
+    assert "pointed: up to date, skipped" in result.output and "note:" not in result.output, result.output
 
 
 def test_moved_linked_and_clashing_graph_folders(tmp_path, example_graph):
@@ -354,3 +383,8 @@ def test_moved_linked_and_clashing_graph_folders(tmp_path, example_graph):
     result = _run("tokenize", str(tmp_path / "links" / "graph_x"), "--out", str(tmp_path / "out_links"), *SMALL)
     assert result.exit_code == 0 and "graph_x: tokenized" in result.output, result.output
     assert (tmp_path / "out_links" / "graph_x" / "manifest.json").is_file()
+    # The same folder by its own path too: two artifacts of one graph, pointed out.
+    result = _run("tokenize", str(tmp_path / "plain" / "data"), "--out", str(tmp_path / "out_links"), *SMALL)
+    assert result.exit_code == 0, result.output
+    assert (f"note: {tmp_path / 'out_links' / 'graph_x'} was made from {tmp_path / 'links' / 'graph_x'}, the same "
+            f"folder as {tmp_path / 'out_links' / 'data'}") in result.output

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,21 @@ def _detect(folder: Path, toml: Path | None) -> str | None:
 def detect_task_layout(path: Path | str) -> str | None:
     """Task layout (one of TASK_LAYOUTS) of a folder or task.toml; None for a folder that is no task (e.g. a plain KG)."""
     return _detect(*_locate(path))
+
+
+def artifact_name(path: Path | str) -> str:
+    """The name tokenizing ``path`` (a graph or task folder, or its .toml) writes its artifact under:
+    ``ROOT/<name>/``."""
+    from tokenizer_stage.kg_reader import graph_name
+
+    return task_name(path) if detect_task_layout(Path(path)) is not None else graph_name(path)
+
+
+def source_of(path: Path | str) -> Path:
+    """What an artifact records as made from: the folder, or a stand-alone .toml file given instead
+    of one (several of which can share a folder); a folder's own kg.toml / task.toml is the folder."""
+    p = Path(os.path.abspath(Path(path).expanduser()))
+    return p if p.is_file() and p.name not in ("kg.toml", TASK_TOML) else (p.parent if p.is_file() else p)
 
 
 def task_name(path: Path | str) -> str:

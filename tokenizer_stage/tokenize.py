@@ -416,14 +416,15 @@ def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> st
 # --------------------------------------------------------------------------- tokenizing
 
 
-def existing_artifact(folder: Path, root: Path, fingerprint: str, force: bool,
+def existing_artifact(folder: Path, source: Path, fingerprint: str, force: bool,
                       read: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any] | None, list[str]]:
     """What is already at ``folder``: its manifest (``read`` validates it and hashes its files) when it
     is up to date and the work can be skipped, else ``None`` and notes for the new artifact.
 
-    A skipped artifact whose recorded folder is gone is pointed at ``root`` (the folder moved); an
-    identical copy elsewhere leaves it naming the original. An artifact made from another folder
-    that still exists is not replaced by a different graph (two graphs with one name) unless ``force``.
+    ``source`` is what the new artifact is made from (``tasks.source_of``). A skipped artifact whose
+    recorded source is gone is pointed at ``source`` (the folder moved); an identical copy elsewhere
+    leaves it naming the original. An artifact made from another source that still exists, and still
+    goes by this name, is not replaced by a different graph (two graphs with one name) unless ``force``.
     """
     if force or not token_tables.is_complete(folder):
         return None, []
@@ -433,10 +434,11 @@ def existing_artifact(folder: Path, root: Path, fingerprint: str, force: bool,
     except ArtifactError as err:   # damaged or of an old format: redone, and said so
         existing, notes = {}, [f"{err}: tokenized again"]
     earlier = recorded_source(folder)
-    elsewhere = earlier is not None and earlier.exists() and os.path.realpath(earlier) != os.path.realpath(root)
+    elsewhere = (earlier is not None and earlier.exists() and os.path.realpath(earlier) != os.path.realpath(source)
+                 and _still_named(earlier, folder.name))
     if existing.get("fingerprint") == fingerprint:
         if not elsewhere:
-            record_source(folder, root)
+            record_source(folder, source)
         return existing, []
     if elsewhere:
         raise ValueError(f"{folder} holds the artifact of {earlier}, another folder whose graph is also named "
@@ -445,16 +447,32 @@ def existing_artifact(folder: Path, root: Path, fingerprint: str, force: bool,
     return None, notes
 
 
+def _still_named(source: Path, name: str) -> bool:
+    """Whether ``source`` still tokenizes under ``name`` (not renamed in its kg.toml / task.toml since);
+    a source whose name cannot be read is taken to keep it (nothing is replaced on a guess)."""
+    from tokenizer_stage.kg_reader import KGFormatError
+    from tokenizer_stage.tasks import artifact_name
+
+    try:
+        return artifact_name(source) == name
+    except (KGFormatError, ValueError, OSError):
+        return True
+
+
 def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config: TokenizerConfig,
                    force: bool = False, progress: ProgressFactory = _no_progress,
                    name: str | None = None) -> GraphSummary:
     """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
+    from tokenizer_stage.tasks import source_of
+
     kg = read_kg(graph_dir, name=name)
-    return tokenize_kg(kg, artifact_folder(Path(out_root), kg.name), codebooks_dir, config, force, progress)
+    return tokenize_kg(kg, artifact_folder(Path(out_root), kg.name), codebooks_dir, config, force, progress,
+                       source=source_of(graph_dir))
 
 
 def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: TokenizerConfig,
-                force: bool = False, progress: ProgressFactory = _no_progress) -> GraphSummary:
+                force: bool = False, progress: ProgressFactory = _no_progress,
+                source: Path | None = None) -> GraphSummary:
     """Tokenize an in-memory graph into ``folder`` (the token-table contract) unless it is up to date.
 
     A graph without triples (a linking knowledge base) is allowed: its
@@ -465,7 +483,8 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
     folder = Path(folder)
     source_digest = files_digest(kg.source_files)  # read every source once: fingerprint and manifest
     fingerprint = source_fingerprint(kg, config, codebooks, source_digest)
-    existing, redo_notes = existing_artifact(folder, kg.root, fingerprint, force,
+    source = Path(source) if source is not None else kg.root   # what the manifest records it was made from
+    existing, redo_notes = existing_artifact(folder, source, fingerprint, force,
                                              lambda f: token_tables.read_manifest_only(f, verify_files=True))
     if existing is not None:
         return GraphSummary.skipped(kg.name, folder, [existing["counts"]], time.perf_counter() - started)
@@ -520,7 +539,7 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
         "images_used": int(images_used.sum()), "images_failed": int(sum(failed.values())),
     }
     manifest = {
-        "graph": {"name": kg.name, "layout": kg.layout, "root": str(kg.root)},
+        "graph": {"name": kg.name, "layout": kg.layout, "root": str(source)},
         "fingerprint": fingerprint,
         "sources": source_digest,
         "encoders": {m: codebooks[m].encoder for m in ("text", "image") if m in codebooks},

@@ -18,7 +18,7 @@ from artifacts import task_tables, token_tables
 from artifacts.codebooks import CodebookSet
 from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.root import artifact_folder
-from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
+from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task, source_of
 from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
                                       existing_artifact, image_tokens, text_tokens, tokenize_kg)
 
@@ -48,7 +48,8 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
     digest = files_digest(task.source_files)
     fingerprint = task_fingerprint(task, config, codebooks, digest)
     kind = task_tables.ALIGNMENT_KIND if isinstance(task, AlignmentTask) else task_tables.LINKING_KIND
-    existing, redo_notes = existing_artifact(folder, task.root, fingerprint, force,
+    source = source_of(task_dir)
+    existing, redo_notes = existing_artifact(folder, source, fingerprint, force,
                                              lambda f: task_tables.read_task_manifest(f, kind))
     if existing is not None:
         counts = [token_tables.read_manifest_only(folder / sub)["counts"] for sub in task_tables.GRAPH_FOLDERS[kind]]
@@ -60,7 +61,7 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
         warnings.warn(note, stacklevel=2)
     timer = [0.0]
     summaries: list[GraphSummary] = []
-    body = {"task": {"name": task.name, "layout": task.layout, "root": str(task.root)},
+    body = {"task": {"name": task.name, "layout": task.layout, "root": str(source)},
             "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.identity,
             "settings": config.token_settings(), "warnings": task_notes}
 

@@ -38,12 +38,15 @@ def relative_digest(source_digest: list[dict[str, Any]], root: Path) -> list[dic
     file name. A fingerprint of it survives moving the folder, or the data, yet changes when a file
     moves to another folder (an image's folder names the entity it shows)."""
     base = os.path.abspath(root)
-
-    def name(path: str) -> str:
-        path = os.path.abspath(path)
+    inside, outside = [], []
+    for d in source_digest:
+        path = os.path.abspath(d["path"])
+        entry = {k: v for k, v in d.items() if k != "path"}
         if os.path.commonpath([path, base]) == base:
-            return os.path.relpath(path, base)
-        return "/".join(Path(path).parts[-2:])
-
-    return [{k: v for k, v in d.items() if k != "path"} | {"name": name(d["path"])} for d in source_digest]
+            inside.append(entry | {"name": os.path.relpath(path, base)})
+        else:
+            outside.append(entry | {"name": "/".join(Path(path).parts[-2:])})
+    # Inside files first: moving the folder must not reorder the list (the files keep their order
+    # within each group, so two outside files of one folder and file name still count apart).
+    return inside + outside
 

@@ -337,11 +337,14 @@ def test_stand_alone_toml_files_and_redirected_graphs(tmp_path, example_graph):
     assert json.loads((out / "ga" / "manifest.json").read_text())["graph"]["root"] == str(configs / "ga.toml")
     result = _run("tokenize", str(configs / "ga.toml"), str(configs / "gb.toml"), "--out", str(out), *SMALL)
     assert result.output.count("up to date, skipped") == 2 and "note:" not in result.output, result.output
-    (tmp_path / "pointer").mkdir()
-    (tmp_path / "pointer" / "kg.toml").write_text((configs / "ga.toml").read_text().replace('"ga"', '"pointed"'))
-    assert _run("tokenize", str(tmp_path / "pointer"), "--out", str(out), *SMALL).exit_code == 0
-    (tmp_path / "pointer").rename(tmp_path / "moved_pointer")
-    result = _run("tokenize", str(tmp_path / "moved_pointer"), "--out", str(out), *SMALL)
+    # The pointer moves from before its data in path order to after it: still up to date.
+    shutil.copytree(example_graph, tmp_path / "m" / "data")
+    (tmp_path / "m" / "a_pointer").mkdir()
+    (tmp_path / "m" / "a_pointer" / "kg.toml").write_text(
+        f'name = "pointed"\n[files]\nsource = "{(tmp_path / "m" / "data").as_posix()}"\n')
+    assert _run("tokenize", str(tmp_path / "m" / "a_pointer"), "--out", str(out), *SMALL).exit_code == 0
+    (tmp_path / "m" / "a_pointer").rename(tmp_path / "m" / "z_pointer")
+    result = _run("tokenize", str(tmp_path / "m" / "z_pointer"), "--out", str(out), *SMALL)
     assert "pointed: up to date, skipped" in result.output and "note:" not in result.output, result.output
 
 

@@ -47,12 +47,20 @@ def peek_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def recorded_source(folder: Path) -> Path | None:
-    """The graph or task folder an artifact says it was made from (``graph.root`` / ``task.root``)."""
-    body = peek_manifest(folder) or {}
+def recorded_source(folder: Path, body: dict[str, Any] | None = None) -> Path | None:
+    """The graph or task folder an artifact says it was made from (``graph.root`` / ``task.root``);
+    ``body``: its manifest when already peeked."""
+    body = (peek_manifest(folder) or {}) if body is None else body
     section = body.get("graph") if isinstance(body.get("graph"), dict) else body.get("task")
     root = section.get("root") if isinstance(section, dict) else None
     return Path(root) if isinstance(root, str) else None
+
+
+def recorded_codebook_id(body: dict[str, Any]) -> str | None:
+    """The codebook set an artifact's manifest says it was made with (a task's ``codebook_id``, a
+    graph's ``codebooks.id``)."""
+    books = body.get("codebooks") if isinstance(body.get("codebooks"), dict) else {}
+    return body.get("codebook_id") or books.get("id")
 
 
 def record_source(folder: Path, root: Path) -> None:

@@ -29,10 +29,17 @@ def artifact_name_problem(name: str) -> str | None:
     return None
 
 
+def artifact_name_error(name: str) -> str | None:
+    """The message for a graph or task whose name cannot name its artifact folder, or None."""
+    problem = artifact_name_problem(name)
+    return None if problem is None else (f"its name {name!r} (the artifact's folder under the output root) "
+                                         f"{problem}; rename it (kg.toml 'name', task.toml 'task.name', or the "
+                                         "folder)")
+
+
 def artifact_folder(root: Path, name: str) -> Path:
     """``root/name`` for a graph's or task's artifact; refuses a name that would land elsewhere."""
-    problem = artifact_name_problem(name)
-    if problem:
-        raise ArtifactError(f"{root}: graph or task name {name!r} {problem}; rename it (kg.toml 'name', "
-                            "task.toml 'task.name', or the folder)")
+    error = artifact_name_error(name)
+    if error:
+        raise ArtifactError(f"{root}: a graph or task: {error}")
     return Path(root) / name

@@ -132,7 +132,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     GRAPHS are KG folders, or folders holding KG folders. Graphs whose sources,
     encoders and codebooks are unchanged since the last run are skipped.
     """
-    from artifacts.root import artifact_name_problem
+    from artifacts.root import artifact_name_error
     from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, other_codebook_artifacts,
                                       stale_artifacts, tokenize_many)
     from tokenizer_stage.encoders import EncoderSpec
@@ -150,10 +150,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         click.echo(f"  skipped {folder}: {reason}", err=True)
     names = [artifact_name(d) for d in graph_dirs]   # ROOT/<name>: checked before anything is written
     for folder, name in zip(graph_dirs, names):
-        problem = artifact_name_problem(name)
-        if problem:
-            raise click.ClickException(f"{folder}: its name {name!r} (the artifact's folder under --out) {problem}; "
-                                       "rename it (kg.toml 'name', task.toml 'task.name', or the folder)")
+        error = artifact_name_error(name)
+        if error:
+            raise click.ClickException(f"{folder}: {error}")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise click.ClickException(f"two graphs would both be written to {out_root}/{dupes[0]}: "

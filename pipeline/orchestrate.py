@@ -37,16 +37,16 @@ class GraphFailure:
     status: str = "failed"   # as a GraphSummary's "tokenized" / "skipped", in last_tokenize_run.json
 
 
-def _artifact_sources(out_root: Path) -> list[tuple[Path, Path]]:
-    """(artifact folder, the graph or task folder it was made from) for each complete artifact."""
-    from artifacts.manifest import recorded_source
+def _root_artifacts(out_root: Path) -> list[tuple[Path, dict]]:
+    """(folder, manifest) of each complete graph or task artifact under ``out_root``."""
+    from artifacts.manifest import peek_manifest
 
-    pairs = []
+    found = []
     for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
-        source = recorded_source(folder)
-        if source is not None:
-            pairs.append((folder, source))
-    return pairs
+        body = peek_manifest(folder) or {}
+        if body.get("kind") in ARTIFACT_KINDS:
+            found.append((folder, body))
+    return found
 
 
 def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
@@ -54,9 +54,14 @@ def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
     graph folder makes them any more, each with the reason: the folder is gone, it now writes an
     artifact of another name (renamed in its kg.toml / task.toml), or another artifact was made
     from the same folder reached by another path (a symlink)."""
+    from artifacts.manifest import recorded_source
+
     stale = []
     first_from: dict[str, Path] = {}
-    for folder, source in _artifact_sources(out_root):
+    for folder, body in _root_artifacts(out_root):
+        source = recorded_source(folder, body)
+        if source is None:
+            continue
         if not source.exists():
             stale.append((folder, f"was made from {source}, which no longer exists"))
             continue
@@ -76,16 +81,9 @@ def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
 
 def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
     """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
-    from artifacts.manifest import peek_manifest
+    from artifacts.manifest import recorded_codebook_id
 
-    found = []
-    for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
-        body = peek_manifest(folder) or {}
-        books = body.get("codebooks") if isinstance(body.get("codebooks"), dict) else {}
-        made_with = body.get("codebook_id") or books.get("id")   # a task's or a graph's
-        if body.get("kind") in ARTIFACT_KINDS and made_with != codebook_id:
-            found.append(folder)
-    return found
+    return [folder for folder, body in _root_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]
 
 
 def _is_recipe(path: Path) -> bool:

@@ -54,11 +54,11 @@ def find_artifacts(paths: Sequence[Path]) -> list[Path]:
         if (path / "manifest.json").is_file():
             found.append(path)
             continue
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such folder")
         # Hidden folders are staging folders of a write in progress or interrupted, never artifacts.
         inner = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (
             (p / "entities.parquet").is_file() or task_kind(p) is not None)) if path.is_dir() else []
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such folder")
         if not inner:
             raise FileNotFoundError(f"{path}: neither a token-table folder nor a root holding them "
                                     "(run tofu tokenize first)")

@@ -413,7 +413,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
                                      f"{', '.join(sorted(tables.splits))})")
     # A graph without the default "valid" split is simply not validated; a split asked for by name
     # that no graph has is a mistake (it would silently validate nothing).
-    if graphs and config.valid_split != "valid" and not any(config.valid_split in t.splits for t in graphs):
+    if graphs and config.valid_split != TrainConfig.valid_split and not any(config.valid_split in t.splits for t in graphs):
         raise TrainingInputError(f"no graph has the validation split {config.valid_split!r} (they have "
                                  f"{', '.join(sorted({s for t in graphs for s in t.splits}))})")
     torch.manual_seed(config.seed)

@@ -73,6 +73,7 @@ from tokenizer_stage.kg_reader import (
     _toml_line,
     _locate as _locate_folder,
     derive_name,
+    graph_name,
     read_kg,
 )
 
@@ -254,8 +255,6 @@ def detect_task_layout(path: Path | str) -> str | None:
 def artifact_name(path: Path | str) -> str:
     """The name tokenizing ``path`` (a graph or task folder, or its .toml) writes its artifact under:
     ``ROOT/<name>/``."""
-    from tokenizer_stage.kg_reader import graph_name
-
     return task_name(path) if detect_task_layout(Path(path)) is not None else graph_name(path)
 
 
@@ -263,7 +262,7 @@ def source_of(path: Path | str) -> Path:
     """What an artifact records as made from: the folder, or a stand-alone .toml file given instead
     of one (several of which can share a folder); a folder's own kg.toml / task.toml is the folder."""
     p = Path(os.path.abspath(Path(path).expanduser()))
-    return p if p.is_file() and p.name not in ("kg.toml", TASK_TOML) else (p.parent if p.is_file() else p)
+    return p.parent if p.is_file() and p.name in ("kg.toml", TASK_TOML) else p
 
 
 def task_name(path: Path | str) -> str:

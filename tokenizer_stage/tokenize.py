@@ -25,8 +25,9 @@ from artifacts.root import artifact_folder
 from tokenizer_stage import structure
 from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
                                       load_encoder)
-from tokenizer_stage.kg_reader import KnowledgeGraph, Text, read_kg
+from tokenizer_stage.kg_reader import KGFormatError, KnowledgeGraph, Text, read_kg
 from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, top_codes
+from tokenizer_stage.tasks import artifact_name, source_of
 
 ProgressFactory = Callable[..., Any]
 
@@ -146,8 +147,8 @@ def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: C
     if config.use_images and kg.images:
         encoders["image"] = encoder_fingerprint(config.image_encoder)
     return object_sha256({
-        "format": token_tables.FORMAT_VERSION, "sources": relative_digest(source_digest, kg.root), "encoders": encoders,
-        "codebooks": codebooks.identity, "settings": config.token_settings(), "name": kg.name,
+        "format": token_tables.FORMAT_VERSION, "sources": relative_digest(source_digest, kg.root),
+        "encoders": encoders, "codebooks": codebooks.identity, "settings": config.token_settings(), "name": kg.name,
     })
 
 
@@ -450,9 +451,6 @@ def existing_artifact(folder: Path, source: Path, fingerprint: str, force: bool,
 def _still_named(source: Path, name: str) -> bool:
     """Whether ``source`` still tokenizes under ``name`` (not renamed in its kg.toml / task.toml since);
     a source whose name cannot be read is taken to keep it (nothing is replaced on a guess)."""
-    from tokenizer_stage.kg_reader import KGFormatError
-    from tokenizer_stage.tasks import artifact_name
-
     try:
         return artifact_name(source) == name
     except (KGFormatError, ValueError, OSError):
@@ -463,8 +461,6 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
                    force: bool = False, progress: ProgressFactory = _no_progress,
                    name: str | None = None) -> GraphSummary:
     """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
-    from tokenizer_stage.tasks import source_of
-
     kg = read_kg(graph_dir, name=name)
     return tokenize_kg(kg, artifact_folder(Path(out_root), kg.name), codebooks_dir, config, force, progress,
                        source=source_of(graph_dir))

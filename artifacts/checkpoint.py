@@ -50,11 +50,20 @@ def save_checkpoint(folder: Path, state_dict: dict[str, Any], model_config: dict
 
 
 def load_checkpoint(folder: Path, with_optimizer: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict | None]:
-    """``(manifest, state_dict, optimizer_state or None)``; validated, no arbitrary unpickling."""
-    import torch
+    """``(manifest, state_dict, optimizer_state or None)``; validated, no arbitrary unpickling.
+
+    Any file that cannot be read or is refused raises :class:`ArtifactError` naming it.
+    """
+    folder = Path(folder)
+    try:
+        return _load_checkpoint(folder, with_optimizer)
+    except OSError as err:   # e.g. a file this user may not read
+        raise ArtifactError(f"{err.filename or folder}: unreadable: {err.strerror or err}") from err
+
+
+def _load_checkpoint(folder: Path, with_optimizer: bool) -> tuple[dict[str, Any], dict[str, Any], dict | None]:
     from safetensors.torch import load_file
 
-    folder = Path(folder)
     manifest = read_manifest(folder, KIND, SUPPORTED_VERSIONS, required_files=(WEIGHTS,))
     missing = [key for key, kind in (("model", dict), ("codebook_id", str), ("training", dict))
                if not isinstance(manifest.get(key), kind)]
@@ -64,8 +73,38 @@ def load_checkpoint(folder: Path, with_optimizer: bool = False) -> tuple[dict[st
     try:
         state = load_file(str(folder / WEIGHTS))
     except Exception as err:  # safetensors raises its own error types for bad headers
-        raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights: {err}") from err
+        raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights: {_first_line(str(err))}") from err
     optimizer = None
     if with_optimizer and (folder / OPTIMIZER).is_file():
-        optimizer = torch.load(folder / OPTIMIZER, map_location="cpu", weights_only=True)
+        optimizer = _load_optimizer_state(folder / OPTIMIZER)
     return manifest, state, optimizer
+
+
+def _load_optimizer_state(path: Path) -> dict[str, Any]:
+    """The optimizer state, unpickled with ``weights_only``: tensors, numbers and plain containers only."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():   # torch warns of pickle protocols it did not write itself
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message advises weights_only=False, which would run the file's code: not for TOFU.
+        ignored = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        reasons = [line.strip() for line in str(err).splitlines()
+                   if line.strip() and not line.strip().startswith(ignored)]
+        raise ArtifactError(f"{path}: refused, not unpickled: it is not plain tensor data"
+                            + (f" ({reasons[0]})" if reasons else "") + "; regenerate the checkpoint, or start a "
+                            "new run from its weights with --init") from None
+    except (RuntimeError, EOFError, ValueError) as err:
+        raise ArtifactError(f"{path}: unreadable optimizer state: {_first_line(str(err))}") from None
+    if not isinstance(state, dict):
+        raise ArtifactError(f"{path}: not an optimizer state (a {type(state).__name__}, not a dict)")
+    return state
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)

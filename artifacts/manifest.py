@@ -1,9 +1,11 @@
 """``manifest.json``: the self-description every artifact folder ends with.
 
 Common keys: ``kind`` (what the folder is), ``format_version`` (how its files
-are laid out), ``code_version`` (the TOFU release that wrote it) and
-``files`` (name -> bytes and sha256 of each data file). The manifest is the
-last thing written: its presence marks the folder complete.
+are laid out), ``code_version`` (the TOFU release that wrote it),
+``files`` (name -> bytes and sha256 of each data file) and ``manifest_sha256``
+(the hash of every other key, so that an edited manifest is told from the one
+written). The manifest is the last thing written: its presence marks the folder
+complete.
 """
 from __future__ import annotations
 
@@ -13,10 +15,16 @@ from typing import Any
 
 from artifacts.atomic import atomic_write_json
 from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
-from artifacts.hashing import file_sha256
+from artifacts.hashing import file_sha256, object_sha256
 from artifacts.version import CODE_VERSION
 
 MANIFEST_NAME = "manifest.json"
+DIGEST_KEY = "manifest_sha256"
+
+
+def _with_digest(manifest: dict[str, Any]) -> dict[str, Any]:
+    body = {key: value for key, value in manifest.items() if key != DIGEST_KEY}
+    return {**body, DIGEST_KEY: object_sha256(body)}
 
 
 def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str, Any],
@@ -26,13 +34,13 @@ def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str,
     for name in sorted(data_files):
         path = Path(folder) / name
         files[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    manifest = {
+    manifest = _with_digest({
         **body,
         "kind": kind,
         "format_version": format_version,
         "code_version": CODE_VERSION,
         "files": files,
-    }
+    })
     atomic_write_json(Path(folder) / MANIFEST_NAME, manifest)
     return manifest
 
@@ -71,7 +79,23 @@ def record_source(folder: Path, root: Path) -> None:
     section = manifest["graph"] if isinstance(manifest.get("graph"), dict) else manifest["task"]
     if section.get("root") != str(root):
         section["root"] = str(root)
-        atomic_write_json(path, manifest)
+        atomic_write_json(path, _with_digest(manifest))
+
+
+def check_manifest_digests(folder: Path) -> None:
+    """Raise ArtifactError unless the manifest of ``folder``, and those of the artifacts nested in it
+    (a task's graphs), are as written: the check that lets an up-to-date artifact be skipped covers
+    the manifest itself as well as its files (an edited ``splits`` changes every result)."""
+    for path in [Path(folder) / MANIFEST_NAME, *sorted(Path(folder).glob(f"*/{MANIFEST_NAME}"))]:
+        manifest = peek_manifest(path.parent)
+        if manifest is None:
+            raise ArtifactError(f"{path}: unreadable manifest")
+        if DIGEST_KEY not in manifest:
+            raise ArtifactError(f"{path}: the manifest records no {DIGEST_KEY} (an older TOFU wrote it), so "
+                                "an edited manifest cannot be told from the one written")
+        if _with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
+            raise ArtifactError(f"{path}: the manifest was edited after it was written (its content differs "
+                                f"from its {DIGEST_KEY}); the artifact is damaged")
 
 
 def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from artifacts.version import CODE_VERSION
-from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from pipeline.defaults import MODEL_DEFAULTS, SCHEDULER_TIMEOUT, TRAIN_DEFAULTS
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
     from reasoning_stage.evaluation import Ranks
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries insid
 TASK_NAMES = {"link_prediction": "link_prediction", "lp": "link_prediction", "align": "alignment",
               "alignment": "alignment", "link": "linking", "linking": "linking"}
 TASK_CHOICES = tuple(TASK_NAMES)
+DEVICE_HELP = "torch device: cpu, cuda or cuda:N (default: cuda if present, else cpu)."
+QUIET_HELP = "No progress bars (warnings and errors still print)."
 
 
 def parse_task_weights(text: str | None) -> dict[str, float] | None:
@@ -53,10 +55,12 @@ class _Friendly(click.Group):
         from artifacts.errors import ArtifactError
         from tokenizer_stage.encoders import EncoderError
         from tokenizer_stage.kg_reader import KGFormatError
+        from pipeline.orchestrate import ClusterError
         from pipeline.pretrain import RecipeError
         from tokenizer_stage.tokenize import CodebookMismatchError
 
-        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError, RecipeError)
+        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError, RecipeError,
+                 ClusterError)
         try:
             from reasoning_stage.reasoning import PredictionInputError
             from reasoning_stage.training import CodebookMismatch, TrainingInputError
@@ -96,7 +100,7 @@ def main() -> None:
     """TOFU: tokenize multimodal knowledge graphs, then reason over them zero-shot."""
 
 
-@main.command()
+@main.command(short_help="Turn KG folders into Parquet token tables (stage one).")
 @click.argument("graphs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("tofu_artifacts"),
               show_default=True, help="Artifact root: graph NAME is written to ROOT/NAME/.")
@@ -110,27 +114,39 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local Dask workers (default: min(graphs, CPUs); 1 runs in-process).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask distributed scheduler.")
+@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True), default=SCHEDULER_TIMEOUT,
+              show_default=True,
+              help="Seconds to wait for the scheduler to answer, and for a worker while the cluster has none; "
+                   "then fail.")
 @click.option("--text-encoder", default="minilm", show_default=True,
               help="'minilm' (shipped) or a local transformers model folder.")
 @click.option("--image-encoder", default="efficientnet-lite0", show_default=True,
               help="'efficientnet-lite0' (shipped) or a local transformers vision model folder.")
 @click.option("--no-text", is_flag=True, help="Skip text tokens.")
 @click.option("--no-images", is_flag=True, help="Skip image tokens.")
-@click.option("--tokens-per-entity", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--text-codebook-size", type=click.IntRange(min=2), default=512, show_default=True)
-@click.option("--image-codebook-size", type=click.IntRange(min=2), default=256, show_default=True)
-@click.option("--structure-codebook-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--tokens-per-entity", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most frequent codes kept per entity and modality.")
+@click.option("--text-codebook-size", type=click.IntRange(min=2), default=512, show_default=True,
+              help="Text codes when codebooks are fitted (frozen codebooks keep theirs).")
+@click.option("--image-codebook-size", type=click.IntRange(min=2), default=256, show_default=True,
+              help="Image codes when codebooks are fitted.")
+@click.option("--structure-codebook-size", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Structure codes when codebooks are fitted.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Texts encoded together (images: half as many).")
 @click.option("--device", default=None, help="torch device for the encoders (default: cuda if present).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars (warnings and errors still print).")
-def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, scheduler, text_encoder,
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of codebook fitting (its sample and k-means).")
+@click.option("--quiet", is_flag=True, help=QUIET_HELP)
+def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, scheduler, scheduler_timeout, text_encoder,
              image_encoder, no_text, no_images, tokens_per_entity, text_codebook_size,
              image_codebook_size, structure_codebook_size, batch_size, device, seed, quiet) -> None:
     """Turn knowledge-graph folders into Parquet token tables (stage one).
 
-    GRAPHS are KG folders, or folders holding KG folders. Graphs whose sources,
-    encoders and codebooks are unchanged since the last run are skipped.
+    GRAPHS are KG folders, folders holding KG folders, or single triples files
+    (.tsv, .txt, .csv: all of it the train split; a kg.toml [split] cuts one).
+    Graphs whose sources, encoders and codebooks are unchanged since the last
+    run are skipped.
     """
     from artifacts.root import artifact_name_error
     from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, other_codebook_artifacts,
@@ -177,7 +193,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         warnings.simplefilter("ignore")
         results, facts = tokenize_many(graph_dirs, out_root, config, codebooks=codebooks,
                                        refit_codebooks=refit_codebooks, force=force, workers=workers,
-                                       scheduler=scheduler, progress=not quiet, on_result=announce)
+                                       scheduler=scheduler, progress=not quiet, on_result=announce,
+                                       scheduler_timeout=scheduler_timeout)
     click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
                f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
     click.echo(summary_table(results))
@@ -224,10 +241,11 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
             "other artifacts in the root must be too)", param_hint=f"--{modality}-codebook-size")
 
 
-@main.command()
+@main.command(short_help="Write the built-in example graph to FOLDER.")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--people", type=click.IntRange(min=5), default=60, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--people", type=click.IntRange(min=5), default=60, show_default=True,
+              help="People in the graph (with their cities, countries and colours).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the people, their facts and pictures.")
 def example(folder: Path, people: int, seed: int) -> None:
     """Write the built-in example graph (texts and drawn images) to FOLDER.
 
@@ -280,12 +298,14 @@ def _check_checkpoint_target(folder: Path) -> None:
                                      param_hint="--out")
 
 
-@main.command()
+@main.command(short_help="Train the reasoner on tokenized graphs and tasks.")
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path),
               help="Checkpoint folder to write (a new folder, or a checkpoint to replace).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Training steps (a resumed run counts the checkpoint's steps too).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Query triples per link-prediction step.")
 @click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default=TRAIN_DEFAULTS["loss"],
               show_default=True,
               help="adversarial: BCE against --negatives drawn negatives, weighted self-adversarially; "
@@ -305,10 +325,12 @@ def _check_checkpoint_target(folder: Path) -> None:
               show_default=True,
               help="Keep a moving average of the weights with this decay (e.g. 0.995) and validate and save it "
                    "instead of the last step's weights (0: off).")
-@click.option("--lr", type=float, default=5e-4, show_default=True)
-@click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True, help="AdamW learning rate (the schedule's peak).")
+@click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Width of the model's entity, relation and token vectors.")
 @click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
-@click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Relation-graph GNN layers.")
 @click.option("--messages", default=",".join(MODEL_DEFAULTS["messages"]), show_default=True,
               help="Message functions to mix (comma-separated): distmult, transe, rotate.")
 @click.option("--modalities", default="structure,text,image", show_default=True,
@@ -316,7 +338,8 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.option("--content-match", is_flag=True,
               help="Add a relation-conditioned match of the head's content features with each candidate's to "
                    "the scores (with --init: added to that model at zero, so it starts where the model was).")
-@click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Validate, log and save the checkpoint every this many steps.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from this checkpoint (its model, weights, optimizer and step; up to --max-steps).")
 @click.option("--init", "init", type=click.Path(path_type=Path), default=None,
@@ -331,9 +354,10 @@ def _check_checkpoint_target(folder: Path) -> None:
               show_default=True,
               help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
                    "whichever runs out first.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None)
-@click.option("--quiet", is_flag=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the weights, the batches and edge dropout.")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout,
           weight_average, lr, dim, layers, relation_layers, messages,
           modalities, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
@@ -445,7 +469,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
 
 
-@main.command()
+@main.command(short_help="Tokenize and train from a recipe; --ship installs it.")
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Benchmark data folder the recipe's paths are relative to (default: $TOFU_DATA, ../shared/data).")
@@ -454,8 +478,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the recipe's training budget.")
 @click.option("--ship", is_flag=True, help="Install the result as the packaged model (artifacts/shipped/).")
-@click.option("--device", default=None)
-@click.option("--quiet", is_flag=True)
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
     """Run a pretraining RECIPE (TOML): tokenize its graphs, train, optionally ship the model."""
     import os
@@ -485,7 +509,7 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
         click.echo(f"shipped to {install(checkpoint, work / 'artifacts' / 'codebooks')}")
 
 
-@main.command()
+@main.command(short_help="Install a checkpoint as the packaged model.")
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("codebooks", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def ship(checkpoint: Path, codebooks: Path) -> None:
@@ -499,23 +523,36 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
     click.echo(f"shipped to {install(checkpoint, codebooks)}")
 
 
-@main.command()
+@main.command(short_help="Evaluate a model, or predict answers (stage two).")
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Checkpoint folder (default: the pretrained model shipped with TOFU).")
 @click.option("--split", default="test", show_default=True,
               help="Split(s) to evaluate, comma-separated (e.g. GraIL's ULTRA protocol: ind_valid,test).")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("tofu_results"), show_default=True)
-@click.option("--predict", "predict_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels), answered "
-                   "over the graph of the one --split given (a GraIL artifact: train for X, test for X_ind).")
-@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("tofu_results"), show_default=True,
+              help="Folder for metrics.csv / metrics.json, predictions and fine-tuned checkpoints.")
+@click.option("--predict", "predict_file", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
+                                                           path_type=Path), default=None,
+              help="TSV of queries 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail' (labels; '-' reads "
+                   "standard input), answered over the graph of the one --split given (a GraIL artifact: train "
+                   "for X, test for X_ind); written to OUTPUT/predictions_<graph>_<split>.tsv.")
+@click.option("--query", "query_texts", multiple=True, metavar="'HEAD<TAB>RELATION<TAB>?'",
+              help="One query on the command line, as a --predict row ('?' for the asked side; the three "
+                   "fields may be separated by spaces when no label holds one); repeatable.")
+@click.option("--exclude-known", is_flag=True,
+              help="--predict / --query: leave out answers the artifact's triple sets already hold (each "
+                   "answer's 'known' column names them).")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Answers per query (--predict, --query) or candidates per query (--predict-top-k); at most "
+                   "the graph's entities.")
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Distinct (entity, relation) queries scored together in evaluation.")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
-              help="Write a PNG of the MRR per relation (first graph).")
+              help="Write a PNG of the first graph's results: MRR per relation (tail and head queries) and "
+                   "where the answers rank.")
 @click.option("--task", "task", type=click.Choice(TASK_CHOICES), default="link_prediction", show_default=True,
               help="link_prediction on token tables; align / link on alignment or linking task artifacts.")
 @click.option("--predict-top-k", "predict_top_k", is_flag=True,
@@ -523,10 +560,10 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
                    "predictions_<task>_<split>.tsv (the task's name: its artifact folder's name as tokenized).")
 @click.option("--no-routing", is_flag=True,
               help="align / link: embed with the link-prediction route (one representation for every task).")
-@click.option("--device", default=None)
-@click.option("--quiet", is_flag=True)
-def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_epochs, batch_size, plot_file,
-           task, predict_top_k, no_routing, device, quiet) -> None:
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--quiet", is_flag=True, help=QUIET_HELP)
+def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
+           batch_size, plot_file, task, predict_top_k, no_routing, device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
     With --task link_prediction (default): filtered ranking of head and tail
@@ -538,8 +575,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
     from pipeline.progress import make_progress
-    from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, predict,
-                                           read_prediction_queries, write_predictions)
+    from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, parse_prediction_queries,
+                                           per_relation_metrics, predict, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
 
@@ -557,11 +594,16 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
     dev = _device(device)
     splits = _parse_splits(split)
     task = TASK_NAMES[task]
-    if predict_file is not None and task != "link_prediction":
-        raise click.UsageError("--predict answers link-prediction queries; with --task align / link use "
-                               "--predict-top-k")
-    if predict_file is not None and len(splits) > 1:
-        raise click.UsageError("--predict answers over one split's graph: give one --split")
+    predicting = predict_file is not None or bool(query_texts)
+    if predict_file is not None and query_texts:
+        raise click.UsageError("give the queries with --predict FILE or with --query, not both")
+    if predicting and task != "link_prediction":
+        raise click.UsageError("--predict and --query answer link-prediction queries; with --task align / link "
+                               "use --predict-top-k")
+    if predicting and len(splits) > 1:
+        raise click.UsageError("--predict and --query answer over one split's graph: give one --split")
+    if exclude_known and not predicting:
+        raise click.UsageError("--exclude-known applies to --predict and --query")
     if task != "link_prediction":
         if finetune_epochs or plot_file is not None:
             raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
@@ -571,14 +613,15 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
     tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
-        check_splits(t, splits, need_queries=predict_file is None)
+        check_splits(t, splits, need_queries=not predicting)
     loaded = load_model(checkpoint, dev)
     check_codebooks(tables, loaded.codebook_id)
     queries = None
-    if predict_file is not None:  # read before OUTPUT exists: a bad file leaves nothing behind
+    if predicting:  # read before OUTPUT exists: a bad file leaves nothing behind
         if len(tables) != 1:
-            raise click.UsageError("--predict takes exactly one ARTIFACT")
-        queries = read_prediction_queries(predict_file, tables[0], splits[0])
+            raise click.UsageError("--predict and --query take exactly one ARTIFACT")
+        queries = parse_prediction_queries(_query_rows(predict_file, query_texts), tables[0], splits[0],
+                                           _query_source(predict_file, query_texts))
     _make_output_folder(output)
 
     def model_for(t) -> LoadedModel:
@@ -594,12 +637,20 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         return load_model(tuned, dev)  # with the tuned checkpoint's manifest
 
     if queries is not None:
-        rows = predict(model_for(tables[0]), tables[0], splits[0], queries, top_k, dev)
-        write_predictions(rows, output / "predictions.tsv")
+        rows = predict(model_for(tables[0]), tables[0], splits[0], queries, top_k, dev, exclude_known=exclude_known)
+        if not rows:
+            raise click.ClickException(f"every candidate answer of the {plural(len(queries), 'query', 'queries')} is "
+                                       "already known; nothing is left to propose without --exclude-known")
+        path = predictions_path(output, tables[0].name, splits[0])
+        write_predictions(rows, path)
         for row in rows[: min(len(rows), 3 * top_k)]:
             click.echo(f"{row['query_head']}\t{row['relation']}\t{row['query_tail']}\t#{row['rank']} "
-                       f"{row['answer']} ({row['answer_name']}) {row['score']:.3f}")
-        click.echo(f"{len(queries)} queries, top {top_k} answers each: {output / 'predictions.tsv'}")
+                       f"{row['answer']} ({row['answer_name']}) {row['score']:.3f}"
+                       + (f"  [known: {row['known']}]" if row["known"] else ""))
+        answers = max((row["rank"] for row in rows), default=0)
+        click.echo(f"{plural(len(queries), 'query', 'queries')}, top {plural(answers, 'answer')} each"
+                   + (f" (the graph has {answers} candidates)" if answers < top_k and not exclude_known else "")
+                   + (", known answers left out" if exclude_known else "") + f": {path}")
         return
     records = []
     for t in tables:
@@ -608,22 +659,48 @@ def reason(artifacts_, checkpoint, split, output, predict_file, top_k, finetune_
         ranks, metrics = evaluate(model_for_graph, t, splits, dev, batch_size=batch_size,
                                   progress=make_progress(not quiet))
         seconds = time.perf_counter() - start
+        per_relation = per_relation_metrics(ranks, t)
         if plot_file is not None and not records:
-            from pipeline.plots import bar_chart
+            from pipeline.plots import evaluation_chart
 
-            names = t.tables["relations"].column("label").to_pylist()
-            per = sorted(ranks.per_relation(t.num_relations).items(), key=lambda kv: -kv[1][0])
-            bar_chart([names[r] for r, _ in per], [m for _, (m, _) in per],
-                      f"{t.name}: filtered MRR per relation ({'+'.join(splits)}, head and tail queries)",
-                      plot_file, counts=[n for _, (_, n) in per])
+            title = f"{t.name}: {'+'.join(splits)}, {plural(len(ranks.pessimistic), 'ranked query', 'ranked queries')}"
+            evaluation_chart(plot_file, title, per_relation,
+                             {d: ranks.pessimistic[ranks.direction == d].tolist() for d in ("tail", "head")})
         records.append({"graph": t.name, "split": "+".join(splits), **metrics_record(ranks, metrics),
-                        "seconds": round(seconds, 3), "details": metrics})
+                        "seconds": round(seconds, 3), "details": metrics, "per_relation": per_relation})
     click.echo(metrics_table(records))
-    flat = [{k: v for k, v in r.items() if k != "details"} for r in records]
+    flat = [{k: v for k, v in r.items() if k not in ("details", "per_relation")} for r in records]
     atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "graphs": records})
     atomic_write_csv(output / "metrics.csv", flat)
     click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
                + (f"; plot: {plot_file}" if plot_file else ""))
+
+
+def _query_rows(predict_file: Path | None, query_texts: tuple[str, ...]):
+    """``(where, line)`` of each query: a --predict file, standard input ('-') or the --query texts."""
+    from reasoning_stage.reasoning import query_lines
+
+    if query_texts:
+        # Spaces separate the fields when no tab does (a tab is awkward to type in a shell).
+        yield from ((f"--query {text!r}", text if "\t" in text else "\t".join(text.split())) for text in query_texts)
+        return
+    with click.open_file(str(predict_file), "rb") as handle:   # '-': standard input, left open
+        yield from query_lines(handle, _query_source(predict_file, query_texts))
+
+
+def _query_source(predict_file: Path | None, query_texts: tuple[str, ...]) -> str:
+    """How errors name where the queries come from."""
+    return "--query" if query_texts else "<stdin>" if str(predict_file) == "-" else str(predict_file)
+
+
+def predictions_path(output: Path, name: str, split: str) -> Path:
+    """Where ``tofu reason`` writes the predictions of an artifact's split."""
+    return output / f"predictions_{name}_{split}.tsv"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``'1 query'``, ``'2 queries'``."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
 
 
 def _parse_splits(split: str) -> list[str]:
@@ -688,12 +765,13 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
             if predict_top_k:
                 rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing)
                 if rows:
-                    path = output / f"predictions_{artifact.name}_{split}.tsv"
+                    path = predictions_path(output, artifact.name, split)
                     write_predictions(rows, path)
                     for row in rows[: min(len(rows), 2 * top_k)]:
                         click.echo(f"{row['source']}\t#{row['rank']} {row['candidate']} "
                                    f"({row['candidate_name']}) {row['score']:.3f}")
-                    click.echo(f"top {top_k} candidates per query: {path}")
+                    shown = max(row["rank"] for row in rows)   # at most the candidates there are
+                    click.echo(f"top {plural(shown, 'candidate')} per query: {path}")
     click.echo(metrics_table(records))
     atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "task": task, "records": records})
     atomic_write_csv(output / "metrics.csv", records)

@@ -21,3 +21,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 MODEL_DEFAULTS: dict[str, Any] = {
     "messages": ("distmult",),
 }
+# Seconds a Dask run waits for its scheduler to answer, and for a worker while the cluster has none,
+# before it fails (`tofu tokenize --scheduler-timeout`).
+SCHEDULER_TIMEOUT: float = 60.0

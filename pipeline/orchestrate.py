@@ -20,13 +20,19 @@ from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE
 from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
 from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
 from artifacts.shipped import shipped_codebooks
-from tokenizer_stage.kg_reader import KGFormatError, KGWarning, detect_layout
+from pipeline.defaults import SCHEDULER_TIMEOUT
+from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.tasks import artifact_name
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
 
 
 ARTIFACT_KINDS = (TOKEN_TABLES_KIND, ALIGNMENT_KIND, LINKING_KIND)
+POLL_SECONDS = 1.0   # how often a Dask run checks that its cluster still has workers
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot run the graphs: its scheduler is unreachable or lost, or it has no workers."""
 
 
 @dataclass
@@ -123,13 +129,15 @@ def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] |
         path = Path(raw)
         if not path.exists():
             raise KGFormatError("no such graph folder", path)
-        if _not_a_graph(path) is None:   # a folder, or its kg.toml / task.toml
+        problem = _not_a_graph(path)
+        if problem is None:   # a folder, its kg.toml / task.toml, or one triples file
             found.append(path)
             continue
         if not path.is_dir():
             recipe = path.suffix.lower() == ".toml" and _is_recipe(path)
-            raise KGFormatError("is a file, not a kg.toml or task.toml; give a knowledge-graph folder or a "
-                                "folder of them (see README: 'The KG directory')"
+            raise KGFormatError("is a file, not a kg.toml or task.toml; give a knowledge-graph folder, a folder "
+                                f"of them or one file of triples ({', '.join(TRIPLE_FILE_SUFFIXES)}; see README: "
+                                "'The KG directory')"
                                 + ("; a pretraining recipe runs with `tofu pretrain`" if recipe else ""), path)
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         why_not = {child: _not_a_graph(child) for child in children}
@@ -142,7 +150,7 @@ def discover_graph_dirs(paths: Sequence[Path], skipped: list[tuple[Path, str]] |
         names = {p.name for p in graphs}
         graphs = [p for p in graphs if not (p.name.endswith("_ind") and p.name[:-4] in names)]
         if not graphs:
-            raise KGFormatError("neither a knowledge-graph folder nor a folder of them "
+            raise KGFormatError(f"neither a knowledge-graph folder ({problem}) nor a folder of them "
                                 "(see README: 'The KG directory')", path)
         found.extend(graphs)
     return found
@@ -194,27 +202,34 @@ def _tokenize_one(graph_dir: str, out_root: str, codebooks_dir: str, config: Tok
             return run(Path(graph_dir), Path(out_root), Path(codebooks_dir), config, force=force,
                        progress=make_progress(progress_enabled))
     except (KGFormatError, ValueError, OSError, RuntimeError) as err:
-        try:   # the artifact's name, as a success would be listed, when the name itself can be read
-            name = artifact_name(Path(graph_dir))
-        except (KGFormatError, ValueError, OSError):
-            name = Path(graph_dir).name
-        return GraphFailure(name, str(err), str(graph_dir))
+        return _failure(graph_dir, str(err))
+
+
+def _failure(graph_dir: str, error: str) -> GraphFailure:
+    try:   # the artifact's name, as a success would be listed, when the name itself can be read
+        name = artifact_name(Path(graph_dir))
+    except (KGFormatError, ValueError, OSError):
+        name = Path(graph_dir).name
+    return GraphFailure(name, error, str(graph_dir))
 
 
 def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerConfig,
                   codebooks: Path | None = None, refit_codebooks: bool = False, force: bool = False,
                   workers: int | None = None, scheduler: str | None = None, progress: bool = True,
                   on_result: Callable[[GraphSummary | GraphFailure], None] | None = None,
-                  use_shipped_codebooks: bool = True) -> tuple[list[GraphSummary | GraphFailure], dict]:
+                  use_shipped_codebooks: bool = True,
+                  scheduler_timeout: float = SCHEDULER_TIMEOUT) -> tuple[list[GraphSummary | GraphFailure], dict]:
     """Tokenize every graph; return per-graph results (in input order) and run facts.
 
     One run at a time writes to an artifact root (a second one is refused: :func:`exclusive_root`).
+    A Dask run raises :class:`ClusterError` when its scheduler does not answer within
+    ``scheduler_timeout`` seconds, or its cluster has no worker for that long.
     """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     with exclusive_root(out_root):
         results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers,
-                                        scheduler, progress, on_result, use_shipped_codebooks)
+                                        scheduler, progress, on_result, use_shipped_codebooks, scheduler_timeout)
     # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
     for result in results:
         for note in getattr(result, "warnings", ()):
@@ -223,7 +238,7 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
 
 
 def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers, scheduler, progress,
-                   on_result, use_shipped_codebooks):
+                   on_result, use_shipped_codebooks, scheduler_timeout):
     from pipeline.progress import make_progress
 
     remove_stale_staging(out_root)
@@ -237,7 +252,8 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
     cpus = os.cpu_count() or 1
     workers = workers or min(len(graph_dirs), cpus)
     threads = max(1, cpus // max(workers, 1))
-    args = (str(out_root), str(codebooks_dir), config, force)
+    # Absolute paths: a worker of a --scheduler cluster may run in another folder.
+    args = (os.path.abspath(out_root), os.path.abspath(codebooks_dir), config, force)
     results: dict[str, GraphSummary | GraphFailure] = {}
 
     def arrived(result: GraphSummary | GraphFailure) -> None:
@@ -252,7 +268,7 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
             arrived(result)
     else:
         executor = f"dask:{scheduler}" if scheduler else f"dask:local({workers} workers)"
-        results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, arrived)
+        results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, arrived, scheduler_timeout)
     ordered = [results[str(d)] for d in graph_dirs]
     facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
              "codebook_id": CodebookSet.load(codebooks_dir).identity, "executor": executor,
@@ -263,13 +279,16 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
     return ordered, facts
 
 
-def _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_result):
+def _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_result, timeout):
     import logging
 
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, ValueError, TypeError) as err:   # unreachable (after timeout s), or a bad address
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from None
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -278,17 +297,54 @@ def _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, on_res
     try:
         futures = {client.submit(_tokenize_one, str(d), *args, threads, progress, pure=False): str(d)
                    for d in graph_dirs}
-        results = {}
-        for future in as_completed(futures):
-            result = future.result()
-            results[futures[future]] = result
-            if on_result:
-                on_result(result)
-        return results
+        return _gather(client, futures, scheduler or "local", on_result, timeout)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _gather(client, futures: dict, where: str, on_result, timeout: float) -> dict:
+    """Each future's result as it arrives; a :class:`ClusterError` when the scheduler is lost or the
+    cluster has had no worker for ``timeout`` seconds (its tasks would wait for ever)."""
+    from concurrent.futures import CancelledError
+
+    from dask.distributed import wait
+    from distributed.comm import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    results, pending = {}, set(futures)
+    no_worker_since = None
+    while pending:
+        try:
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            done = set()
+        for future in done:
+            try:
+                result = future.result()
+            except KilledWorker as err:   # the scheduler gave up on it after workers died running it
+                result = _failure(futures[future], f"Dask workers died while tokenizing it ({err})")
+            except (CancelledError, CommClosedError, OSError) as err:
+                raise ClusterError(f"lost the Dask scheduler ({where}): {err or type(err).__name__}") from None
+            results[futures[future]] = result
+            if on_result:
+                on_result(result)
+        if not pending:
+            break
+        try:
+            has_workers = bool(client.nthreads())
+        except (CommClosedError, OSError) as err:
+            raise ClusterError(f"lost the Dask scheduler ({where}): {err}") from None
+        if has_workers:
+            no_worker_since = None
+        elif no_worker_since is None:
+            no_worker_since = time.monotonic()
+        elif time.monotonic() - no_worker_since > timeout:
+            raise ClusterError(f"the Dask cluster ({where}) has had no workers for {timeout:g} s, with "
+                               f"{len(pending)} of {len(futures)} graph(s) left; start workers "
+                               "(dask worker ADDRESS) or raise --scheduler-timeout")
+    return results
 
 
 def _config_json(config: TokenizerConfig) -> dict:

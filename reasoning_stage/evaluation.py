@@ -33,13 +33,14 @@ class Ranks:
     relation: np.ndarray | None = None  # query relation id per rank (r, or r + R for head queries)
     query_group: np.ndarray | None = None  # id of the distinct query each rank answers (None: all distinct)
 
-    def per_relation(self, num_relations: int) -> dict[int, tuple[float, int]]:
-        """``{relation: (pessimistic MRR, queries)}`` with head and tail queries of a relation together."""
+    def per_relation(self, num_relations: int, direction: str | None = None) -> dict[int, tuple[float, int]]:
+        """``{relation: (pessimistic MRR, queries)}`` with head and tail queries of a relation together,
+        or of one ``direction`` ("head" or "tail") only."""
         if self.relation is None:
             raise ValueError("these ranks carry no relation ids")
-        base = self.relation % num_relations
-        return {int(r): (float(np.mean(1.0 / self.pessimistic[base == r])), int((base == r).sum()))
-                for r in np.unique(base)}
+        keep = np.ones(len(self.pessimistic), bool) if direction is None else self.direction == direction
+        base, ranks = self.relation[keep] % num_relations, self.pessimistic[keep]
+        return {int(r): (float(np.mean(1.0 / ranks[base == r])), int((base == r).sum())) for r in np.unique(base)}
 
     def mrr_interval(self, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
         """95% bootstrap interval of the (pessimistic) MRR, resampling distinct queries."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArt
                                    read_linking_artifact, task_kind)
 from artifacts.token_tables import TokenTables
 from reasoning_stage.evaluation import Ranks, evaluate_graph
-from reasoning_stage.graph_data import graph_tensors
+from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.models import ModelConfig, TofuModel
 from reasoning_stage.training import check_codebooks
 
@@ -190,8 +190,43 @@ def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], de
     return ranks, ranks.metrics()
 
 
+def per_relation_metrics(ranks: Ranks, tables: TokenTables) -> dict[str, dict[str, float | int]]:
+    """``{relation label: {"mrr", "queries", "tail_mrr", "tail_queries", "head_mrr", "head_queries"}}`` of
+    the ranked queries: filtered pessimistic MRR of both directions and of tail and head queries alone
+    (a direction without queries has MRR 0 and 0 queries)."""
+    labels = tables.tables["relations"]["label"].to_pylist()
+    both = ranks.per_relation(tables.num_relations)
+    sides = {d: ranks.per_relation(tables.num_relations, d) for d in ("tail", "head")}
+    out = {}
+    for relation, (mrr, queries) in both.items():
+        record: dict[str, float | int] = {"mrr": mrr, "queries": queries}
+        for side, found in sides.items():
+            record[f"{side}_mrr"], record[f"{side}_queries"] = found.get(relation, (0.0, 0))
+        out[labels[relation]] = record
+    return out
+
+
 def read_prediction_queries(path: Path, tables: TokenTables, split: str | None = None) -> list[tuple[int, int, str]]:
-    """Rows ``head<TAB>relation<TAB>?`` or ``?<TAB>relation<TAB>tail`` in labels -> (entity, relation id, side).
+    """Rows ``head<TAB>relation<TAB>?`` or ``?<TAB>relation<TAB>tail`` of a file, in labels -> (entity,
+    relation id, side); see :func:`parse_prediction_queries`."""
+    with open(path, "rb") as handle:
+        return parse_prediction_queries(query_lines(handle, str(path)), tables, split, str(path))
+
+
+def query_lines(handle: Iterable[bytes], name: str) -> Iterator[tuple[str, str]]:
+    """``(where, line)`` of each line of a query file or stream; ``where`` is ``name:line``."""
+    for number, raw in enumerate(handle, 1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise PredictionInputError(f"{name}:{number}: not valid UTF-8") from None
+        yield f"{name}:{number}", line
+
+
+def parse_prediction_queries(rows: Iterable[tuple[str, str]], tables: TokenTables, split: str | None = None,
+                             source: str = "queries") -> list[tuple[int, int, str]]:
+    """``(where, 'head<TAB>relation<TAB>?' or '?<TAB>relation<TAB>tail')`` in labels -> (entity, relation
+    id, side); an error names the row's ``where``, blank rows are skipped.
 
     With ``split``, each query's entity must be in that split's inference graph (the graph the
     answers are ranked over); an entity of another graph of the artifact is refused at its line.
@@ -202,41 +237,40 @@ def read_prediction_queries(path: Path, tables: TokenTables, split: str | None =
     relations = {label: i for i, label in enumerate(tables.tables["relations"]["label"].to_pylist())}
     inside = set(candidate_entities(tables, split).tolist()) if split is not None else None
     queries = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise PredictionInputError(f"{path}:{number}: not valid UTF-8") from None
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 3:
-                raise PredictionInputError(f"{path}:{number}: expected head<TAB>relation<TAB>tail with one '?'")
-            head, relation, tail = parts
-            if (head == "?") == (tail == "?"):
-                raise PredictionInputError(f"{path}:{number}: exactly one of head and tail must be '?'")
-            if relation not in relations:
-                raise PredictionInputError(f"{path}:{number}: relation {relation!r} is not in graph {tables.name}")
-            known = tail if head == "?" else head
-            if known not in entities:
-                raise PredictionInputError(f"{path}:{number}: entity {known!r} is not in graph {tables.name}")
-            if inside is not None and entities[known] not in inside:
-                others = [s for s in sorted(tables.splits)
-                          if entities[known] in set(candidate_entities(tables, s).tolist())]
-                raise PredictionInputError(
-                    f"{path}:{number}: entity {known!r} is not in the graph of split {split!r} "
-                    f"({tables.splits[split]['graph']}), which --split picks for the predictions"
-                    + (f"; it is in that of split(s) {', '.join(others)}" if others else ""))
-            queries.append((entities[known], relations[relation], "head" if head == "?" else "tail"))
+    for where, line in rows:
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise PredictionInputError(f"{where}: expected head<TAB>relation<TAB>tail with one '?'")
+        head, relation, tail = parts
+        if (head == "?") == (tail == "?"):
+            raise PredictionInputError(f"{where}: exactly one of head and tail must be '?'")
+        if relation not in relations:
+            raise PredictionInputError(f"{where}: relation {relation!r} is not in graph {tables.name}")
+        known = tail if head == "?" else head
+        if known not in entities:
+            raise PredictionInputError(f"{where}: entity {known!r} is not in graph {tables.name}")
+        if inside is not None and entities[known] not in inside:
+            others = [s for s in sorted(tables.splits)
+                      if entities[known] in set(candidate_entities(tables, s).tolist())]
+            raise PredictionInputError(
+                f"{where}: entity {known!r} is not in the graph of split {split!r} "
+                f"({tables.splits[split]['graph']}), which --split picks for the predictions"
+                + (f"; it is in that of split(s) {', '.join(others)}" if others else ""))
+        queries.append((entities[known], relations[relation], "head" if head == "?" else "tail"))
     if not queries:
-        raise PredictionInputError(f"{path}: no queries")
+        raise PredictionInputError(f"{source}: no queries")
     return queries
 
 
 def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[tuple[int, int, str]],
-            top_k: int, device: torch.device) -> list[dict[str, Any]]:
-    """Top-k answers (labels and names) for each query, highest score first."""
+            top_k: int, device: torch.device, exclude_known: bool = False) -> list[dict[str, Any]]:
+    """Top-k answers (labels and names) for each query, highest score first.
+
+    Each answer's ``known`` names the artifact's triple sets that already hold it (e.g. ``train``;
+    empty for a new fact); ``exclude_known`` leaves those answers out, so a query may get fewer than k.
+    """
     check_codebooks([tables], loaded.codebook_id)
     graph = graph_tensors(tables, split)
     num_rel = graph.num_relations
@@ -248,23 +282,42 @@ def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[
         raise PredictionInputError(f"{err} (split {split!r})") from err
     queries = [(node, r, side) for node, (_, r, side) in zip(local, queries)]
     artifact_id = graph.entity_ids.tolist() if graph.entity_ids is not None else None
-    graph = graph.to(device)
     labels = tables.tables["entities"]["label"].to_pylist()
     names = tables.tables["entities"]["name"].to_pylist()
     rel_labels = tables.tables["relations"]["label"].to_pylist()
-    batch = torch.tensor([[e, r + (num_rel if side == "head" else 0)] for e, r, side in queries], device=device)
+    batch = torch.tensor([[e, r + (num_rel if side == "head" else 0)] for e, r, side in queries])
+    known_mask = KnownTriples(tables, graph).mask(batch[:, 0], batch[:, 1]) if exclude_known else None
+    graph = graph.to(device)
     with torch.inference_mode():
-        scores = loaded.model(graph, batch)
+        scores = loaded.model(graph, batch.to(device))
+    if known_mask is not None:
+        scores = scores.masked_fill(known_mask.to(scores.device), float("-inf"))
     top = torch.topk(scores, min(top_k, scores.shape[1]), dim=1)
-    rows = []
+    rows, answered = [], []
     for (entity, relation, side), values, indices in zip(queries, top.values.tolist(), top.indices.tolist()):
         if artifact_id is not None:
             entity, indices = artifact_id[entity], [artifact_id[i] for i in indices]
         for rank, (value, index) in enumerate(zip(values, indices), 1):
+            if value == float("-inf"):   # a known answer left out, as are all below it
+                break
             rows.append({"query_head": "?" if side == "head" else labels[entity], "relation": rel_labels[relation],
                          "query_tail": labels[entity] if side == "head" else "?", "rank": rank,
                          "answer": labels[index], "answer_name": names[index] or "", "score": round(value, 6)})
+            answered.append((index, relation, entity) if side == "head" else (entity, relation, index))
+    for row, sets in zip(rows, known_triple_sets(tables, np.asarray(answered, dtype=np.int64).reshape(-1, 3))):
+        row["known"] = sets
     return rows
+
+
+def known_triple_sets(tables: TokenTables, triples: np.ndarray) -> list[str]:
+    """For each ``(head, relation, tail)`` row in artifact ids, the names of the artifact's triple sets
+    that hold it, comma-separated ('' for none)."""
+    def keys(rows: np.ndarray) -> np.ndarray:
+        return (rows[:, 0] * tables.num_relations + rows[:, 1]) * tables.num_entities + rows[:, 2]
+
+    asked = keys(triples)
+    held = {name: np.isin(asked, keys(tables.triple_set(name))) for name in tables.manifest["counts"]["triple_sets"]}
+    return [",".join(name for name, inside in held.items() if inside[i]) for i in range(len(triples))]
 
 
 def write_predictions(rows: list[dict[str, Any]], path: Path) -> None:

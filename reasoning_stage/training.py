@@ -440,12 +440,17 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
                                      f"not before max_steps {config.max_steps}: nothing to train")
         own_weights = (opt_state or {}).pop("own_weights", None)
         updates = int((opt_state or {}).pop("average_updates", 0))
-        if own_weights is not None:  # the checkpoint holds an average: train on from the step's weights
-            model.load_state_dict(own_weights, strict=True)
-            if config.weight_average:
-                averaged = WeightAverage(model, config.weight_average, state, updates)
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
+        try:
+            if own_weights is not None:  # the checkpoint holds an average: train on from the step's weights
+                model.load_state_dict(own_weights, strict=True)
+            if opt_state is not None:
+                optimizer.load_state_dict(opt_state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise TrainingInputError(f"{resume_from}: its optimizer state does not fit this model: "
+                                     f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+                                     "; start a new run from its weights with --init") from None
+        if own_weights is not None and config.weight_average:
+            averaged = WeightAverage(model, config.weight_average, state, updates)
         step = int(manifest["training"].get("step", 0))
         history = list(manifest["training"].get("history", []))
     if config.weight_average and averaged is None:

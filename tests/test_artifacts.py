@@ -9,6 +9,7 @@ import pytest
 from artifacts.atomic import staging_directory
 from artifacts.codebooks import Codebook, CodebookSet
 from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
+from artifacts.manifest import check_manifest_digests, record_source, recorded_source
 from artifacts.token_tables import read_token_tables
 from tokenizer_stage.tokenize import tokenize_graph
 
@@ -69,6 +70,47 @@ def test_damaged_artifact_is_redone_not_skipped(artifact, example_graph, codeboo
         summary = tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config)
     assert summary.status == "tokenized" and table.read_bytes() == good
     assert tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config).status == "skipped"
+
+
+def test_edited_manifest_is_redone_not_skipped(artifact, example_graph, codebooks_dir, fast_config):
+    path = artifact / "manifest.json"
+    good = json.loads(path.read_text())
+    assert good["splits"]["test"] == {"graph": "train", "queries": "test"}
+    # Pointing test at the valid triples keeps every table intact and changes every test figure.
+    _edit_manifest(artifact, splits={**good["splits"], "test": {"graph": "train", "queries": "valid"}})
+    assert np.array_equal(read_token_tables(artifact).queries("test"), read_token_tables(artifact).queries("valid"))
+    with pytest.warns(UserWarning, match="manifest.json: the manifest was edited after it was written .*: "
+                                         "tokenized again"):
+        summary = tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config)
+    assert summary.status == "tokenized" and json.loads(path.read_text())["splits"] == good["splits"]
+    assert tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config).status == "skipped"
+    # A manifest that records no digest (an older TOFU's) cannot vouch for itself either.
+    manifest = json.loads(path.read_text())
+    del manifest["manifest_sha256"]
+    path.write_text(json.dumps(manifest))
+    with pytest.warns(UserWarning, match="records no manifest_sha256 .*: tokenized again"):
+        assert tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config).status == "tokenized"
+    # Reformatting the file is no edit: the digest covers the content, not the bytes.
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=None))
+    assert tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config).status == "skipped"
+    # The one rewrite TOFU makes itself (the graph folder moved) keeps the manifest's digest true.
+    record_source(artifact, artifact.parent / "moved_here")
+    check_manifest_digests(artifact)
+    assert recorded_source(artifact) == artifact.parent / "moved_here"
+
+
+def test_manifest_digest_covers_the_graphs_nested_in_a_task(tmp_path):
+    from artifacts.manifest import write_manifest
+
+    task = tmp_path / "task"
+    for folder in (task, task / "graph1"):
+        folder.mkdir()
+        (folder / "data.bin").write_bytes(b"x")
+        write_manifest(folder, "tofu.test", 1, {"splits": {"test": "test"}}, ["data.bin"])
+    check_manifest_digests(task)
+    _edit_manifest(task / "graph1", splits={"test": "valid"})
+    with pytest.raises(ArtifactError, match="graph1/manifest.json: the manifest was edited after it was written"):
+        check_manifest_digests(task)
 
 
 def test_one_writing_run_per_root_and_hidden_staging_is_no_artifact(artifact):

@@ -149,6 +149,29 @@ def test_paths_that_are_files_fail_without_traceback(tmp_path, example_graph):
     assert result.exit_code == 0 and (tmp_path / "out" / "example" / "manifest.json").is_file(), result.output
 
 
+def test_one_triples_file_is_a_graph_and_a_broken_split_file_an_error(tmp_path, example_graph):
+    # One triples file given itself (a PyKEEN-style TSV with a header): a graph named after the file,
+    # all of it the train split, and both said.
+    data = tmp_path / "data"
+    _write(data, "family.tsv", "head\trelation\ttail\n" + (example_graph / "train.tsv").read_text())
+    result = _run("tokenize", str(data / "family.tsv"), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"{data / 'family.tsv'}:1: header row" in result.output and "no split asked for" in result.output
+    manifest = json.loads((tmp_path / "out" / "family" / "manifest.json").read_text())
+    assert manifest["graph"]["root"] == str(data / "family.tsv") and list(manifest["splits"]) == ["train"]
+    result = _run("tokenize", str(data / "family.tsv"), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 0 and "family: up to date, skipped" in result.output, result.output
+    # A split file that is a dangling symbolic link stops that graph, named, instead of the split vanishing.
+    graph = tmp_path / "graph"
+    shutil.copytree(example_graph, graph)
+    (graph / "valid.tsv").unlink()
+    (graph / "valid.tsv").symlink_to(tmp_path / "gone.tsv")
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "out"), *SMALL)
+    assert result.exit_code == 1, result.output
+    assert f"{graph / 'valid.tsv'}: symbolic link to a file that does not exist" in result.output
+    assert not (tmp_path / "out" / "example").exists()
+
+
 def test_data_warnings_print_once_with_quiet_and_name_the_files(tmp_path, tiny_vision_model):
     from pipeline.example import write_example_graph
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tokenizer_stage.kg_reader import (
     Text,
     derive_name,
     detect_layout,
+    graph_name,
     read_kg,
 )
 
@@ -480,6 +482,177 @@ def test_error_object() -> None:
     assert isinstance(err, ValueError)
     back = pickle.loads(pickle.dumps(err))
     assert (str(back), back.path, back.line, back.reason) == (str(err), err.path, err.line, err.reason)
+
+
+# --------------------------------------------------------------------------- headers, symlinks, control characters
+
+
+@pytest.mark.parametrize("header", ["head\trelation\ttail", "Subject\tPredicate\tObject", "h\tr\tt",
+                                    " source \tRELATION\ttarget", "head_label\trelation_label\ttail_label"])
+def test_header_row_is_skipped_with_a_note(tmp_path: Path, header: str) -> None:
+    write(tmp_path / "train.tsv", "\n" + header + "\n" + tsv(("a", "r", "b"), ("b", "r", "c")))
+    write(tmp_path / "test.tsv", header + "\n" + tsv(("a", "r", "c")))
+    with pytest.warns(KGWarning) as rec:
+        kg = read_kg(tmp_path)
+    assert kg.triple_sets == {"train": [("a", "r", "b"), ("b", "r", "c")], "test": [("a", "r", "c")]}
+    assert kg.entities == ["a", "b", "c"] and kg.relations == ["r"]
+    notes = [str(w.message) for w in rec]
+    assert f"{tmp_path / 'train.tsv'}:2: header row {header!r} skipped (column names, not a triple)" in notes
+    assert any(n.startswith(f"{tmp_path / 'test.tsv'}:1: header row") for n in notes)
+
+
+def test_header_row_rules(tmp_path: Path) -> None:
+    # Column names in another order would read tails as relations: refused at their line.
+    write(tmp_path / "train.tsv", "head\ttail\trelation\n" + tsv(("a", "r", "b")))
+    expect_error(tmp_path, "train.tsv", 1, "another order than head, relation, tail")
+    # Only a first row is a header; the same words later are a triple like any other.
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("head", "relation", "tail")))
+    kg = read_kg(tmp_path)
+    assert kg.triple_sets["train"] == [("a", "r", "b"), ("head", "relation", "tail")] and not kg.warnings
+    # GraIL and InGram .txt files are read the same way.
+    write(tmp_path / "ing" / "train.txt", "h\tr\tt\n" + tsv(("a", "r", "b")))
+    write(tmp_path / "ing" / "msg.txt", "subject\tpredicate\tobject\n" + tsv(("a", "r", "b")))
+    assert read_quiet(tmp_path / "ing").triple_sets == {"train": [("a", "r", "b")], "msg": [("a", "r", "b")]}
+
+
+@pytest.mark.parametrize("folder_files, broken", [
+    ({"train.tsv": tsv(("a", "r", "b"))}, "valid.tsv"),
+    ({"train.tsv": tsv(("a", "r", "b"))}, "test.tsv"),
+    ({"train.tsv": tsv(("a", "r", "b"))}, "entities.tsv"),
+    ({"train.txt": tsv(("a", "r", "b"))}, "valid.txt"),                        # grail
+    ({"train.txt": tsv(("a", "r", "b")), "msg.txt": tsv(("a", "r", "b"))}, "test.txt"),   # ingram
+    ({"entity2id.txt": "2\na 0\nb 1\n", "relation2id.txt": "1\nr 0\n", "train2id.txt": "1\n0 1 0\n"},
+     "valid2id.txt"),                                                           # openke
+])
+def test_dangling_or_looping_symlink_is_an_error_not_an_absent_file(tmp_path: Path, folder_files: dict[str, str],
+                                                                     broken: str) -> None:
+    for name, text in folder_files.items():
+        write(tmp_path / name, text)
+    (tmp_path / broken).symlink_to(tmp_path / "gone" / broken)
+    expect_error(tmp_path, broken, None, "symbolic link to a file that does not exist", str(tmp_path / "gone"))
+    (tmp_path / broken).unlink()
+    (tmp_path / broken).symlink_to(tmp_path / "loop_b")   # broken -> loop_b -> broken
+    (tmp_path / "loop_b").symlink_to(tmp_path / broken)
+    expect_error(tmp_path, broken, None, "cannot read file: Too many levels of symbolic links")
+
+
+def test_dangling_train_file_is_named_not_taken_for_no_graph(tmp_path: Path) -> None:
+    (tmp_path / "train.tsv").symlink_to(tmp_path / "gone.tsv")
+    assert detect_layout(tmp_path) == "canonical"
+    expect_error(tmp_path, "train.tsv", None, "symbolic link to a file that does not exist")
+
+
+@pytest.mark.parametrize("code", [c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"
+                                  and chr(c) not in "\t\n"])
+def test_control_characters_in_labels_are_refused(tmp_path: Path, code: int) -> None:
+    # TAB separates fields and LF (or CRLF) ends lines; any other control character in a label is an error.
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("a", "r", f"b{chr(code)}c")) + "x\tr\tb\r\n")
+    expect_error(tmp_path, "train.tsv", 2, f"control character U+{code:04X} in a label")
+
+
+def test_control_characters_in_declared_ids_are_refused_and_other_characters_kept(tmp_path: Path) -> None:
+    odd = "b\u00a0\u200bé"   # no-break space (Zs), zero-width space (Cf), a letter: no control characters
+    write(tmp_path / "train.tsv", tsv(("a", "r", odd)))
+    assert read_kg(tmp_path).entities == ["a", odd]
+    write(tmp_path / "entities.tsv", "id\tname\na\tAlpha\nz\x00\tZed\n")
+    expect_error(tmp_path, "entities.tsv", 3, "control character U+0000")
+    openke = tmp_path / "openke"
+    write(openke / "entity2id.txt", "2\na 0\nb\x1b 1\n")
+    write(openke / "relation2id.txt", "1\nr 0\n")
+    write(openke / "train2id.txt", "1\n0 1 0\n")
+    expect_error(openke, "entity2id.txt", 3, "control character U+001B")
+
+
+# --------------------------------------------------------------------------- one triples file
+
+
+def family_rows(people: int = 30) -> list[tuple[str, str, str]]:
+    """A connected graph of ``people`` entities and 3 relations, 3 triples per person."""
+    return [row for i in range(people) for row in (
+        (f"p{i}", "knows", f"p{(i + 1) % people}"), (f"p{i}", "likes", f"p{(i + 3) % people}"),
+        (f"p{i}", "works_with", f"p{(i * 7 + 2) % people}"))]
+
+
+def test_one_triples_file_given_alone_is_the_train_split(tmp_path: Path) -> None:
+    path = write(tmp_path / "data" / "family.tsv", "head\trelation\ttail\n" + tsv(*family_rows()))
+    assert (detect_layout(path), graph_name(path)) == ("canonical", "family")
+    with pytest.warns(KGWarning) as rec:
+        kg = read_kg(path)
+    assert kg.name == "family" and kg.root == tmp_path / "data"
+    assert kg.splits == {"train": Split("train", "train")}
+    assert sorted(kg.triple_sets["train"]) == sorted(family_rows())
+    assert kg.source_files == [path]
+    assert any("one triples file and no split asked for: its 90 triples are the train split" in str(w.message)
+               for w in rec)
+
+
+def test_one_csv_file_with_quotes_and_header(tmp_path: Path) -> None:
+    path = write(tmp_path / "export.csv", 'subject,predicate,object\n"Smith, J.",knows,Ann\r\nAnn,"knows",Bob\n')
+    kg = read_quiet(path)
+    assert kg.triple_sets["train"] == [("Smith, J.", "knows", "Ann"), ("Ann", "knows", "Bob")]
+    write(tmp_path / "bad.csv", 'a,knows,b\na,"kno"ws,b\n')
+    expect_error(tmp_path / "bad.csv", "bad.csv", 2, "malformed CSV row")
+    write(tmp_path / "short.csv", "a,knows,b\na,knows\n")
+    expect_error(tmp_path / "short.csv", "short.csv", 2, "expected 3 non-empty comma-separated fields")
+
+
+def split_of(kg: KnowledgeGraph) -> dict[str, list[tuple[str, str, str]]]:
+    return {name: kg.queries(name) for name in kg.splits}
+
+
+def test_kg_toml_split_of_one_file_covers_train_and_is_seeded(tmp_path: Path) -> None:
+    rows = family_rows()
+    write(tmp_path / "g" / "all.tsv", tsv(*rows))
+    write(tmp_path / "g" / "kg.toml", 'name = "fam"\n[files]\nall = "all.tsv"\n[split]\n')
+    kg = read_kg(tmp_path / "g")
+    assert kg.name == "fam" and not kg.warnings
+    assert kg.splits == {"train": Split("train", "train"), "valid": Split("train", "valid"),
+                         "test": Split("train", "test")}
+    parts = split_of(kg)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 72, "valid": 9, "test": 9}   # 0.8 / 0.1 / 0.1 of 90
+    assert sorted(parts["train"] + parts["valid"] + parts["test"]) == sorted(rows)       # a partition
+    for held_out in (parts["valid"], parts["test"]):
+        assert ents_of(held_out) <= ents_of(parts["train"]) and rels_of(held_out) <= rels_of(parts["train"])
+    assert parts["train"] == [r for r in rows if r in set(parts["train"])]                # file order kept
+    # Row order never changes the split; the seed does.
+    write(tmp_path / "g" / "all.tsv", tsv(*reversed(rows)))
+    assert {k: sorted(v) for k, v in split_of(read_kg(tmp_path / "g")).items()} == \
+        {k: sorted(v) for k, v in parts.items()}
+    write(tmp_path / "g" / "kg.toml", '[files]\nall = "all.tsv"\n[split]\nseed = 1\n')
+    assert sorted(split_of(read_kg(tmp_path / "g"))["test"]) != sorted(parts["test"])
+    # Shares written: an unwritten valid share is 0 (no valid split), train is the rest.
+    write(tmp_path / "g" / "kg.toml", '[files]\nall = "all.tsv"\n[split]\ntest = 0.2\n')
+    kg = read_kg(tmp_path / "g")
+    assert {k: len(v) for k, v in split_of(kg).items()} == {"train": 72, "test": 18}
+
+
+@pytest.mark.parametrize("toml, line, fragment", [
+    ('[files]\ntrain = "all.tsv"\n[split]\n', 3, "name that file as 'files.all'"),
+    ('[files]\nall = "all.tsv"\ntest = "all.tsv"\n', 3, "'files.all' holds every triple: it cannot be combined"),
+    ('[files]\nall = "all.tsv"\n[split]\ntrain = 0.8\nvalid = 0.3\n', 3, "must sum to 1"),
+    ('[files]\nall = "all.tsv"\n[split]\nvalid = 0.5\ntest = 0.5\n', 3, "some left for train"),
+    ('[files]\nall = "all.tsv"\n[split]\ntest = "0.1"\n', 4, "'split.test' must be a share from 0 to 1"),
+    ('[files]\nall = "all.tsv"\n[split]\nseed = 1.5\n', 4, "'split.seed' must be an integer"),
+    ('[files]\nall = "all.tsv"\n[split]\nratio = 0.8\n', 4, "unknown key 'split.ratio'"),
+])
+def test_kg_toml_split_errors(tmp_path: Path, toml: str, line: int, fragment: str) -> None:
+    write(tmp_path / "all.tsv", tsv(*family_rows()))
+    write(tmp_path / "kg.toml", toml)
+    expect_error(tmp_path, "kg.toml", line, fragment)
+
+
+def test_split_that_cannot_cover_every_entity_is_refused(tmp_path: Path) -> None:
+    # A star of 10 triples: each brings its own leaf entity, so train would need all of them.
+    write(tmp_path / "all.tsv", tsv(*[("hub", "has", f"leaf{i}") for i in range(10)]))
+    write(tmp_path / "kg.toml", '[files]\nall = "all.tsv"\n[split]\n')
+    expect_error(tmp_path, "all.tsv", None, "cannot split 10 triples 0.8 / 0.1 / 0.1",
+                 "takes 10 triples here, more than its 8")
+
+
+def test_folder_with_one_unnamed_triples_file_says_how_to_read_it(tmp_path: Path) -> None:
+    write(tmp_path / "mine" / "export.csv", "a,r,b\n")
+    expect_error(tmp_path / "mine", "mine", None, "cannot detect the layout",
+                 "a file of all triples (export.csv?) is read when given itself, or named as 'files.all'")
 
 
 # --------------------------------------------------------------------------- derive_name

@@ -765,8 +765,9 @@ def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, 
     result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
                                   "--predict", str(bad), "--top-k", "3", "--output", str(tmp_path / "res")])
     assert result.exit_code == 0, result.output
-    rows = (tmp_path / "res" / "predictions.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == ["query_head", "relation", "query_tail", "rank", "answer", "answer_name", "score"]
+    rows = (tmp_path / "res" / "predictions_example_test.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == ["query_head", "relation", "query_tail", "rank", "answer", "answer_name", "score",
+                                   "known"]
     assert len(rows) == 1 + 2 * 3
 
 
@@ -820,7 +821,7 @@ def test_predict_uses_the_fine_tuned_model(example_tables, tmp_path):
                                            "--predict", str(queries), "--top-k", "5", "--output", str(out),
                                            "--quiet", *extra])
         assert result.exit_code == 0, result.output
-        return (out / "predictions.tsv").read_text()
+        return (out / "predictions_example_test.tsv").read_text()
 
     zero_shot = predictions(tmp_path / "ckpt", tmp_path / "zs")
     tuned = predictions(tmp_path / "ckpt", tmp_path / "ft", "--finetune-epochs", "1")
@@ -844,8 +845,8 @@ def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(exampl
     for args, message in [
         (["--predict", str(bad_bytes)], "bytes.tsv:2: not valid UTF-8"),
         (["--predict", str(tmp_path)], "is a directory"),
-        (["--predict", str(good), "--split", "valid,test"], "--predict answers over one split's graph"),
-        (["--predict", str(good), "--task", "align"], "--predict answers link-prediction queries"),
+        (["--predict", str(good), "--split", "valid,test"], "--predict and --query answer over one split's graph"),
+        (["--predict", str(good), "--task", "align"], "--predict and --query answer link-prediction queries"),
         (["--split", "valid,valid"], "a split named twice"),
         (["--split", "valid,"], "an empty split name"),
         (["--checkpoint", str(tmp_path / "nope")], "nope: no such checkpoint folder"),

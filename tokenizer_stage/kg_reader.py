@@ -11,6 +11,11 @@ Layouts (``detect_layout``; ``layout = "..."`` in kg.toml overrides detection):
   (train/train), ``valid`` and ``test`` (graph = ``graph`` if graph.tsv exists,
   else ``train``). train.tsv is required unless graph.tsv exists (then there is no
   ``train`` split). Missing valid/test -> that split is absent.
+  One triples file holding every triple (``files.all`` in kg.toml, or the file
+  given instead of a folder, which then names the graph) is the ``train`` split
+  alone, with a note, unless kg.toml asks for a ``[split]`` (:class:`SplitRequest`):
+  then it is cut into train/valid/test, every entity and relation of valid/test
+  also in train.
 * ``grail``: folder ``X`` with ``train.txt valid.txt test.txt`` and a sibling
   ``X_ind`` holding the same three files. Sets ``train valid test`` (from X) and
   ``ind_graph ind_valid ind_test`` (from X_ind). Splits ``train`` (train/train),
@@ -26,13 +31,20 @@ Layouts (``detect_layout``; ``layout = "..."`` in kg.toml overrides detection):
   Sets train/valid/test (names, not ints); splits train/valid/test all over
   ``train``. Every entity2id / relation2id entry is declared.
 
-In every layout valid/test files are optional (missing -> split absent) and the
+Triple files are tab-separated, or comma-separated (CSV quoting) when named
+``.csv``. A first row of column names (head/relation/tail, subject/predicate/object,
+h/r/t, source/relation/target, ...) is skipped with a note. A control character
+(Unicode category Cc) in a label is an error at its line.
+
+In every layout valid/test files are optional (missing -> split absent; a name
+that is there but cannot be read, such as a dangling symlink, is an error) and the
 folder may also hold ``entities.tsv relations.tsv entity2text.txt
 relation2text.txt entity2wikidata.json images/ images.tsv``; for grail the
 ``_ind`` sibling is searched as well.
 
-kg.toml (optional): top-level ``name``, ``layout`` and a ``[files]`` table with
-``train valid test graph`` (canonical only), ``source`` (read the graph from that
+kg.toml (optional): top-level ``name``, ``layout``, a ``[split]`` table (``train
+valid test`` shares and ``seed``, for ``files.all``) and a ``[files]`` table with
+``train valid test graph`` or ``all`` (canonical only), ``source`` (read the graph from that
 folder; its own kg.toml is NOT read, so redirects never chain), ``entity_text``,
 ``relation_text``, ``images`` (a path or a list of paths). Relative paths resolve
 against kg.toml's folder; unknown keys and missing paths are errors.
@@ -51,13 +63,16 @@ not followed), so ``source_files`` can be hashed to key caches.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import random
 import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from artifacts.root import artifact_name_problem
@@ -67,8 +82,11 @@ __all__ = [
     "KGWarning",
     "Text",
     "Split",
+    "SplitRequest",
     "KnowledgeGraph",
     "LAYOUTS",
+    "TRIPLE_FILE_SUFFIXES",
+    "is_triples_file",
     "detect_layout",
     "read_kg",
     "derive_name",
@@ -76,6 +94,7 @@ __all__ = [
 
 LAYOUTS = ("canonical", "grail", "ingram", "openke")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+TRIPLE_FILE_SUFFIXES = (".tsv", ".txt", ".csv")  # a file with one of these may be given as a whole graph
 
 Triple = tuple[str, str, str]
 
@@ -114,6 +133,22 @@ class Text:
 class Split:
     graph: str  # name of the triple set that is the inference graph for this split
     queries: str  # name of the triple set holding the query triples
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """How one triples file is cut into train / valid / test (kg.toml ``[split]``).
+
+    The distinct triples are sorted (so row order never changes the split) and shuffled with
+    ``random.Random(seed)``. Walking them in that order, a triple that brings an entity or relation
+    not seen before goes to train, so every entity and relation of valid / test is in train (as
+    PyKEEN's ``TriplesFactory.split`` with its coverage method); the others fill the rest of train,
+    then valid (``round(n * valid)`` triples), then test. A share of 0 leaves that split out.
+    """
+    train: float = 0.8
+    valid: float = 0.1
+    test: float = 0.1
+    seed: int = 0
 
 
 @dataclass
@@ -221,6 +256,18 @@ def _abs(path: Path | str) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _present(path: Path) -> bool:
+    """Whether an optional file is given. Anything at that name counts, so a dangling or looping
+    symlink (or a folder) is read and refused by name instead of its split silently vanishing."""
+    return os.path.lexists(path)
+
+
+def is_triples_file(path: Path | str) -> bool:
+    """Whether ``path`` is one file of triples given as a whole graph (instead of a folder or kg.toml)."""
+    p = Path(path)
+    return p.suffix.lower() in TRIPLE_FILE_SUFFIXES and p.is_file()
+
+
 class _Ctx:
     """Collects warnings and every file read."""
 
@@ -233,12 +280,15 @@ class _Ctx:
         warnings.warn(message, KGWarning, stacklevel=3)
 
     def read_lines(self, path: Path) -> list[str]:
-        """Lines split on '\\n' only (a stray '\\r' inside a field is data), trailing '\\r' stripped."""
+        """Lines split on '\\n' only (a stray '\\r' inside a field is no line break), trailing '\\r' stripped."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            if path.is_symlink():
+                raise KGFormatError(f"symbolic link to a file that does not exist ({os.readlink(path)})",
+                                    path) from None
             raise KGFormatError("file not found", path) from None
-        except OSError as e:
+        except OSError as e:   # a loop of symbolic links, a folder, no permission
             raise KGFormatError(f"cannot read file: {e.strerror}", path) from None
         try:
             text = data.decode("utf-8")
@@ -276,15 +326,63 @@ def _dedup(ctx: _Ctx, path: Path, rows: list[tuple[Triple, int]]) -> _TripleSet:
     return _TripleSet(triples, lines, path)
 
 
-def _read_tab_triples(ctx: _Ctx, path: Path) -> _TripleSet:
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; TAB separates fields.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# Column names of a header row, per column (PyKEEN writes head/relation/tail, RDF tools
+# subject/predicate/object, graph tools source/target).
+_HEADER_NAMES = (
+    frozenset({"head", "h", "subject", "subj", "s", "source", "src", "from", "head_id", "head_label"}),
+    frozenset({"relation", "r", "rel", "predicate", "pred", "p", "relation_id", "relation_label"}),
+    frozenset({"tail", "t", "object", "obj", "o", "target", "dst", "to", "tail_id", "tail_label"}),
+)
+
+
+def _control_character_error(raw: str, path: Path, line: int) -> None:
+    found = _CONTROL_CHARACTER.search(raw)
+    if found:
+        raise KGFormatError(f"control character U+{ord(found.group()):04X} in a label (labels must not hold "
+                            f"control characters): {raw[:120]!r}", path, line)
+
+
+def _is_header(fields: list[str], path: Path, line: int) -> bool:
+    """Whether a first row names the columns head, relation, tail; column names in another order
+    are an error (the columns would be read as the wrong parts of each triple)."""
+    columns = [next((k for k, names in enumerate(_HEADER_NAMES) if f.strip().lower() in names), None)
+               for f in fields]
+    if len(columns) != 3 or None in columns:
+        return False
+    if columns != [0, 1, 2]:
+        raise KGFormatError(f"a header row naming the columns in another order than head, relation, tail: "
+                            f"{fields!r}; put them in that order", path, line)
+    return True
+
+
+def _read_triples(ctx: _Ctx, path: Path) -> _TripleSet:
+    """Rows ``head relation tail``: tab-separated, or comma-separated with CSV quoting for a .csv file.
+    A first row of column names is skipped, with a note."""
+    csv_file = path.suffix.lower() == ".csv"
     rows: list[tuple[Triple, int]] = []
+    first = True
     for i, raw in enumerate(ctx.read_lines(path), 1):
         if not raw.strip():
             continue
-        parts = raw.split("\t")
+        _control_character_error(raw, path, i)
+        if csv_file:
+            try:
+                parts = next(csv.reader([raw], strict=True))
+            except csv.Error as e:
+                raise KGFormatError(f"malformed CSV row ({e}): {raw[:120]!r}", path, i) from None
+        else:
+            parts = raw.split("\t")
+        if first:
+            first = False
+            if _is_header(parts, path, i):
+                ctx.warn(f"{path}:{i}: header row {raw!r} skipped (column names, not a triple)")
+                continue
         if len(parts) != 3 or any(not p.strip() for p in parts):
             raise KGFormatError(
-                f"expected 3 non-empty tab-separated fields (head, relation, tail), got {len(parts)} field(s): {raw[:120]!r}",
+                f"expected 3 non-empty {'comma' if csv_file else 'tab'}-separated fields (head, relation, tail), "
+                f"got {len(parts)} field(s): {raw[:120]!r}",
                 path,
                 i,
             )
@@ -322,6 +420,7 @@ def _read_openke_ids(ctx: _Ctx, path: Path, what: str) -> dict[int, str]:
     by_id: dict[int, str] = {}
     names: dict[str, int] = {}
     for i, raw in _openke_rows(ctx, path):
+        _control_character_error(raw, path, i)
         parts = raw.strip().rsplit(None, 1)  # names have no spaces, but split on the LAST run to be safe
         if len(parts) != 2:
             raise KGFormatError(f"expected '<{what} name> <id>', got {raw[:120]!r}", path, i)
@@ -373,9 +472,10 @@ def write_kg_toml(folder: Path, name: str, files: dict[str, Path | list[Path]]) 
     (folder / "kg.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
-_TOP_KEYS = ("name", "layout", "files")
-_FILE_KEYS = ("train", "valid", "test", "graph", "source", "entity_text", "relation_text", "images")
-_TRIPLE_KEYS = ("train", "valid", "test", "graph")
+_TOP_KEYS = ("name", "layout", "files", "split")
+_FILE_KEYS = ("train", "valid", "test", "graph", "all", "source", "entity_text", "relation_text", "images")
+_TRIPLE_KEYS = ("train", "valid", "test", "graph", "all")
+_SPLIT_KEYS = ("train", "valid", "test", "seed")
 _LIST_KEYS = ("entity_text", "relation_text", "images")
 
 
@@ -390,6 +490,7 @@ class _Config:
     entity_text: list[Path] = field(default_factory=list)
     relation_text: list[Path] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
+    split: SplitRequest | None = None
 
 
 def _toml_line(text: str, key: str, table: str | None = None) -> int | None:
@@ -474,7 +575,37 @@ def _load_config(toml_path: Path) -> _Config:
             cfg.triple_files[key] = paths[0]
         else:
             getattr(cfg, key).extend(paths)
+    if "all" in cfg.triple_files and len(cfg.triple_files) > 1:
+        other = next(key for key in cfg.triple_files if key != "all")
+        raise err(f"'files.all' holds every triple: it cannot be combined with 'files.{other}'", other, "files")
+    if "split" in data:
+        if "all" not in cfg.triple_files:
+            raise err("'split' cuts one triples file into train / valid / test: name that file as 'files.all'",
+                      "split")
+        cfg.split = _split_request(data["split"], err)
     return cfg
+
+
+def _split_request(table: Any, err: Callable[..., KGFormatError]) -> SplitRequest:
+    """kg.toml ``[split]``: with no share written, SplitRequest's defaults; else an unwritten train
+    share is the rest and an unwritten valid / test share is 0, and the shares must sum to 1."""
+    if not isinstance(table, dict):
+        raise err("'split' must be a table", "split")
+    for key, value in table.items():
+        if key not in _SPLIT_KEYS:
+            raise err(f"unknown key 'split.{key}' (allowed: {', '.join(_SPLIT_KEYS)})", key, "split")
+        if key == "seed" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise err(f"'split.seed' must be an integer, got {value!r}", key, "split")
+        if key != "seed" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise err(f"'split.{key}' must be a share from 0 to 1, got {value!r}", key, "split")
+    shares = {key: float(table[key]) for key in ("train", "valid", "test") if key in table}
+    if shares:
+        valid, test = shares.get("valid", 0.0), shares.get("test", 0.0)
+        shares = {"train": shares.get("train", 1 - valid - test), "valid": valid, "test": test}
+        if abs(sum(shares.values()) - 1) > 1e-9 or shares["train"] <= 0:
+            raise err(f"the shares of 'split' must sum to 1 with some left for train, got train "
+                      f"{shares['train']:g}, valid {valid:g}, test {test:g}", "split")
+    return SplitRequest(**shares, seed=table.get("seed", SplitRequest.seed))
 
 
 def _locate(path: Path | str, toml_name: str = "kg.toml", what: str = "graph") -> tuple[Path, Path | None]:
@@ -491,7 +622,7 @@ def _locate(path: Path | str, toml_name: str = "kg.toml", what: str = "graph") -
 
 
 def _detect_from_files(folder: Path) -> str:
-    has = lambda name: (folder / name).is_file()  # noqa: E731
+    has = lambda name: _present(folder / name)  # noqa: E731
     if has("entity2id.txt") and has("relation2id.txt") and has("train2id.txt"):
         return "openke"
     if has("msg.txt") and has("train.txt"):
@@ -500,9 +631,12 @@ def _detect_from_files(folder: Path) -> str:
         return "grail"
     if has("train.tsv") or has("graph.tsv"):
         return "canonical"
+    lone = sorted(p.name for p in folder.iterdir() if is_triples_file(p)) if folder.is_dir() else []
     raise KGFormatError(
         "cannot detect the layout: expected train.tsv or graph.tsv (canonical), train.txt (grail), "
-        "train.txt + msg.txt (ingram) or entity2id.txt + relation2id.txt + train2id.txt (openke)",
+        "train.txt + msg.txt (ingram) or entity2id.txt + relation2id.txt + train2id.txt (openke)"
+        + (f"; a file of all triples ({lone[0]}?) is read when given itself, or named as 'files.all' in kg.toml"
+           if lone else ""),
         folder,
     )
 
@@ -526,18 +660,26 @@ def _resolve_layout(folder: Path, cfg: _Config) -> tuple[str, Path]:
     return layout, data_dir
 
 
+def _graph_config(path: Path | str) -> tuple[Path, _Config]:
+    """(folder, config) of a graph folder, its kg.toml, or one triples file given alone (read as
+    ``files.all``, the graph named after the file)."""
+    p = _abs(Path(path).expanduser())
+    if is_triples_file(p):
+        return p.parent, _Config(name=p.stem, triple_files={"all": p})
+    folder, toml = _locate(p)
+    return folder, (_load_config(toml) if toml else _Config())
+
+
 def graph_name(path: Path | str) -> str:
-    """The name ``read_kg`` gives the graph at ``path`` (kg.toml 'name', else the folder's), without
-    reading its data."""
-    folder, toml = _locate(path)
-    cfg = _load_config(toml) if toml else _Config()
+    """The name ``read_kg`` gives the graph at ``path`` (kg.toml 'name', else the folder's; a triples
+    file's name without its suffix), without reading its data."""
+    folder, cfg = _graph_config(path)
     return cfg.name or folder.name
 
 
 def detect_layout(path: Path) -> str:
     """Layout name of a graph folder (or kg.toml): kg.toml `layout`, else from the files present."""
-    folder, toml = _locate(path)
-    cfg = _load_config(toml) if toml else _Config()
+    folder, cfg = _graph_config(path)
     return _resolve_layout(folder, cfg)[0]
 
 
@@ -555,19 +697,21 @@ class _Loaded:
 
 
 def _require(path: Path) -> Path:
-    if not path.is_file():
+    if not _present(path):
         raise KGFormatError("missing required file", path)
     return path
 
 
-def _load_canonical(ctx: _Ctx, data_dir: Path, overrides: dict[str, Path]) -> _Loaded:
+def _load_canonical(ctx: _Ctx, data_dir: Path, overrides: dict[str, Path], split: SplitRequest | None) -> _Loaded:
+    if "all" in overrides:
+        return _load_one_file(ctx, data_dir, overrides["all"], split)
     out = _Loaded(aux_dirs=[data_dir])
     paths = {k: overrides.get(k, data_dir / f"{k}.tsv") for k in ("train", "graph", "valid", "test")}
-    if not paths["train"].is_file() and not paths["graph"].is_file():
+    if not _present(paths["train"]) and not _present(paths["graph"]):
         raise KGFormatError("missing required file (train.tsv, or graph.tsv as the inference graph)", paths["train"])
     for key, p in paths.items():
-        if p.is_file():
-            out.sets[key] = _read_tab_triples(ctx, p)
+        if _present(p):
+            out.sets[key] = _read_triples(ctx, p)
     base = "graph" if "graph" in out.sets else "train"
     if "train" in out.sets:
         out.splits["train"] = Split("train", "train")
@@ -577,25 +721,77 @@ def _load_canonical(ctx: _Ctx, data_dir: Path, overrides: dict[str, Path]) -> _L
     return out
 
 
+def _load_one_file(ctx: _Ctx, data_dir: Path, path: Path, split: SplitRequest | None) -> _Loaded:
+    """One file of every triple: the train split alone, or cut as ``split`` asks."""
+    out = _Loaded(aux_dirs=[data_dir])
+    whole = _read_triples(ctx, path)
+    out.splits["train"] = Split("train", "train")
+    if split is None:
+        out.sets["train"] = whole
+        ctx.warn(f"{path}: one triples file and no split asked for: its {len(whole.triples)} triples are the train "
+                 "split, and nothing is held out to evaluate on; to split it, name it as files.all in a kg.toml "
+                 "with a [split] table (README: 'The KG directory')")
+        return out
+    for key, part in _split_one_file(whole, split).items():
+        out.sets[key] = part
+        if key != "train":
+            out.splits[key] = Split("train", key)
+    return out
+
+
+def _split_one_file(whole: _TripleSet, request: SplitRequest) -> dict[str, _TripleSet]:
+    """``train`` and the ``valid`` / ``test`` parts with a share above 0, each in file order (see
+    :class:`SplitRequest`)."""
+    n = len(whole.triples)
+    order = sorted(range(n), key=whole.triples.__getitem__)
+    random.Random(request.seed).shuffle(order)
+    held_out = {key: round(n * share) for key, share in (("valid", request.valid), ("test", request.test)) if share > 0}
+    n_train = n - sum(held_out.values())
+    cover, rest = [], []
+    seen_entities: set[str] = set()
+    seen_relations: set[str] = set()
+    for i in order:
+        h, r, t = whole.triples[i]
+        if h in seen_entities and t in seen_entities and r in seen_relations:
+            rest.append(i)
+            continue
+        cover.append(i)
+        seen_entities.update((h, t))
+        seen_relations.add(r)
+    if len(cover) > n_train:
+        raise KGFormatError(
+            f"cannot split {n} triples {request.train:g} / {request.valid:g} / {request.test:g}: train must hold "
+            f"every entity and relation, which takes {len(cover)} triples here, more than its {n_train}; "
+            "ask for a larger train share in kg.toml [split]", whole.path)
+    parts = {"train": cover + rest[:n_train - len(cover)]}
+    start = n_train - len(cover)
+    for key, size in held_out.items():
+        parts[key] = rest[start:start + size]
+        start += size
+    return {key: _TripleSet([whole.triples[i] for i in sorted(chosen)], [whole.lines[i] for i in sorted(chosen)],
+                            whole.path)
+            for key, chosen in parts.items()}
+
+
 def _load_grail(ctx: _Ctx, data_dir: Path) -> _Loaded:
     out = _Loaded(aux_dirs=[data_dir])
     ind = data_dir.parent / f"{data_dir.name}_ind"
-    full = not data_dir.name.endswith("_ind") and (ind / "train.txt").is_file()
-    out.sets["train"] = _read_tab_triples(ctx, _require(data_dir / "train.txt"))
+    full = not data_dir.name.endswith("_ind") and _present(ind / "train.txt")
+    out.sets["train"] = _read_triples(ctx, _require(data_dir / "train.txt"))
     out.splits["train"] = Split("train", "train")
     for key in ("valid", "test"):
-        if (data_dir / f"{key}.txt").is_file():
-            out.sets[key] = _read_tab_triples(ctx, data_dir / f"{key}.txt")
+        if _present(data_dir / f"{key}.txt"):
+            out.sets[key] = _read_triples(ctx, data_dir / f"{key}.txt")
     if not full:
         for key in ("valid", "test"):
             if key in out.sets:
                 out.splits[key] = Split("train", key)
         return out
     out.aux_dirs.append(ind)
-    out.sets["ind_graph"] = _read_tab_triples(ctx, ind / "train.txt")
+    out.sets["ind_graph"] = _read_triples(ctx, ind / "train.txt")
     for key in ("valid", "test"):
-        if (ind / f"{key}.txt").is_file():
-            out.sets[f"ind_{key}"] = _read_tab_triples(ctx, ind / f"{key}.txt")
+        if _present(ind / f"{key}.txt"):
+            out.sets[f"ind_{key}"] = _read_triples(ctx, ind / f"{key}.txt")
     if "valid" in out.sets:
         out.splits["valid"] = Split("train", "valid")
     if "ind_test" in out.sets:
@@ -607,12 +803,12 @@ def _load_grail(ctx: _Ctx, data_dir: Path) -> _Loaded:
 
 def _load_ingram(ctx: _Ctx, data_dir: Path) -> _Loaded:
     out = _Loaded(aux_dirs=[data_dir])
-    out.sets["train"] = _read_tab_triples(ctx, _require(data_dir / "train.txt"))
-    out.sets["msg"] = _read_tab_triples(ctx, _require(data_dir / "msg.txt"))
+    out.sets["train"] = _read_triples(ctx, _require(data_dir / "train.txt"))
+    out.sets["msg"] = _read_triples(ctx, _require(data_dir / "msg.txt"))
     out.splits["train"] = Split("train", "train")
     for key in ("valid", "test"):
-        if (data_dir / f"{key}.txt").is_file():
-            out.sets[key] = _read_tab_triples(ctx, data_dir / f"{key}.txt")
+        if _present(data_dir / f"{key}.txt"):
+            out.sets[key] = _read_triples(ctx, data_dir / f"{key}.txt")
             out.splits[key] = Split("msg", key)
     return out
 
@@ -628,7 +824,7 @@ def _load_openke(ctx: _Ctx, data_dir: Path) -> _Loaded:
     out.splits["train"] = Split("train", "train")
     for key in ("valid", "test"):
         p = data_dir / f"{key}2id.txt"
-        if p.is_file():
+        if _present(p):
             out.sets[key] = _read_openke_triples(ctx, p, ents, rels)
             out.splits[key] = Split("train", key)
     return out
@@ -693,6 +889,7 @@ def _read_text_file(ctx: _Ctx, path: Path, kind: str) -> _TextRecords:
             parts = ln.split("\t")
             if len(parts) > 3 or not parts[0].strip():
                 raise KGFormatError(f"expected 'id[<TAB>name[<TAB>description]]' with a non-empty id, got {ln[:120]!r}", path, i)
+            _control_character_error(parts[0], path, i)   # the id declares an entity or relation
             if parts[0] in rows:
                 dups += 1
                 continue
@@ -726,7 +923,7 @@ def _text_files(cfg_files: list[Path], aux_dirs: list[Path], names: tuple[str, .
     found = list(cfg_files)
     for d in aux_dirs:
         for n in names:
-            if (d / n).is_file():
+            if _present(d / n):
                 found.append(_abs(d / n))
     out: list[Path] = []
     for p in found:  # a file named twice is read once
@@ -795,7 +992,7 @@ def _collect_images(ctx: _Ctx, entities: set[str], aux_dirs: list[Path], mapping
         if unknown:
             ctx.warn(f"{img_dir}: ignored {unknown} image folder(s) whose name is not an entity of the graph")
 
-    maps = list(mapping_files) + [_abs(d / "images.tsv") for d in aux_dirs if (d / "images.tsv").is_file()]
+    maps = list(mapping_files) + [_abs(d / "images.tsv") for d in aux_dirs if _present(d / "images.tsv")]
     seen_maps: set[Path] = set()
     for mp in maps:
         if mp in seen_maps:
@@ -874,17 +1071,15 @@ def _check_splits(ctx: _Ctx, loaded: _Loaded) -> None:
 
 
 def read_kg(path: Path | str, name: str | None = None) -> KnowledgeGraph:
-    """Read a graph folder (or its kg.toml). Raises KGFormatError on bad input."""
-    folder, toml = _locate(path)
+    """Read a graph folder, its kg.toml, or one triples file. Raises KGFormatError on bad input."""
+    folder, cfg = _graph_config(path)
     ctx = _Ctx()
-    cfg = _Config()
-    if toml is not None:
-        cfg = _load_config(toml)
-        ctx.sources.add(toml)
+    if cfg.path is not None:
+        ctx.sources.add(cfg.path)
     layout, data_dir = _resolve_layout(folder, cfg)
 
     if layout == "canonical":
-        loaded = _load_canonical(ctx, data_dir, cfg.triple_files)
+        loaded = _load_canonical(ctx, data_dir, cfg.triple_files, cfg.split)
     elif layout == "grail":
         loaded = _load_grail(ctx, data_dir)
     elif layout == "ingram":

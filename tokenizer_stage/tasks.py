@@ -74,6 +74,7 @@ from tokenizer_stage.kg_reader import (
     _locate as _locate_folder,
     derive_name,
     graph_name,
+    is_triples_file,
     read_kg,
 )
 
@@ -248,7 +249,10 @@ def _detect(folder: Path, toml: Path | None) -> str | None:
 
 
 def detect_task_layout(path: Path | str) -> str | None:
-    """Task layout (one of TASK_LAYOUTS) of a folder or task.toml; None for a folder that is no task (e.g. a plain KG)."""
+    """Task layout (one of TASK_LAYOUTS) of a folder or task.toml; None for a folder that is no task (e.g. a plain KG)
+    or a file of triples (a whole graph)."""
+    if is_triples_file(path):
+        return None
     return _detect(*_locate(path))
 
 
@@ -259,8 +263,9 @@ def artifact_name(path: Path | str) -> str:
 
 
 def source_of(path: Path | str) -> Path:
-    """What an artifact records as made from: the folder, or a stand-alone .toml file given instead
-    of one (several of which can share a folder); a folder's own kg.toml / task.toml is the folder."""
+    """What an artifact records as made from: the folder, or a stand-alone .toml file or one triples file
+    given instead of one (several of which can share a folder); a folder's own kg.toml / task.toml is the
+    folder."""
     p = Path(os.path.abspath(Path(path).expanduser()))
     return p.parent if p.is_file() and p.name in ("kg.toml", TASK_TOML) else p
 

@@ -20,7 +20,7 @@ from artifacts import token_tables
 from artifacts.codebooks import Codebook, CodebookSet
 from artifacts.errors import ArtifactError
 from artifacts.hashing import files_digest, object_sha256, relative_digest
-from artifacts.manifest import record_source, recorded_source
+from artifacts.manifest import check_manifest_digests, record_source, recorded_source
 from artifacts.root import artifact_folder
 from tokenizer_stage import structure
 from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
@@ -432,7 +432,8 @@ def existing_artifact(folder: Path, source: Path, fingerprint: str, force: bool,
     notes = []
     try:
         existing = read(folder)
-    except ArtifactError as err:   # damaged or of an old format: redone, and said so
+        check_manifest_digests(folder)   # an edited manifest (its splits, say) is no up-to-date artifact
+    except ArtifactError as err:   # damaged, edited or of an old format: redone, and said so
         existing, notes = {}, [f"{err}: tokenized again"]
     earlier = recorded_source(folder)
     elsewhere = (earlier is not None and earlier.exists() and os.path.realpath(earlier) != os.path.realpath(source)

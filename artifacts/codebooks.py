@@ -4,6 +4,8 @@ Folder layout (``ROOT/codebooks/`` by default)::
 
     manifest.json      kind "tofu.codebooks": identity, per-modality encoder and fit facts
     <modality>.npy     float32 [K, D] centroids (read with allow_pickle=False)
+    text_dense.npy     float32 [M * 256, 384 / M] sub-centroids of the product quantizer
+                       that stores each name's and text's pooled vector in M bytes
 
 A codebook is tied to the encoder whose vectors it quantizes: its manifest
 entry holds that encoder's identity, and the tokenizer refuses to quantize
@@ -24,6 +26,10 @@ from artifacts.errors import ArtifactError
 from artifacts.manifest import read_manifest, write_manifest
 
 KIND = "tofu.codebooks"
+# The text's dense codes: a product quantizer of M sub-codebooks (fit "subquantizers") of up to 256
+# codes each, stored as one [M * codes, sub_dim] array (fit kind "product_quantizer").
+DENSE_TEXT = "text_dense"
+PRODUCT_QUANTIZER = "product_quantizer"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
@@ -42,6 +48,17 @@ class Codebook:
     @property
     def dim(self) -> int:
         return int(self.centroids.shape[1])
+
+    @property
+    def is_product_quantizer(self) -> bool:
+        return self.fit.get("kind") == PRODUCT_QUANTIZER
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """``[n, M]`` uint8 product codes -> ``[n, M * sub_dim]`` float32 vectors (sub-centroids side by side)."""
+        subquantizers = int(self.fit["subquantizers"])
+        parts = self.centroids.reshape(subquantizers, self.size // subquantizers, self.dim)
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, subquantizers)
+        return parts[np.arange(subquantizers), codes].reshape(len(codes), -1)
 
 
 def _centroid_bytes(array: np.ndarray) -> bytes:

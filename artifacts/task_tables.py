@@ -11,6 +11,9 @@ swapped in whole::
         mentions.parquet          mention_index int32, mention_id, split, text, context,
                                   entity int32 (KB entity id; -1 = unlabelled)
         mention_tokens.parquet    mention_index int32, modality, rank int8, code int32, count int32
+        mention_lexical.parquet   mention_index int32, field, subword int32, count int32
+                                  (the mention string is its name field, the context its description)
+        mention_dense.parquet     mention_index int32, field (name | full), codes binary
     manifest.json                 written last; names the codebook id every part was made with
 
 Mentions are quantized with the same frozen codebooks as the KB's entity
@@ -25,18 +28,19 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute is a submodule: imported, not implied)
 import pyarrow.parquet as pq
 
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
 from artifacts.manifest import peek_manifest, read_manifest, write_manifest
-from artifacts.token_tables import (METADATA_KEY, TokenTables, read_checked_table, read_manifest_only,
-                                    read_token_tables)
+from artifacts.token_tables import (METADATA_KEY, TokenTables, dense_of, lexical_of, read_checked_table,
+                                    read_manifest_only, read_token_tables)
 
 ALIGNMENT_KIND = "tofu.alignment_task"
 LINKING_KIND = "tofu.linking_task"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (2,)
 GRAPH_FOLDERS = {ALIGNMENT_KIND: ("graph1", "graph2"), LINKING_KIND: ("kb",)}
 
 _str = pa.string()
@@ -46,8 +50,11 @@ SCHEMAS: dict[str, pa.Schema] = {
                            ("context", _str), ("entity", pa.int32())]),
     "mention_tokens": pa.schema([("mention_index", pa.int32()), ("modality", _str), ("rank", pa.int8()),
                                  ("code", pa.int32()), ("count", pa.int32())]),
+    "mention_lexical": pa.schema([("mention_index", pa.int32()), ("field", _str), ("subword", pa.int32()),
+                                  ("count", pa.int32())]),
+    "mention_dense": pa.schema([("mention_index", pa.int32()), ("field", _str), ("codes", pa.binary())]),
 }
-TABLES = {ALIGNMENT_KIND: ("links",), LINKING_KIND: ("mentions", "mention_tokens")}
+TABLES = {ALIGNMENT_KIND: ("links",), LINKING_KIND: ("mentions", "mention_tokens", "mention_lexical", "mention_dense")}
 
 
 def write_task(folder: Path, kind: str, write_graphs: Callable[[Path], None], columns: dict[str, dict[str, Any]],
@@ -111,6 +118,20 @@ class LinkingArtifact(_TaskManifest):
     kb: TokenTables
     mentions: pa.Table
     mention_tokens: pa.Table
+    mention_lexical: pa.Table
+    mention_dense: pa.Table
+
+    @property
+    def lexicon(self) -> dict[str, Any] | None:
+        return self.manifest.get("lexicon")
+
+    def lexical(self, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mention indices, subword ids, counts)`` of the mention strings (name) or contexts (description)."""
+        return lexical_of(self.mention_lexical, "mention_index", field)
+
+    def dense(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(mention indices, product codes [n, M])`` of the mention strings (name) or whole texts (full)."""
+        return dense_of(self.mention_dense, "mention_index", field)
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(mention indices, gold KB entity ids (-1 = none))`` of one split."""
@@ -165,4 +186,4 @@ def read_linking_artifact(folder: Path) -> LinkingArtifact:
     folder = Path(folder)
     manifest = read_task_manifest(folder, LINKING_KIND)
     kb = read_token_tables(folder / "kb", verify_files=False)   # hashed just above
-    return LinkingArtifact(folder, manifest, kb, _read_table(folder, "mentions"), _read_table(folder, "mention_tokens"))
+    return LinkingArtifact(folder, manifest, kb, *(_read_table(folder, name) for name in TABLES[LINKING_KIND]))

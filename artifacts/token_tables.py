@@ -8,6 +8,10 @@ One folder per graph (``ROOT/<graph>/``)::
     triples.parquet          triple_set (e.g. train, valid, ind_graph), head, relation, tail (int32)
     entity_tokens.parquet    entity_id int32, modality, rank int8, code int32, count int32
     relation_tokens.parquet  relation_id int32, modality, rank int8, code int32, count int32
+    entity_lexical.parquet   entity_id int32, field (name | description), subword int32, count int32
+    entity_dense.parquet     entity_id int32, field (name | full), codes binary (M product-code bytes)
+    text_dense.npy           the product quantizer's sub-centroids that decode them (a copy of the
+                             codebook set's entry; present when the table has rows)
     manifest.json            written last (kind "tofu.token_tables")
 
 Ids are positions in the sorted label lists, so row order of the sources never
@@ -19,6 +23,14 @@ id) so that a lone file still says what it is.
 Token codes live in the code space of their modality's codebook; structure
 codes ``0..K-1`` are an entity's own structural code and ``K..2K-1`` its
 neighbours' codes (see ``tokenizer_stage.structure``).
+
+Lexical tokens are subword ids of the text encoder's tokenizer, whose identity
+the manifest records under ``lexicon``: ids of two lexicons are never compared
+(:func:`check_lexicon`). Dense codes decode with the copy of the
+codebook set's ``text_dense`` product quantizer kept beside them (:meth:`TokenTables.dense_vectors`),
+so that an artifact is read without its codebook folder.
+Format 1 (no lexical or dense tables) is not read: the next ``tofu tokenize``
+makes such an artifact again.
 """
 from __future__ import annotations
 
@@ -32,15 +44,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artifacts.atomic import staging_directory
+from artifacts.codebooks import DENSE_TEXT, PRODUCT_QUANTIZER, Codebook
 from artifacts.errors import ArtifactError, UnsupportedFormatError
 from artifacts.manifest import read_manifest, write_manifest
 
 KIND = "tofu.token_tables"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (2,)
 METADATA_KEY = b"tofu"
 
 MODALITIES = ("structure", "text", "image")
+LEXICAL_FIELDS = ("name", "description")   # a mention's string is its name, its context its description
+DENSE_FIELDS = ("name", "full")            # full: "name: description" (a mention's "mention: context")
 
 _str = pa.string()
 SCHEMAS: dict[str, pa.Schema] = {
@@ -63,8 +78,13 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("relation_id", pa.int32()), ("modality", _str), ("rank", pa.int8()),
         ("code", pa.int32()), ("count", pa.int32()),
     ]),
+    "entity_lexical": pa.schema([
+        ("entity_id", pa.int32()), ("field", _str), ("subword", pa.int32()), ("count", pa.int32()),
+    ]),
+    "entity_dense": pa.schema([("entity_id", pa.int32()), ("field", _str), ("codes", pa.binary())]),
 }
 TABLE_FILES = {name: f"{name}.parquet" for name in SCHEMAS}
+DENSE_DECODER_FILE = "text_dense.npy"
 
 
 def _table_metadata(table: str, graph: str, codebook_id: str | None) -> dict[bytes, bytes]:
@@ -74,7 +94,7 @@ def _table_metadata(table: str, graph: str, codebook_id: str | None) -> dict[byt
 
 
 def write_token_tables(folder: Path, graph: str, columns: dict[str, dict[str, Any]],
-                       manifest_body: dict[str, Any]) -> dict[str, Any]:
+                       manifest_body: dict[str, Any], dense_decoder: Codebook | None = None) -> dict[str, Any]:
     """Write all tables of one graph atomically, then its manifest; return the manifest.
 
     ``columns`` maps each table name of :data:`SCHEMAS` to its columns
@@ -91,8 +111,37 @@ def write_token_tables(folder: Path, graph: str, columns: dict[str, dict[str, An
             # Fixed writer options keep the bytes deterministic for the same content.
             pq.write_table(table, staging / TABLE_FILES[name], compression="zstd",
                            write_statistics=False)
-        return write_manifest(staging, KIND, FORMAT_VERSION, manifest_body,
-                              list(TABLE_FILES.values()))
+        files = list(TABLE_FILES.values())
+        if dense_decoder is not None and len(columns["entity_dense"]["entity_id"]):
+            write_decoder(staging, dense_decoder)
+            manifest_body = {**manifest_body, "dense": decoder_entry(dense_decoder)}
+            files.append(DENSE_DECODER_FILE)
+        return write_manifest(staging, KIND, FORMAT_VERSION, manifest_body, files)
+
+
+def decoder_entry(decoder: Codebook) -> dict[str, Any]:
+    return {"file": DENSE_DECODER_FILE, "subquantizers": int(decoder.fit["subquantizers"]),
+            "size": decoder.size, "dim": decoder.dim}
+
+
+def write_decoder(folder: Path, decoder: Codebook) -> None:
+    np.save(Path(folder) / DENSE_DECODER_FILE, np.ascontiguousarray(decoder.centroids, np.float32),
+            allow_pickle=False)
+
+
+def read_decoder(folder: Path, entry: dict[str, Any] | None) -> Codebook | None:
+    """The product quantizer an artifact's dense codes decode with, or None when it has no dense codes."""
+    if not entry:
+        return None
+    path = Path(folder) / DENSE_DECODER_FILE
+    try:
+        centroids = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{path}: unreadable dense-code decoder: {err}") from err
+    if centroids.dtype != np.float32 or centroids.shape != (entry.get("size"), entry.get("dim")):
+        raise ArtifactError(f"{path}: expected float32 [{entry.get('size')}, {entry.get('dim')}], "
+                            f"found {centroids.dtype} {list(centroids.shape)}")
+    return Codebook(DENSE_TEXT, centroids, {}, {"kind": PRODUCT_QUANTIZER, "subquantizers": entry["subquantizers"]})
 
 
 @dataclass
@@ -143,6 +192,22 @@ class TokenTables:
             raise KeyError(f"{self.folder}: no split {split!r} (has {', '.join(sorted(self.splits))})")
         return self.splits[split]
 
+    @property
+    def lexicon(self) -> dict[str, Any] | None:
+        return self.manifest.get("lexicon")
+
+    def lexical(self, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(entity ids, subword ids, counts)`` of one text field (name or description)."""
+        return lexical_of(self.tables["entity_lexical"], "entity_id", field)
+
+    def dense(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(entity ids, product codes [n, M] uint8)`` of one dense field (name or full)."""
+        return dense_of(self.tables["entity_dense"], "entity_id", field)
+
+    @property
+    def dense_decoder(self) -> Codebook | None:
+        return read_decoder(self.folder, self.manifest.get("dense"))
+
     def tokens(self, owner: str, modality: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(owner_ids, codes, counts)`` of one modality; ``owner`` is 'entity' or 'relation'."""
         table = self.tables[f"{owner}_tokens"]
@@ -150,6 +215,38 @@ class TokenTables:
         return (part[f"{owner}_id"].to_numpy().astype(np.int64),
                 part["code"].to_numpy().astype(np.int64),
                 part["count"].to_numpy().astype(np.int64))
+
+
+def lexical_of(table: pa.Table, owner_key: str, field: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    part = table.filter(pa.compute.equal(table["field"], field))
+    return (part[owner_key].to_numpy().astype(np.int64), part["subword"].to_numpy().astype(np.int64),
+            part["count"].to_numpy().astype(np.int64))
+
+
+def dense_of(table: pa.Table, owner_key: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    part = table.filter(pa.compute.equal(table["field"], field))
+    owners = part[owner_key].to_numpy().astype(np.int64)
+    blob = b"".join(part["codes"].to_pylist())
+    width = len(blob) // max(len(owners), 1)
+    return owners, np.frombuffer(blob, dtype=np.uint8).reshape(len(owners), width)
+
+
+class LexiconMismatch(ArtifactError):
+    """Two artifacts (or an artifact and a checkpoint) hold subword ids of different tokenizers."""
+
+
+def check_lexicon(lexicon: dict[str, Any] | None, expected: dict[str, Any] | None, artifact: Path,
+                  expected_from: str) -> None:
+    """Refuse an artifact whose subword ids come from another tokenizer than ``expected``'s.
+
+    A side without lexical tokens (no text) has nothing to compare and passes.
+    """
+    if lexicon and expected and lexicon != expected:
+        raise LexiconMismatch(
+            f"{artifact}: lexical tokens from tokenizer {lexicon.get('tokenizer')} (vocabulary "
+            f"{lexicon.get('vocab_size')}, {lexicon.get('vocab')}), but {expected_from} reads "
+            f"{expected.get('tokenizer')} (vocabulary {expected.get('vocab_size')}, {expected.get('vocab')}); "
+            "tokenize it with the same text encoder")
 
 
 def read_token_tables(folder: Path, verify_files: bool = True) -> TokenTables:

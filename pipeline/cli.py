@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from artifacts.version import CODE_VERSION
-from pipeline.defaults import MODEL_DEFAULTS, SCHEDULER_TIMEOUT, TRAIN_DEFAULTS
+from pipeline.defaults import EVIDENCE_FIT_STEPS, MODEL_DEFAULTS, SCHEDULER_TIMEOUT, TRAIN_DEFAULTS
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
     from reasoning_stage.evaluation import Ranks
@@ -509,6 +509,48 @@ def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
         click.echo(f"shipped to {install(checkpoint, work / 'artifacts' / 'codebooks')}")
 
 
+@main.command("fit-evidence", short_help="Learn how names, descriptions and seed links count, per task.")
+@click.argument("artifacts_", metavar="TASK_ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint to start from (default: the shipped one).")
+@click.option("--out", "output", required=True, type=click.Path(path_type=Path),
+              help="Folder of the new checkpoint (everything but the evidence weights as in --checkpoint).")
+@click.option("--steps", type=click.IntRange(min=1), default=EVIDENCE_FIT_STEPS, show_default=True,
+              help="Optimiser steps over the precomputed channels.")
+@click.option("--device", default=None, help="torch device (default: cuda if present).")
+def fit_evidence(artifacts_, checkpoint, output, steps, device) -> None:
+    """Fit the per-task evidence weights of a checkpoint on the train splits of alignment and linking
+    TASK_ARTIFACTs: the model's own score against lexical (TF-IDF) and decoded-vector name and
+    description similarity and, for alignment, anchors through the seed links. Nothing else changes, so
+    link prediction scores stay exactly as they were. An alignment's train links are split 70/30 into
+    anchors and pairs to learn from."""
+    from artifacts.checkpoint import save_checkpoint
+    from artifacts.shipped import shipped_checkpoint
+    from reasoning_stage.models import TASKS, evidence_weights
+    from reasoning_stage.reasoning import find_artifacts, fit_evidence as fit, load_model, read_artifacts
+
+    _check_checkpoint_target(output)
+    checkpoint = checkpoint or shipped_checkpoint()
+    if checkpoint is None:
+        raise click.UsageError("no --checkpoint given and no shipped checkpoint installed")
+    _, tasks = read_artifacts(find_artifacts(artifacts_))
+    if not tasks:
+        raise click.UsageError("no alignment or linking task among the artifacts given")
+    dev = _device(device)
+    loaded = load_model(checkpoint, dev)
+    losses = fit(loaded, tasks, dev, steps=steps)
+    training = dict(loaded.manifest.get("training", {}))
+    training["evidence"] = {"tasks": sorted(losses), "final_loss": {k: round(v, 4) for k, v in losses.items()},
+                            "steps": steps, "lexicon": loaded.manifest.get("lexicon")}
+    save_checkpoint(output, loaded.model.state_dict(), loaded.manifest["model"], loaded.manifest["codebook_id"],
+                    training)
+    click.echo(f"evidence weights written to {output}")
+    for name, loss in sorted(losses.items()):
+        click.echo(f"  {name}: final training loss {loss:.4f}")
+    for task, row in zip(TASKS, evidence_weights(loaded.model)):
+        click.echo(f"  {task}: " + ", ".join(f"{channel} {weight:.2f}" for channel, weight in row))
+
+
 @main.command(short_help="Install a checkpoint as the packaged model.")
 @click.argument("checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("codebooks", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -560,10 +602,18 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
                    "predictions_<task>_<split>.tsv (the task's name: its artifact folder's name as tokenized).")
 @click.option("--no-routing", is_flag=True,
               help="align / link: embed with the link-prediction route (one representation for every task).")
+@click.option("--candidates", type=click.Choice(["all", "test"]), default="all", show_default=True,
+              help="align: rank every graph-2 entity, or only the split's gold counterparts (as alignment papers do).")
+@click.option("--assignment", is_flag=True,
+              help="align: rank after a global one-to-one (Sinkhorn) normalisation of the split's score matrix.")
+@click.option("--shortlist", type=click.IntRange(min=1), default=None,
+              help="align / link, --predict-top-k: score only the N best candidates of each name and text "
+                   "channel (FAISS and subword postings), for knowledge bases of 100k+ entities.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
-           batch_size, plot_file, task, predict_top_k, no_routing, device, quiet) -> None:
+           batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, shortlist, device,
+           quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
     With --task link_prediction (default): filtered ranking of head and tail
@@ -607,10 +657,14 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     if task != "link_prediction":
         if finetune_epochs or plot_file is not None:
             raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
-        _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev)
+        if (candidates != "all" or assignment) and TASK_NAMES[task] != "alignment":
+            raise click.UsageError("--candidates test and --assignment apply to --task align")
+        _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev,
+                     candidates, assignment, shortlist)
         return
-    if predict_top_k or no_routing:
-        raise click.UsageError("--predict-top-k and --no-routing apply to --task align / link")
+    if predict_top_k or no_routing or candidates != "all" or assignment or shortlist:
+        raise click.UsageError("--predict-top-k, --no-routing, --candidates, --assignment and --shortlist apply to "
+                               "--task align / link")
     tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=not predicting)
@@ -734,7 +788,8 @@ def _graph_artifacts(artifacts_) -> list:
     return tables
 
 
-def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev) -> None:
+def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev,
+                 candidates="all", assignment=False, shortlist=None) -> None:
     """``tofu reason --task align|link``: metrics per task artifact, optional top-k predictions."""
     import time
 
@@ -758,12 +813,14 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     for artifact in tasks:
         for split in splits:
             start = time.perf_counter()
-            ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing)
+            ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing,
+                                           candidates=candidates, assignment=assignment)
             seconds = time.perf_counter() - start  # the ranking, as for graphs (not the interval)
             records.append({"graph": artifact.name, "split": split, **metrics_record(ranks, metrics),
-                            "task": task, "routing": not no_routing, "seconds": round(seconds, 3)})
+                            "task": task, "routing": not no_routing, "candidates": candidates,
+                            "assignment": assignment, "seconds": round(seconds, 3)})
             if predict_top_k:
-                rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing)
+                rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing, shortlist=shortlist)
                 if rows:
                     path = predictions_path(output, artifact.name, split)
                     write_predictions(rows, path)

@@ -13,20 +13,27 @@ prediction: ``rank = 1 + #{other candidates scoring >= the answer}``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from artifacts.task_tables import AlignmentArtifact, LinkingArtifact
-from artifacts.token_tables import MODALITIES
+from artifacts.codebooks import Codebook
+from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS, MODALITIES, LexiconMismatch, TokenTables
+from reasoning_stage.assignment import sinkhorn
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, whole_graph
 from reasoning_stage.layers import EdgePlan
+from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_evidence, dense_matrix, lexical_matrix,
+                                      lexical_pair)
 from reasoning_stage.models import TASKS, TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")
+# Sinkhorn temperature of the "with assignment" ranking, in standard deviations of the score matrix.
+ASSIGNMENT_TEMPERATURE = 0.5
 
 
 def token_bags(tokens: dict[str, TokenTensor], num_owners: int, sizes: dict[str, int]) -> dict[str, torch.Tensor]:
@@ -43,32 +50,76 @@ def token_bags(tokens: dict[str, TokenTensor], num_owners: int, sizes: dict[str,
 
 @dataclass
 class Side:
-    """One side of a matching problem: owners with their graph, plans and token bags."""
+    """One side of a matching problem: owners with their graph, plans, token bags and text identity."""
     graph: GraphTensors
     bags: dict[str, torch.Tensor]
     plans: dict[str, EdgePlan]
+    text: TextEvidence = field(default_factory=TextEvidence)
+    lexicon: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
         return self.graph.num_entities
 
 
-def make_side(graph: GraphTensors, model: TofuModel, device: torch.device) -> Side:
+def make_side(graph: GraphTensors, model: TofuModel, device: torch.device, text: TextEvidence | None = None,
+              lexicon: dict[str, Any] | None = None) -> Side:
     graph = graph.to(device)
     plans = graph_plans(graph) if graph.num_edges else {}
     sizes = {m: s for m, s in model.config.codebook_sizes.items() if m in MODALITIES}
-    return Side(graph, token_bags(graph.entity_tokens, graph.num_entities, sizes), plans)
+    return Side(graph, token_bags(graph.entity_tokens, graph.num_entities, sizes), plans,
+                (text or TextEvidence()).to(device), lexicon)
+
+
+def text_evidence(owners: Any, count: int, decoder: Codebook | None, lexicon: dict[str, Any] | None) -> TextEvidence:
+    """A side's lexical matrices and decoded vectors, from anything with ``lexical(field)`` and
+    ``dense(field)`` (token tables, a linking artifact's mentions)."""
+    vocabulary = int((lexicon or {}).get("vocab_size", 0))
+    lexical, dense = {}, {}
+    for field_name in LEXICAL_FIELDS:
+        rows = owners.lexical(field_name)
+        if len(rows[0]):
+            size = max(vocabulary, int(rows[1].max()) + 1)
+            lexical[field_name] = lexical_matrix(count, size, *rows)
+    for field_name in DENSE_FIELDS:
+        ids, codes = owners.dense(field_name)
+        if len(ids) and decoder is not None:
+            dense[field_name] = dense_matrix(count, ids, decoder.decode(codes))
+    return TextEvidence(lexical, dense)
+
+
+def tables_side(tables: TokenTables, model: TofuModel, device: torch.device) -> Side:
+    return make_side(whole_graph(tables), model, device,
+                     text_evidence(tables, tables.num_entities, tables.dense_decoder, tables.lexicon), tables.lexicon)
 
 
 def alignment_sides(artifact: AlignmentArtifact, model: TofuModel, device: torch.device) -> tuple[Side, Side]:
-    return tuple(make_side(whole_graph(t), model, device) for t in artifact.graphs)  # type: ignore[return-value]
+    return tuple(tables_side(t, model, device) for t in artifact.graphs)  # type: ignore[return-value]
 
 
 def linking_sides(artifact: LinkingArtifact, model: TofuModel, device: torch.device) -> tuple[Side, Side]:
     count = artifact.mentions.num_rows
     tokens = {m: artifact.tokens(m) for m in MODALITIES}
     mentions = token_owners(f"{artifact.name}:mentions", count, tokens, artifact.codebook_id)
-    return make_side(mentions, model, device), make_side(whole_graph(artifact.kb), model, device)
+    text = text_evidence(artifact, count, artifact.kb.dense_decoder, artifact.lexicon)
+    return make_side(mentions, model, device, text, artifact.lexicon), tables_side(artifact.kb, model, device)
+
+
+def matching_evidence(source: Side, target: Side, seeds: np.ndarray | None = None) -> MatchingEvidence:
+    """The evidence of one matching problem: lexical TF-IDF with the IDF of ``target`` (the candidates),
+    decoded vectors, and, for alignment, anchor profiles through the seed links ``seeds`` ``[A, 2]``."""
+    if source.lexicon and target.lexicon and source.lexicon != target.lexicon:
+        raise LexiconMismatch(f"{source.graph.name} and {target.graph.name} hold subword ids of different "
+                              "tokenizers; tokenize both with the same text encoder")
+    lexical = {f: lexical_pair(source.text.lexical[f], target.text.lexical[f])
+               for f in LEXICAL_FIELDS if f in source.text.lexical and f in target.text.lexical}
+    dense = {f: (source.text.dense[f], target.text.dense[f])
+             for f in DENSE_FIELDS if f in source.text.dense and f in target.text.dense}
+    anchors = None
+    if seeds is not None and len(seeds):
+        anchors = anchor_evidence(source.graph.edge_index, source.size, target.graph.edge_index, target.size,
+                                  seeds, source.graph.edge_index.device)
+    return MatchingEvidence(lexical, dense, anchors)
 
 
 def embed(model: TofuModel, side: Side, task: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,51 +134,110 @@ def _rows(bags: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch
     return {m: b.index_select(0, index) for m, b in bags.items()}
 
 
-def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray, task: int,
-                 route_task: int | None = None, batch_size: int = 512) -> Ranks:
-    """Rank every ``target`` owner for each ``pairs[:, 0]`` source owner; ``pairs[:, 1]`` is the answer.
+def pair_scores(model: TofuModel, z_source: torch.Tensor, z_target: torch.Tensor, source: Side, target: Side,
+                rows: torch.Tensor, task: int, evidence: MatchingEvidence | None,
+                columns: torch.Tensor | None = None) -> torch.Tensor:
+    """``[len(rows), target.size]`` scores of source owners ``rows`` against every target owner, or
+    ``[len(rows), len(columns)]`` against the target owners ``columns``."""
+    bags = target.bags if columns is None else _rows(target.bags, columns)
+    z = z_target if columns is None else z_target.index_select(0, columns)
+    scores = model.match_scores(z_source.index_select(0, rows), z, _rows(source.bags, rows), bags, task)
+    if evidence is None:
+        return scores
+    return model.combine_evidence(scores, evidence.channels(rows, target.size, columns), task)
 
-    ``route_task`` embeds with another task's route (``0`` = link prediction
-    for everything: the "routing off" ablation); scores still use ``task``.
-    """
+
+def score_matrix(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int,
+                 evidence: MatchingEvidence | None = None, route_task: int | None = None,
+                 batch_size: int = 512) -> torch.Tensor:
+    """``[len(rows), target.size]`` scores, chunk by chunk (``route_task``: see :func:`rank_matches`)."""
     was_training = model.training
     model.eval()
-    pairs = torch.as_tensor(pairs, dtype=torch.long)
-    pessimistic = torch.zeros(len(pairs), dtype=torch.long)
-    optimistic = torch.zeros(len(pairs), dtype=torch.long)
     embed_task = task if route_task is None else route_task
-    with torch.inference_mode():
-        z_source, _ = embed(model, source, embed_task)
-        z_target, _ = embed(model, target, embed_task)
-        nothing = torch.zeros(1, target.size, dtype=torch.bool, device=z_target.device)
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start:start + batch_size].to(z_source.device)
-            scores = model.match_scores(z_source.index_select(0, chunk[:, 0]), z_target,
-                                        _rows(source.bags, chunk[:, 0]), target.bags, task)
-            p, o = rank_of_targets(scores, chunk[:, 1], nothing.expand(len(chunk), -1))
-            pessimistic[start:start + len(chunk)], optimistic[start:start + len(chunk)] = p.cpu(), o.cpu()
-    model.train(was_training)
-    return Ranks(pessimistic.numpy(), optimistic.numpy(), np.full(len(pairs), "tail"))
-
-
-def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int, k: int,
-                batch_size: int = 512, route_task: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices [n, k], scores [n, k])`` of the best ``target`` owners for source owners ``rows``."""
-    was_training = model.training
-    model.eval()
-    indices, values = [], []
-    embed_task = task if route_task is None else route_task
+    chunks = []
     with torch.inference_mode():
         z_source, _ = embed(model, source, embed_task)
         z_target, _ = embed(model, target, embed_task)
         for start in range(0, len(rows), batch_size):
             index = torch.as_tensor(rows[start:start + batch_size], dtype=torch.long, device=z_source.device)
-            scores = model.match_scores(z_source.index_select(0, index), z_target, _rows(source.bags, index),
-                                        target.bags, task)
-            top = torch.topk(scores, min(k, target.size), dim=1)
-            indices.append(top.indices.cpu().numpy())
-            values.append(top.values.cpu().numpy())
+            chunks.append(pair_scores(model, z_source, z_target, source, target, index, task, evidence))
     model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.zeros(0, target.size)
+
+
+def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray, task: int,
+                 route_task: int | None = None, batch_size: int = 512, evidence: MatchingEvidence | None = None,
+                 candidates: np.ndarray | None = None, assignment: bool = False) -> Ranks:
+    """Rank every ``target`` owner for each ``pairs[:, 0]`` source owner; ``pairs[:, 1]`` is the answer.
+
+    ``route_task`` embeds with another task's route (``0`` = link prediction
+    for everything: the "routing off" ablation); scores still use ``task``.
+    ``candidates`` limits the targets ranked (e.g. the test counterparts, as
+    alignment papers rank); ``assignment`` ranks after a Sinkhorn normalisation
+    of the whole score matrix, which favours a one-to-one matching.
+    """
+    pairs = torch.as_tensor(pairs, dtype=torch.long)
+    excluded = torch.zeros(1, target.size, dtype=torch.bool)
+    if candidates is not None:
+        excluded[:] = True
+        excluded[0, torch.as_tensor(candidates, dtype=torch.long)] = False
+    if assignment:
+        scores = score_matrix(model, source, target, pairs[:, 0].numpy(), task, evidence, route_task, batch_size)
+        keep = (~excluded[0]).nonzero().squeeze(1).to(scores.device)
+        normalised = torch.full_like(scores, float("-inf"))
+        kept = scores[:, keep]
+        # In units of the matrix's own spread, so one temperature serves any score scale.
+        normalised[:, keep] = sinkhorn((kept - kept.mean()) / kept.std().clamp(min=1e-6),
+                                       temperature=ASSIGNMENT_TEMPERATURE)
+        p, o = rank_of_targets(normalised, pairs[:, 1].to(scores.device),
+                               excluded.to(scores.device).expand(len(pairs), -1))
+        return Ranks(p.cpu().numpy(), o.cpu().numpy(), np.full(len(pairs), "tail"))
+    pessimistic = torch.zeros(len(pairs), dtype=torch.long)
+    optimistic = torch.zeros(len(pairs), dtype=torch.long)
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        scores = score_matrix(model, source, target, chunk[:, 0].numpy(), task, evidence, route_task, batch_size)
+        p, o = rank_of_targets(scores, chunk[:, 1].to(scores.device),
+                               excluded.to(scores.device).expand(len(chunk), -1))
+        pessimistic[start:start + len(chunk)], optimistic[start:start + len(chunk)] = p.cpu(), o.cpu()
+    return Ranks(pessimistic.numpy(), optimistic.numpy(), np.full(len(pairs), "tail"))
+
+
+def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int, k: int,
+                batch_size: int = 512, route_task: int | None = None, evidence: MatchingEvidence | None = None,
+                shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices [n, k], scores [n, k])`` of the best ``target`` owners for source owners ``rows``.
+
+    ``shortlist`` (with ``evidence``): score only the union of each chunk's ``shortlist`` best targets
+    by every dense and lexical channel (:meth:`MatchingEvidence.candidates`) instead of every target:
+    how a knowledge base of 100k+ entities is served.
+    """
+    was_training = model.training
+    model.eval()
+    embed_task = task if route_task is None else route_task
+    with torch.inference_mode():
+        z_source, _ = embed(model, source, embed_task)
+        z_target, _ = embed(model, target, embed_task)
+        found = best_targets(model, z_source, z_target, source, target, rows, task, k, evidence, shortlist, batch_size)
+    model.train(was_training)
+    return found
+
+
+def best_targets(model: TofuModel, z_source: torch.Tensor, z_target: torch.Tensor, source: Side, target: Side,
+                 rows: np.ndarray, task: int, k: int, evidence: MatchingEvidence | None = None,
+                 shortlist: int | None = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_matches` on embeddings already computed (e.g. a knowledge base made of several graphs)."""
+    indices, values = [], []
+    for start in range(0, len(rows), batch_size):
+        index = torch.as_tensor(rows[start:start + batch_size], dtype=torch.long, device=z_source.device)
+        columns = evidence.candidates(index, shortlist) if shortlist and evidence is not None else None
+        if columns is not None and len(columns) < k:
+            columns = None    # too short a list to fill k answers: score everything
+        scores = pair_scores(model, z_source, z_target, source, target, index, task, evidence, columns)
+        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+        chosen = top.indices if columns is None else columns[top.indices]
+        indices.append(chosen.cpu().numpy())
+        values.append(top.values.cpu().numpy())
     if not indices:
         return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
     return np.concatenate(indices), np.concatenate(values)
@@ -160,3 +270,37 @@ def relabelled(side: Side, permutation: torch.Tensor) -> Side:
                                    for m, t in graph.entity_tokens.items()})
     plans = graph_plans(moved) if moved.num_edges else {}
     return Side(moved, {m: b[inverse] for m, b in side.bags.items()}, plans)
+
+
+def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, MatchingEvidence, np.ndarray, int]],
+                         steps: int = 300, learning_rate: float = 0.05, max_queries: int = 1024,
+                         seed: int = 0) -> dict[int, float]:
+    """Learn ``model.evidence_weight`` (and nothing else) on training pairs; return each task's final loss.
+
+    ``problems``: ``(source, target, evidence, pairs [n, 2], task)``. The model's own scores and every
+    channel are computed once for up to ``max_queries`` pairs per problem against all candidates, then
+    the task's weights minimise the cross-entropy of the gold candidate: a few hundred numbers of work
+    per step, so the fit takes seconds and leaves link prediction exactly as it was.
+    """
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for source, target, evidence, pairs, task in problems:
+        if len(pairs) > max_queries:
+            pairs = pairs[np.sort(rng.choice(len(pairs), max_queries, replace=False))]
+        base = score_matrix(model, source, target, pairs[:, 0], task).clone()   # out of inference mode
+        rows = torch.as_tensor(pairs[:, 0], dtype=torch.long, device=base.device)
+        channels = torch.cat([evidence.channels(rows[i:i + 256], target.size) for i in range(0, len(rows), 256)])
+        prepared.append((base, channels, torch.as_tensor(pairs[:, 1], device=base.device), task))
+    weight = model.evidence_weight
+    optimizer = torch.optim.Adam([weight], lr=learning_rate)
+    losses: dict[int, float] = {}
+    for _ in range(steps):
+        optimizer.zero_grad()
+        total = weight.new_tensor(0.0)
+        for base, channels, gold, task in prepared:
+            loss = F.cross_entropy(model.combine_evidence(base, channels, task), gold)
+            losses[task] = float(loss.detach())
+            total = total + loss
+        total.backward()
+        optimizer.step()
+    return losses

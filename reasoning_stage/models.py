@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch_scatter import scatter_add
 
+from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationGraphConv, edge_plan,
                                     reach_step, relation_graph)
@@ -72,6 +73,20 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}")
         return cls(**data)
+
+
+def initial_evidence_weight(num_tasks: int) -> torch.Tensor:
+    """Raw (pre-softplus) evidence weights before any fit: the model's score as it is (weight 1) and each
+    identity channel at 10, the scale of the model's cosine, so an unfitted channel counts as much."""
+    raw = torch.full((num_tasks, len(EVIDENCE_CHANNELS)), math.log(math.expm1(10.0)))
+    raw[:, 0] = math.log(math.expm1(1.0))
+    return raw
+
+
+def evidence_weights(model: "TofuModel") -> list[list[tuple[str, float]]]:
+    """Per task, ``(channel, weight)`` of every evidence channel as the model weighs them (after softplus)."""
+    weights = nn.functional.softplus(model.evidence_weight.detach()).cpu().tolist()
+    return [list(zip(EVIDENCE_CHANNELS, row)) for row in weights]
 
 
 def with_content_match(model: "TofuModel") -> "TofuModel":
@@ -234,6 +249,8 @@ class TofuModel(nn.Module):
         self.match_log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         # Per task and modality: how much shared tokens count (softplus; starts at 1).
         self.overlap_weight = nn.Parameter(torch.full((config.num_tasks, len(MODALITIES)), math.log(math.e - 1)))
+        # Per task: how much each identity channel counts against the model's own score (softplus).
+        self.evidence_weight = nn.Parameter(initial_evidence_weight(config.num_tasks))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -470,6 +487,12 @@ class TofuModel(nn.Module):
             for layer, layer_gates in zip(self.entity_layers, self.gates(query, task)):
                 x = layer(x, plan, rel, layer_gates, boundary)
         return self.embedding_head(torch.cat([x[:, 0], content], dim=-1))
+
+    def combine_evidence(self, scores: torch.Tensor, channels: torch.Tensor, task: int) -> torch.Tensor:
+        """``[A, B]`` model scores plus the identity channels ``[A, B, C]`` (names, descriptions, anchors;
+        :data:`reasoning_stage.evidence.EVIDENCE_CHANNELS` after ``model``), weighed for ``task``."""
+        weights = nn.functional.softplus(self.evidence_weight[task])
+        return weights[0] * scores + channels @ weights[1:]
 
     def match_scores(self, z_a: torch.Tensor, z_b: torch.Tensor, bags_a: dict[str, torch.Tensor],
                      bags_b: dict[str, torch.Tensor], task: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from artifacts.checkpoint import load_checkpoint
 from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArtifact, read_alignment_artifact,
                                    read_linking_artifact, task_kind)
-from artifacts.token_tables import TokenTables
+from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.models import ModelConfig, TofuModel
@@ -32,11 +32,22 @@ class LoadedModel:
     def codebook_id(self) -> str | None:
         return self.manifest.get("codebook_id")
 
+    @property
+    def lexicon(self) -> dict[str, Any] | None:
+        """The tokenizer whose subword ids the evidence weights were fitted on (None before any fit)."""
+        return self.manifest.get("lexicon") or self.manifest.get("training", {}).get("evidence", {}).get("lexicon")
+
+
+def task_lexicon(artifact: "TaskArtifact") -> dict[str, Any] | None:
+    return artifact.lexicon if isinstance(artifact, LinkingArtifact) else artifact.graphs[0].lexicon
+
 
 def load_model(folder: Path, device: torch.device) -> LoadedModel:
     manifest, state, _ = load_checkpoint(folder)
     try:
         model = TofuModel(ModelConfig.from_json(manifest["model"]))
+        # A checkpoint from before the identity channels keeps their initial weights.
+        state.setdefault("evidence_weight", model.evidence_weight.detach().clone())
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, TypeError) as err:
         from artifacts.errors import ArtifactError
@@ -103,21 +114,93 @@ def task_tables_of(artifact: TaskArtifact) -> TokenTables:
 
 
 def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,
-                  routing: bool = True) -> tuple[Ranks, dict[str, float]]:
-    """Hits@k and MRR of an alignment (graph 1 -> every graph-2 entity) or linking (mention -> every
-    KB entity) split; ``routing=False`` embeds with the link-prediction route for every task."""
+                  routing: bool = True, candidates: str = "all",
+                  assignment: bool = False) -> tuple[Ranks, dict[str, float]]:
+    """Hits@k and MRR of an alignment (graph 1 -> graph-2 entities) or linking (mention -> every KB
+    entity) split; ``routing=False`` embeds with the link-prediction route for every task.
+
+    ``candidates``: ``"all"`` ranks every graph-2 entity, ``"test"`` only the split's gold counterparts
+    (as alignment papers rank). ``assignment`` ranks after a global one-to-one (Sinkhorn) normalisation.
+    """
     from reasoning_stage import matching
 
-    check_codebooks([artifact], loaded.codebook_id)
     pairs = task_pairs(artifact, split)
     if len(pairs) == 0:
         raise PredictionInputError(f"{artifact.folder}: split {split!r} has no gold pairs to evaluate "
                                    "(unlabelled mentions only?); use --predict-top-k for predictions")
-    source, target = (matching.alignment_sides if isinstance(artifact, AlignmentArtifact)
-                      else matching.linking_sides)(artifact, loaded.model, device)
-    task = matching.ALIGNMENT if isinstance(artifact, AlignmentArtifact) else matching.LINKING
-    ranks = matching.rank_matches(loaded.model, source, target, pairs, task, route_task=None if routing else 0)
+    if candidates not in ("all", "test"):
+        raise ValueError(f"candidates must be 'all' or 'test', not {candidates!r}")
+    problem = matching_problem(loaded, artifact, split, device)
+    ranks = matching.rank_matches(loaded.model, problem.source, problem.target, pairs, problem.task,
+                                  route_task=None if routing else 0, evidence=problem.evidence,
+                                  candidates=np.unique(pairs[:, 1]) if candidates == "test" else None,
+                                  assignment=assignment)
     return ranks, ranks.metrics()
+
+
+@dataclass
+class MatchingProblem:
+    source: Any
+    target: Any
+    task: int
+    evidence: Any
+
+
+def seed_links(artifact: TaskArtifact, split: str) -> np.ndarray:
+    """The links an alignment reads as input when asked for ``split``: its train links (none for the
+    train split itself, nor for linking)."""
+    if not isinstance(artifact, AlignmentArtifact) or split == "train":
+        return np.zeros((0, 2), np.int64)
+    return artifact.links.get("train", np.zeros((0, 2), np.int64))
+
+
+def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device, anchor_share: float = 0.7,
+                     seed: int = 0) -> tuple[MatchingProblem, np.ndarray]:
+    """A task's problem on its train split, and the pairs to learn from. An alignment's train links are
+    split (seeded) into anchors, read as input as at inference, and the pairs to learn from."""
+    from reasoning_stage import matching
+
+    problem = matching_problem(loaded, artifact, "train", device)
+    pairs = task_pairs(artifact, "train")
+    if isinstance(artifact, AlignmentArtifact):
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        cut = int(round(anchor_share * len(pairs)))
+        anchors, pairs = pairs[np.sort(order[:cut])], pairs[np.sort(order[cut:])]
+        problem.evidence = matching.matching_evidence(problem.source, problem.target, anchors)
+    return problem, pairs
+
+
+def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device: torch.device,
+                 steps: int = 300) -> dict[str, float]:
+    """Learn the checkpoint's evidence weights on the train splits of ``artifacts``; the loaded model is
+    changed in place and its manifest records the tokenizer whose subword ids the weights saw."""
+    from reasoning_stage import matching
+
+    problems, names = [], {}
+    for artifact in artifacts:
+        problem, pairs = training_problem(loaded, artifact, device)
+        problems.append((problem.source, problem.target, problem.evidence, pairs, problem.task))
+        names[problem.task] = artifact.name
+        if task_lexicon(artifact):
+            loaded.manifest["lexicon"] = task_lexicon(artifact)
+    losses = matching.fit_evidence_weights(loaded.model, problems, steps=steps)
+    return {names[task]: loss for task, loss in losses.items()}
+
+
+def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device) -> MatchingProblem:
+    """Both sides of a task artifact with their evidence (names, descriptions, anchors through the seed
+    links), after the codebook and tokenizer checks."""
+    from reasoning_stage import matching
+
+    check_codebooks([artifact], loaded.codebook_id)
+    check_lexicon(task_lexicon(artifact), loaded.lexicon, artifact.folder, "the checkpoint")
+    if isinstance(artifact, AlignmentArtifact):
+        source, target = matching.alignment_sides(artifact, loaded.model, device)
+        task = matching.ALIGNMENT
+    else:
+        source, target = matching.linking_sides(artifact, loaded.model, device)
+        task = matching.LINKING
+    return MatchingProblem(source, target, task, matching.matching_evidence(source, target, seed_links(artifact, split)))
 
 
 def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
@@ -135,25 +218,25 @@ def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
 
 
 def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
-                 device: torch.device, routing: bool = True) -> list[dict[str, Any]]:
-    """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions."""
+                 device: torch.device, routing: bool = True, shortlist: int | None = None) -> list[dict[str, Any]]:
+    """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions;
+    ``shortlist``: re-rank only each channel's best candidates (see :func:`matching.top_matches`)."""
     from reasoning_stage import matching
 
-    check_codebooks([artifact], loaded.codebook_id)
+    problem = matching_problem(loaded, artifact, split, device)
     if isinstance(artifact, AlignmentArtifact):
-        source, target = matching.alignment_sides(artifact, loaded.model, device)
         rows = task_pairs(artifact, split)[:, 0]
         source_labels = artifact.graphs[0].tables["entities"]["label"].to_pylist()
-        target_table, task = artifact.graphs[1].tables["entities"], matching.ALIGNMENT
+        target_table = artifact.graphs[1].tables["entities"]
     else:
-        source, target = matching.linking_sides(artifact, loaded.model, device)
         rows = artifact.split(split)[0]
         texts = artifact.mentions["text"].to_pylist()
         source_labels = [f"{i}:{t}" for i, t in zip(artifact.mentions["mention_id"].to_pylist(), texts)]
-        target_table, task = artifact.kb.tables["entities"], matching.LINKING
+        target_table = artifact.kb.tables["entities"]
     labels, names = target_table["label"].to_pylist(), target_table["name"].to_pylist()
-    index, scores = matching.top_matches(loaded.model, source, target, np.asarray(rows), task, top_k,
-                                         route_task=None if routing else 0)
+    index, scores = matching.top_matches(loaded.model, problem.source, problem.target, np.asarray(rows), problem.task,
+                                         top_k, route_task=None if routing else 0, evidence=problem.evidence,
+                                         shortlist=shortlist)
     out = []
     for row, candidates, values in zip(np.asarray(rows).tolist(), index.tolist(), scores.tolist()):
         for rank, (candidate, value) in enumerate(zip(candidates, values), 1):

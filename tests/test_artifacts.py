@@ -10,6 +10,7 @@ from artifacts.atomic import staging_directory
 from artifacts.codebooks import Codebook, CodebookSet
 from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
 from artifacts.manifest import check_manifest_digests, record_source, recorded_source
+from artifacts import token_tables
 from artifacts.token_tables import read_token_tables
 from tokenizer_stage.tokenize import tokenize_graph
 
@@ -136,7 +137,7 @@ def test_parquet_files_describe_themselves(artifact):
 
     meta = json.loads(pq.read_schema(artifact / "entity_tokens.parquet").metadata[b"tofu"])
     manifest = json.loads((artifact / "manifest.json").read_text())
-    assert meta == {"table": "entity_tokens", "format_version": 1, "graph": "example",
+    assert meta == {"table": "entity_tokens", "format_version": token_tables.FORMAT_VERSION, "graph": "example",
                     "codebooks": manifest["codebooks"]["id"]}
 
 

@@ -120,6 +120,16 @@ class TextEncoder:
             "weights": _weights_digest(self.path), "dim": self.dim,
             "max_length": spec.max_length, "features": "last-layer subword states",
         }
+        self.lexicon = tokenizer_identity(self.tokenizer)
+
+    def subword_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Every subword id of each text from the encoder's own tokenizer (no specials, no truncation):
+        lexical tokens, whose ids mean the same in every graph tokenized with this tokenizer."""
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def pooled(self, texts: Sequence[str]) -> np.ndarray:
+        """``[n, dim]`` mean of each text's subword states, L2-normalised (zeros for an empty text)."""
+        return np.stack([pool_states(f) for f in self.encode(texts)]) if texts else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -133,6 +143,24 @@ class TextEncoder:
         hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()
         keep = batch["attention_mask"].bool().cpu() & ~special
         return [hidden[i][keep[i]].numpy() for i in range(len(texts))]
+
+
+def pool_states(states: np.ndarray) -> np.ndarray:
+    """One text's vector: the L2-normalised mean of its subword states."""
+    if len(states) == 0:
+        return np.zeros(states.shape[1], np.float32)
+    mean = states.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+    """What makes a subword id mean one string: the tokenizer's class, vocabulary size and a digest of
+    its vocabulary. Token tables record it; stage two refuses to compare ids of two lexicons."""
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha256()
+    for token, index in sorted(vocab.items(), key=lambda item: item[1]):
+        digest.update(f"{index}\t{token}\n".encode("utf-8", "surrogatepass"))
+    return {"tokenizer": type(tokenizer).__name__, "vocab_size": len(vocab), "vocab": digest.hexdigest()[:16]}
 
 
 class ImageEncoder:

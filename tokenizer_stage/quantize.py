@@ -107,3 +107,44 @@ class FeatureSample:
         if self.rows is None:
             return np.zeros((0, 0), dtype=np.float32)
         return self.rows[: min(self.seen, self.capacity)]
+
+
+# Pooled text vectors keep identity only at a fine grain: a product quantizer of M sub-codebooks of
+# up to 256 codes each stores a 384-d vector in M bytes, and its decoded vector keeps name-level neighbours.
+PRODUCT_CODE_BITS = 8
+
+
+def fit_product_quantizer(vectors: np.ndarray, subquantizers: int, seed: int) -> np.ndarray:
+    """``[subquantizers * codes, dim / subquantizers]`` float32 sub-centroids fitted with FAISS; ``codes``
+    is 256, or the largest power of two the sample can fit (a tiny graph's few texts)."""
+    faiss = _faiss()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    if dim % subquantizers:
+        raise ValueError(f"a {dim}-d vector does not split into {subquantizers} equal parts")
+    bits = min(PRODUCT_CODE_BITS, max(1, int(np.log2(max(len(vectors), 2)))))
+    quantizer = faiss.ProductQuantizer(dim, subquantizers, bits)
+    quantizer.cp.seed = seed
+    quantizer.cp.min_points_per_centroid = 1   # a tiny sample gets fewer codes, not a warning per part
+    quantizer.train(vectors)
+    centroids = faiss.vector_to_array(quantizer.centroids).astype(np.float32)
+    return centroids.reshape(subquantizers * (1 << bits), dim // subquantizers)
+
+
+def product_codes(vectors: np.ndarray, centroids: np.ndarray, subquantizers: int) -> np.ndarray:
+    """``[n, M]`` uint8 codes of ``vectors``: per sub-vector, the nearest frozen sub-centroid (FAISS)."""
+    faiss = _faiss()
+    codes_per_part = centroids.shape[0] // subquantizers
+    bits = int(codes_per_part).bit_length() - 1
+    quantizer = faiss.ProductQuantizer(subquantizers * centroids.shape[1], subquantizers, bits)
+    faiss.copy_array_to_vector(np.ascontiguousarray(centroids, dtype=np.float32).ravel(), quantizer.centroids)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(vectors) == 0:
+        return np.zeros((0, subquantizers), np.uint8)
+    packed = quantizer.compute_codes(vectors)
+    if bits == 8:
+        return packed
+    # Fewer than 256 codes per part (a tiny fit sample): FAISS packs the bits; unpack them to one byte each.
+    bits_of = np.unpackbits(packed, axis=1, bitorder="little")[:, :subquantizers * bits]
+    weights = (1 << np.arange(bits)).astype(np.uint16)
+    return (bits_of.reshape(len(vectors), subquantizers, bits) * weights).sum(-1).astype(np.uint8)

@@ -5,6 +5,7 @@ bounded by one batch of features plus the graph itself, whatever its size.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -17,17 +18,18 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from artifacts import token_tables
-from artifacts.codebooks import Codebook, CodebookSet
+from artifacts.codebooks import DENSE_TEXT, PRODUCT_QUANTIZER, Codebook, CodebookSet
 from artifacts.errors import ArtifactError
 from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.manifest import check_manifest_digests, record_source, recorded_source
 from artifacts.root import artifact_folder
 from tokenizer_stage import structure
 from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
-                                      load_encoder)
+                                      load_encoder, pool_states)
 from tokenizer_stage.kg_reader import KGFormatError, KnowledgeGraph, Text, read_kg
-from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, top_codes
+from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, fit_product_quantizer, top_codes
 from tokenizer_stage.tasks import artifact_name, source_of
+from tokenizer_stage.text_identity import identity_columns, pooled_vectors
 
 ProgressFactory = Callable[..., Any]
 
@@ -50,7 +52,11 @@ class TokenizerConfig:
     seed: int = 0
     fit_entities_per_graph: int = 2000   # texts sampled per graph when fitting codebooks
     fit_images_per_graph: int = 128      # images sampled per graph when fitting codebooks
+    fit_dense_per_graph: int = 1000      # entities per graph whose name and text vectors fit the dense codes
     fit_max_vectors: int = 65536         # reservoir size per modality
+    # Bytes per pooled text vector (product-quantizer sub-codebooks): 96 keeps WikiMEL's name-to-mention
+    # cosine Hits@1 of decoded vectors within 0.01 of raw ones (benchmarks/dense_codes_bench.py).
+    dense_subquantizers: int = 96
 
     def codebook_sizes(self) -> dict[str, int]:
         """The k-means size asked for each modality's codebook."""
@@ -252,17 +258,37 @@ def _owner_texts(labels: list[str], texts: dict[str, Text]) -> dict[int, str]:
 
 
 def text_tokens(texts: dict[int, str], codebooks: CodebookSet, config: TokenizerConfig,
-                progress: ProgressFactory, desc: str, timer: list[float]) -> dict[int, list[tuple[int, int]]]:
-    """Owner -> its top ``tokens_per_entity`` text codes with counts (entities, relations, mentions alike)."""
+                progress: ProgressFactory, desc: str, timer: list[float],
+                pooled: dict[int, np.ndarray] | None = None) -> dict[int, list[tuple[int, int]]]:
+    """Owner -> its top ``tokens_per_entity`` text codes with counts (entities, relations, mentions alike).
+
+    ``pooled`` (when given) collects each text's pooled vector from the same forward pass.
+    """
     assigner = CodeAssigner(codebooks["text"].centroids)
     result: dict[int, list[tuple[int, int]]] = {}
     for owners, feats in _encode_texts(texts, config.text_encoder, progress, desc, timer):
         lengths = [len(f) for f in feats]
         codes = assigner.assign(np.concatenate(feats)) if sum(lengths) else np.zeros(0, np.int64)
-        for owner, chunk in zip(owners, np.split(codes, np.cumsum(lengths)[:-1])):
+        for owner, chunk, states in zip(owners, np.split(codes, np.cumsum(lengths)[:-1]), feats):
             if len(chunk):
                 result[owner] = top_codes(chunk, config.tokens_per_entity)
+                if pooled is not None:
+                    pooled[owner] = pool_states(states)
     return result
+
+
+def text_fields(labels: list[str], texts: dict[str, Text]) -> tuple[dict[int, str], dict[int, str]]:
+    """``(names, descriptions)`` by owner id: the fields lexical and dense tokens keep apart."""
+    names, descriptions = {}, {}
+    for i, label in enumerate(labels):
+        text = texts.get(label)
+        if text is None or text.source == "none":
+            continue
+        if text.name:
+            names[i] = text.name
+        if text.description:
+            descriptions[i] = text.description
+    return names, descriptions
 
 
 def image_tokens(images: dict[int, list[Path]], codebooks: CodebookSet, config: TokenizerConfig,
@@ -334,6 +360,10 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
             graphs_used["image"].append(kg.name)
     sizes = config.codebook_sizes()
     books = {}
+    if config.use_text and graphs_used["text"]:
+        vectors, used = dense_fit_vectors([kg for d in graph_dirs for kg in graphs_in(d)], config, progress)
+        if len(vectors):
+            books[DENSE_TEXT] = dense_codebook(vectors, used, config)
     for modality, sample in samples.items():
         vectors = sample.vectors()
         if len(vectors) == 0:
@@ -349,6 +379,37 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
             "vectors_seen": sample.seen, "vectors_used": len(vectors), "seed": config.seed,
             "graphs": graphs_used[modality], "requested_size": sizes[modality]})
     return CodebookSet(books)
+
+
+def dense_fit_vectors(graphs: Sequence[KnowledgeGraph], config: TokenizerConfig,
+                      progress: ProgressFactory = _no_progress) -> tuple[np.ndarray, list[str]]:
+    """Pooled vectors of the names and whole texts of a seeded sample of each graph's entities, and the
+    graphs that gave some."""
+    rng = np.random.default_rng(config.seed)
+    vectors, used, timer = [], [], [0.0]
+    for kg in graphs:
+        names, _ = text_fields(kg.entities, kg.entity_text)
+        texts = _owner_texts(kg.entities, kg.entity_text)
+        keys = sorted(texts)
+        if not keys:
+            continue
+        if len(keys) > config.fit_dense_per_graph:
+            keys = sorted(rng.choice(keys, config.fit_dense_per_graph, replace=False).tolist())
+        for sample in ({k: texts[k] for k in keys}, {k: names[k] for k in keys if k in names}):
+            vectors.extend(pooled_vectors(sample, config.text_encoder, progress, f"{kg.name}: fit dense", timer).values())
+        used.append(kg.name)
+    return np.stack(vectors) if vectors else np.zeros((0, 0), np.float32), used
+
+
+def dense_codebook(vectors: np.ndarray, graphs: list[str], config: TokenizerConfig) -> Codebook:
+    """The frozen product quantizer of pooled text vectors (the codebook set's ``text_dense``)."""
+    # As many parts as asked when they divide the encoder's width (384 / 96 = 4 dimensions each), else the
+    # largest number that does (a 32-d test encoder gets 32).
+    subquantizers = math.gcd(vectors.shape[1], config.dense_subquantizers)
+    centroids = fit_product_quantizer(vectors, subquantizers, config.seed)
+    return Codebook(DENSE_TEXT, centroids, load_encoder(config.text_encoder).identity, {
+        "kind": PRODUCT_QUANTIZER, "subquantizers": subquantizers, "vectors_used": len(vectors),
+        "seed": config.seed, "graphs": graphs})
 
 
 def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: KnowledgeGraph) -> list[str]:
@@ -504,12 +565,19 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
     entity_tokens["structure"] = structure.structure_tokens(own, graph, codebooks["structure"].size, k)
 
     # Text: entities and relations share the text codebook (mentions will too).
+    lexical, dense, lexicon = {}, {}, None
     if config.use_text and "text" in codebooks:
-        for owner_kind, labels, texts, target in (
-                ("entity", kg.entities, kg.entity_text, entity_tokens),
-                ("relation", kg.relations, kg.relation_text, relation_tokens)):
+        full_vectors: dict[int, np.ndarray] = {}
+        for owner_kind, labels, texts, target, pooled in (
+                ("entity", kg.entities, kg.entity_text, entity_tokens, full_vectors),
+                ("relation", kg.relations, kg.relation_text, relation_tokens, None)):
             target["text"] = text_tokens(_owner_texts(labels, texts), codebooks, config, progress,
-                                         f"{kg.name}: {owner_kind} text", timer)
+                                         f"{kg.name}: {owner_kind} text", timer, pooled)
+        # Identity: every subword of names and descriptions, and dense codes of names and whole texts.
+        names, descriptions = text_fields(kg.entities, kg.entity_text)
+        lexical, dense = identity_columns("entity_id", names, descriptions, full_vectors, codebooks,
+                                          config.text_encoder, progress, f"{kg.name}: entity", timer)
+        lexicon = load_encoder(config.text_encoder).lexicon
 
     # Images: patch features -> codes, counted over all of an entity's images.
     images_used = np.zeros(n_ent, dtype=np.int64)
@@ -524,8 +592,12 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
             notes.append(f"{kg.name}: {len(failed_paths)} unreadable image(s) skipped: {shown}")
 
     columns = _columns(kg, indexed, entity_tokens, relation_tokens, images_used, failed)
+    columns["entity_lexical"] = lexical or {"entity_id": [], "field": [], "subword": [], "count": []}
+    columns["entity_dense"] = dense or {"entity_id": [], "field": [], "codes": []}
     token_counts = {m: sum(len(v) for v in entity_tokens.get(m, {}).values()) for m in token_tables.MODALITIES}
     token_counts["relation_text"] = sum(len(v) for v in relation_tokens.get("text", {}).values())
+    token_counts["lexical"] = len(columns["entity_lexical"]["entity_id"])
+    token_counts["dense"] = len(columns["entity_dense"]["entity_id"])
     counts_body = {
         "entities": n_ent, "relations": n_rel,
         "triple_sets": {name: int(len(a)) for name, a in indexed.triple_sets.items()},
@@ -541,12 +613,14 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
         "sources": source_digest,
         "encoders": {m: codebooks[m].encoder for m in ("text", "image") if m in codebooks},
         "codebooks": codebooks.describe(),
+        "lexicon": lexicon,
         "settings": config.token_settings(),
         "splits": {name: {"graph": s.graph, "queries": s.queries} for name, s in sorted(kg.splits.items())},
         "counts": counts_body,
         "warnings": notes,
     }
-    token_tables.write_token_tables(folder, kg.name, columns, manifest)
+    token_tables.write_token_tables(folder, kg.name, columns, manifest,
+                                    codebooks[DENSE_TEXT] if DENSE_TEXT in codebooks else None)
     return GraphSummary(kg.name, "tokenized", str(folder), entities=n_ent, relations=n_rel,
                         triples=sum(counts_body["triple_sets"].values()), tokens=token_counts,
                         images_used=int(images_used.sum()), images_failed=int(sum(failed.values())),

@@ -18,6 +18,8 @@ from artifacts import task_tables, token_tables
 from artifacts.codebooks import CodebookSet
 from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.root import artifact_folder
+from tokenizer_stage.encoders import load_encoder
+from tokenizer_stage.text_identity import identity_columns
 from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task, source_of
 from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
                                       existing_artifact, image_tokens, text_tokens, tokenize_kg)
@@ -63,7 +65,8 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
     summaries: list[GraphSummary] = []
     body = {"task": {"name": task.name, "layout": task.layout, "root": str(source)},
             "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.identity,
-            "settings": config.token_settings(), "warnings": task_notes}
+            "settings": config.token_settings(), "warnings": task_notes,
+            "lexicon": load_encoder(config.text_encoder).lexicon if config.use_text else None}
 
     if isinstance(task, AlignmentTask):
         def write_graphs(staging: Path) -> None:
@@ -102,9 +105,17 @@ def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: Tokenize
     kb_index = {label: i for i, label in enumerate(task.kb.entities)}
     mentions = [(split, m) for split in sorted(task.mentions) for m in task.mentions[split]]
     per_modality: dict[str, dict[int, list[tuple[int, int]]]] = {}
+    lexical = {"mention_index": [], "field": [], "subword": [], "count": []}
+    dense = {"mention_index": [], "field": [], "codes": []}
     if config.use_text and "text" in codebooks:
+        full_vectors: dict[int, np.ndarray] = {}
         per_modality["text"] = text_tokens({i: mention_text(m) for i, (_, m) in enumerate(mentions)}, codebooks,
-                                           config, progress, f"{task.name}: mentions", timer)
+                                           config, progress, f"{task.name}: mentions", timer, full_vectors)
+        # The mention string is matched as a name, its context as a description.
+        lexical, dense = identity_columns(
+            "mention_index", {i: m.text for i, (_, m) in enumerate(mentions) if m.text},
+            {i: m.context for i, (_, m) in enumerate(mentions) if m.context}, full_vectors, codebooks,
+            config.text_encoder, progress, f"{task.name}: mention", timer)
     images = {i: [m.image] for i, (_, m) in enumerate(mentions) if m.image is not None}
     failed: dict[int, int] = defaultdict(int)
     if config.use_images and images and "image" in codebooks:
@@ -124,6 +135,8 @@ def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: Tokenize
                      "entity": np.array([kb_index[m.entity] if m.entity is not None else -1 for _, m in mentions],
                                         dtype=np.int32)},
         "mention_tokens": token_rows,
+        "mention_lexical": lexical,
+        "mention_dense": dense,
     }
     counts = {"mentions": {s: len(v) for s, v in task.mentions.items()},
               "mention_tokens": {m: sum(len(v) for v in per_modality.get(m, {}).values())

@@ -1,0 +1,222 @@
+"""Tokens that keep identity (lexical subwords, dense product codes) and the matching that reads them."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from artifacts.codebooks import DENSE_TEXT, CodebookSet
+from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
+from artifacts.token_tables import LexiconMismatch, read_token_tables
+from reasoning_stage import matching
+from reasoning_stage.models import ModelConfig, TofuModel
+from reasoning_stage.reasoning import LoadedModel, evaluate_task, matching_problem
+from reasoning_stage.training import model_config_for
+from tokenizer_stage.encoders import load_encoder
+from tokenizer_stage.kg_reader import KGFormatError
+from tokenizer_stage.tasks import read_task
+from tokenizer_stage.tokenize import tokenize_graph
+from tokenizer_stage.tokenize_task import tokenize_task
+
+CPU = torch.device("cpu")
+
+
+def small_loaded(tables, codebook_id: str) -> LoadedModel:
+    torch.manual_seed(0)
+    config = model_config_for(tables, ModelConfig(dim=16, entity_layers=1, relation_layers=1))
+    return LoadedModel(TofuModel(config).eval(), {"codebook_id": codebook_id})
+
+
+def test_lexical_tokens_round_trip_through_parquet(example_graph, codebooks_dir, fast_config, tmp_path):
+    tokenize_graph(example_graph, tmp_path, codebooks_dir, fast_config)
+    tables = read_token_tables(tmp_path / "example")
+    names = tables.tables["entities"]["name"].to_pylist()
+    owners, subwords, counts = tables.lexical("name")
+    encoder = load_encoder(fast_config.text_encoder)
+    assert tables.lexicon == encoder.lexicon
+    for entity in range(0, len(names), 7):
+        if not names[entity]:
+            continue
+        expected = {}
+        for token in encoder.tokenizer(names[entity], add_special_tokens=False)["input_ids"]:
+            expected[token] = expected.get(token, 0) + 1
+        mine = owners == entity
+        assert dict(zip(subwords[mine].tolist(), counts[mine].tolist())) == expected
+    ids, codes = tables.dense("full")
+    decoder = tables.dense_decoder
+    assert decoder is not None and codes.shape[1] == int(decoder.fit["subquantizers"])
+    assert np.array_equal(decoder.centroids, CodebookSet.load(codebooks_dir)[DENSE_TEXT].centroids)
+
+
+def write_linking_task(folder: Path, kb: list[tuple[str, str, str]], mentions: list[tuple[str, str, str]]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "kb.tsv").write_text("".join("\t".join(r) + "\n" for r in kb), encoding="utf-8")
+    rows = "".join(f"m{i}\t{text}\t{context}\t{entity}\n" for i, (text, context, entity) in enumerate(mentions))
+    (folder / "test.tsv").write_text(rows, encoding="utf-8")
+    (folder / "task.toml").write_text('[task]\nkind = "linking"\nname = "namesakes"\n[kb]\nentities = "kb.tsv"\n'
+                                      '[mentions]\ntest = "test.tsv"\n', encoding="utf-8")
+    return folder
+
+
+def test_a_mention_equal_to_a_name_ranks_that_entity_first_among_near_namesakes(codebooks_dir, fast_config, tmp_path):
+    kb = [("e1", "Paris", "capital of France"), ("e2", "Paris Hilton", "American media personality"),
+          ("e3", "Paris, Texas", "city in Lamar County"), ("e4", "Parish", "administrative division"),
+          ("e5", "Pariser Platz", "square in Berlin"), ("e6", "Hilton Paris Opera", "hotel in Paris")]
+    mentions = [(name, "", label) for label, name, _ in kb]
+    folder = write_linking_task(tmp_path / "namesakes", kb, mentions)
+    tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
+    loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    ranks = evaluate_task(loaded, artifact, "test", CPU)[0]
+    assert ranks.pessimistic.tolist() == [1] * len(kb)
+
+
+def test_relabelling_every_id_leaves_all_scores_unchanged(codebooks_dir, fast_config, tmp_path, example_graph):
+    kb = [("e1", "Paris", "capital of France"), ("e2", "Paris Hilton", "media personality"),
+          ("e3", "Lyon", "city in France"), ("e4", "Texas", "state of the United States")]
+    folder = write_linking_task(tmp_path / "namesakes", kb, [("paris", "in France", "e1"), ("hilton", "", "e2")])
+    tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
+    loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    problem = matching_problem(loaded, artifact, "test", CPU)
+    rows = np.arange(problem.source.size)
+    scores = matching.score_matrix(loaded.model, problem.source, problem.target, rows, problem.task, problem.evidence)
+    # The same KB with every entity id renamed and listed in another order.
+    moved = [("z" + label, name, text) for label, name, text in reversed(kb)]
+    folder2 = write_linking_task(tmp_path / "renamed", moved, [("paris", "in France", "ze1"), ("hilton", "", "ze2")])
+    (folder2 / "task.toml").write_text((folder2 / "task.toml").read_text().replace("namesakes", "renamed"))
+    tokenize_task(folder2, tmp_path / "out", codebooks_dir, fast_config)
+    renamed = read_linking_artifact(tmp_path / "out" / "renamed")
+    problem2 = matching_problem(loaded, renamed, "test", CPU)
+    scores2 = matching.score_matrix(loaded.model, problem2.source, problem2.target, rows, problem2.task,
+                                    problem2.evidence)
+    labels = artifact.kb.tables["entities"]["label"].to_pylist()
+    labels2 = renamed.kb.tables["entities"]["label"].to_pylist()
+    order = [labels2.index("z" + label) for label in labels]
+    assert torch.allclose(scores, scores2[:, order], atol=1e-5)
+
+
+def random_graph(folder: Path, entities: int, triples: int, relations: int, seed: int, names: dict[int, str]) -> None:
+    rng = random.Random(seed)
+    rows = set()
+    while len(rows) < triples:
+        h, t = rng.randrange(entities), rng.randrange(entities)
+        if h != t:
+            rows.add((h, rng.randrange(relations), t))
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("".join(f"{names[h]}\tr{r}\t{names[t]}\n" for h, r, t in sorted(rows)))
+    (folder / "kg.toml").write_text(f'name = "{folder.name}"\n', encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_anchors_align_a_graph_with_a_relabelled_copy_of_itself_without_text(tmp_path):
+    """No text, 30% seed links, the shipped checkpoint (never trained on this graph): the anchors
+    alone must find the counterparts."""
+    from artifacts.shipped import shipped_checkpoint, shipped_codebooks
+    from reasoning_stage.reasoning import load_model
+    from tokenizer_stage.tokenize import TokenizerConfig
+
+    n = 400
+    shuffled = list(range(n))
+    random.Random(5).shuffle(shuffled)
+    random_graph(tmp_path / "g1", n, 2400, 6, 0, {i: f"a{i}" for i in range(n)})
+    random_graph(tmp_path / "g2", n, 2400, 6, 0, {i: f"b{shuffled[i]}" for i in range(n)})
+    pairs = [(f"a{i}", f"b{shuffled[i]}") for i in range(n)]
+    random.Random(0).shuffle(pairs)
+    cut = int(0.3 * n)
+    for split, part in (("train", pairs[:cut]), ("test", pairs[cut:])):
+        (tmp_path / f"{split}_links.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in part))
+    (tmp_path / "task.toml").write_text(
+        '[task]\nkind = "alignment"\nname = "self"\ngraph1 = "g1"\ngraph2 = "g2"\n'
+        '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
+    config = TokenizerConfig(use_text=False, use_images=False)
+    tokenize_task(tmp_path, tmp_path / "out", shipped_codebooks(), config)
+    artifact = read_alignment_artifact(tmp_path / "out" / "self")
+    loaded = load_model(shipped_checkpoint(), CPU)
+    assert "self" not in {t["name"] for t in loaded.manifest["training"].get("tasks", [])}
+    metrics = evaluate_task(loaded, artifact, "test", CPU)[1]
+    assert metrics["hits@1"] >= 0.9, metrics
+
+
+def test_a_graph_tokenized_with_another_tokenizer_is_refused_by_name(codebooks_dir, fast_config, tmp_path):
+    kb = [("e1", "Paris", "capital of France"), ("e2", "Lyon", "city in France")]
+    folder = write_linking_task(tmp_path / "namesakes", kb, [("paris", "", "e1")])
+    tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
+    loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    other = dict(artifact.lexicon, vocab="0123456789abcdef", vocab_size=artifact.lexicon["vocab_size"] + 1)
+    loaded.manifest["lexicon"] = other   # a checkpoint whose evidence weights saw another vocabulary
+    with pytest.raises(LexiconMismatch, match=str(artifact.folder)):
+        evaluate_task(loaded, artifact, "test", CPU)
+    loaded.manifest["lexicon"] = dict(artifact.lexicon)
+    assert evaluate_task(loaded, artifact, "test", CPU)[1]["queries"] == 1
+
+
+def test_a_seed_link_naming_an_entity_not_in_its_graph_gets_file_and_line(example_graph, tmp_path):
+    entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
+    (tmp_path / "train_links.tsv").write_text(f"{entities[0]}\t{entities[0]}\n{entities[1]}\t{entities[1]}\n"
+                                              f"nobody:999\t{entities[2]}\n")
+    (tmp_path / "task.toml").write_text(
+        f'[task]\nkind = "alignment"\nname = "self"\ngraph1 = "{example_graph}"\ngraph2 = "{example_graph}"\n'
+        '[links]\ntrain = "train_links.tsv"\n', encoding="utf-8")
+    with pytest.raises(KGFormatError) as caught:
+        read_task(tmp_path)
+    assert f"{tmp_path / 'train_links.tsv'}:3" in str(caught.value)
+    assert "nobody:999" in str(caught.value)
+
+
+def test_an_artifact_of_format_1_is_tokenized_again_by_the_next_run(example_graph, codebooks_dir, fast_config,
+                                                                    tmp_path):
+    """Format 1 had no lexical or dense tables: the next incremental run makes the artifact again, and says so."""
+    import json
+
+    from artifacts.manifest import write_manifest
+
+    tokenize_graph(example_graph, tmp_path, codebooks_dir, fast_config)
+    folder = tmp_path / "example"
+    old = json.loads((folder / "manifest.json").read_text())
+    for name in ("entity_lexical.parquet", "entity_dense.parquet", "text_dense.npy"):
+        (folder / name).unlink()
+    body = {k: v for k, v in old.items() if k not in ("kind", "format_version", "code_version", "files",
+                                                       "manifest_sha256", "lexicon", "dense")}
+    write_manifest(folder, "tofu.token_tables", 1, body,
+                   [n for n in old["files"] if n not in ("entity_lexical.parquet", "entity_dense.parquet",
+                                                         "text_dense.npy")])
+    with pytest.warns(UserWarning, match="format version 1"):
+        summary = tokenize_graph(example_graph, tmp_path, codebooks_dir, fast_config)
+    assert summary.status == "tokenized"
+    assert read_token_tables(folder).manifest["format_version"] == 2
+    assert len(read_token_tables(folder).lexical("name")[0]) > 0
+
+
+def test_fit_evidence_changes_only_the_evidence_weights(codebooks_dir, fast_config, tmp_path):
+    from click.testing import CliRunner
+
+    from artifacts.checkpoint import load_checkpoint, save_checkpoint
+    from pipeline.cli import main
+
+    kb = [(f"e{i}", name, text) for i, (name, text) in enumerate([
+        ("Paris", "capital of France"), ("Paris Hilton", "media personality"), ("Lyon", "city in France"),
+        ("Texas", "state of the United States"), ("Berlin", "capital of Germany"), ("Hilton", "hotel chain")])]
+    folder = write_linking_task(tmp_path / "task", kb, [(name, text, label) for label, name, text in kb])
+    (folder / "test.tsv").rename(folder / "train.tsv")
+    (folder / "test.tsv").write_text("m9\tparis\tin France\te0\n", encoding="utf-8")
+    (folder / "task.toml").write_text((folder / "task.toml").read_text().replace(
+        'test = "test.tsv"', 'train = "train.tsv"\ntest = "test.tsv"'), encoding="utf-8")
+    tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
+    loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
+                    artifact.codebook_id, {"graphs": []})
+    result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
+                                       "--out", str(tmp_path / "after"), "--steps", "50"])
+    assert result.exit_code == 0, result.output
+    _, before, _ = load_checkpoint(tmp_path / "before")
+    manifest, after, _ = load_checkpoint(tmp_path / "after")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["evidence_weight"]
+    assert manifest["training"]["evidence"]["lexicon"] == artifact.lexicon
+    assert "linking:" in result.output

@@ -40,7 +40,8 @@ demo: install
 # Rebuild the shipped model (reads $(TOFU_DATA) or ../shared/data): link prediction on the 12 GraIL
 # training graphs (recipes/pretrain.toml), then multi-task training from it with DBP15K zh_en alignment
 # (its 30% train links) and WikiMEL linking (its train mentions) added, at a lower, decaying rate and with
-# link prediction keeping 3 of 5 steps so that its numbers hold; then install it.
+# link prediction keeping 3 of 5 steps so that its numbers hold; then the evidence weights (names,
+# descriptions, seed links) fitted on the same two tasks' train splits; then install it.
 # PRETRAIN_MINUTES overrides the recipe's link-prediction budget (50); both budgets bound the
 # training loops only, so `make pretrain PRETRAIN_MINUTES=2 MULTITASK_MINUTES=2` times the rest.
 PRETRAIN_MINUTES ?=
@@ -54,7 +55,9 @@ pretrain: install
 		--init runs/pretrain/checkpoint --out runs/multitask/checkpoint --max-steps 100000 --eval-every 300 \
 		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 --lr-schedule cosine --loss softmax --batch-relations 2 \
 		--edge-dropout 0.5 --max-minutes $(MULTITASK_MINUTES)
-	$(BIN)/tofu ship runs/multitask/checkpoint runs/pretrain/artifacts/codebooks
+	$(BIN)/tofu fit-evidence runs/multitask/artifacts/zh_en runs/multitask/artifacts/WikiMEL \
+		--checkpoint runs/multitask/checkpoint --out runs/multitask/checkpoint_evidence
+	$(BIN)/tofu ship runs/multitask/checkpoint_evidence runs/pretrain/artifacts/codebooks
 
 bench-multitask: install
 	$(BIN)/python benchmarks/multitask_bench.py --finetune-steps 200

@@ -75,11 +75,15 @@ def main() -> None:
             sides += [matching.tables_side(t, model, device) for t in tables]
         z_target = torch.cat([matching.embed(model, side, task)[0] for side in sides])
     bags = {m: torch.cat([s.bags[m] for s in sides]) for m in problem.target.bags if all(m in s.bags for s in sides)}
+    # A graph without some field (MKG-W's entities have no names) contributes empty rows for it.
+    vocabulary = {f: m.shape[1] for f, m in problem.target.text.lexical.items()}
+    width = {f: v.shape[1] for f, v in problem.target.text.dense.items()}
     text = TextEvidence(
-        {f: torch.cat([s.text.lexical[f].to_sparse_coo() for s in sides]).coalesce().to_sparse_csr()
-         for f in problem.target.text.lexical if all(f in s.text.lexical for s in sides)},
-        {f: torch.cat([s.text.dense[f] for s in sides]) for f in problem.target.text.dense
-         if all(f in s.text.dense for s in sides)})
+        {f: torch.cat([s.text.lexical[f].to_sparse_coo() if f in s.text.lexical
+                       else torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (s.size, v))
+                       for s in sides]).coalesce().to_sparse_csr() for f, v in vocabulary.items()},
+        {f: torch.cat([s.text.dense[f] if f in s.text.dense else torch.zeros(s.size, d) for s in sides])
+         for f, d in width.items()})
     joined = JoinedSide(bags, int(z_target.shape[0]), text, problem.target.lexicon, problem.target.graph)
     evidence = matching.matching_evidence(problem.source, joined)
     print(f"knowledge base: {joined.size:,} entities ({', '.join(names)}); prepared in "

@@ -220,3 +220,23 @@ def test_fit_evidence_changes_only_the_evidence_weights(codebooks_dir, fast_conf
     assert changed == ["evidence_weight"]
     assert manifest["training"]["evidence"]["lexicon"] == artifact.lexicon
     assert "linking:" in result.output
+
+
+def test_a_short_list_from_the_name_channels_keeps_the_best_candidates(codebooks_dir, fast_config, tmp_path):
+    kb = [("e1", "Paris", "capital of France"), ("e2", "Paris Hilton", "American media personality"),
+          ("e3", "Paris, Texas", "city in Lamar County"), ("e4", "Parish", "administrative division"),
+          ("e5", "Berlin", "capital of Germany"), ("e6", "Hilton Paris Opera", "hotel in Paris"),
+          ("e7", "Lyon", "city in France"), ("e8", "Texas", "state of the United States")]
+    folder = write_linking_task(tmp_path / "namesakes", kb, [(name, "", label) for label, name, _ in kb])
+    tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
+    loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    problem = matching_problem(loaded, artifact, "test", CPU)
+    rows = np.arange(problem.source.size)
+    every, _ = matching.top_matches(loaded.model, problem.source, problem.target, rows, problem.task, 1,
+                                    evidence=problem.evidence)
+    pool = problem.evidence.candidates(torch.as_tensor(rows[:1]), 2)
+    assert 2 <= len(pool) < len(kb)       # a short list, not the whole KB
+    short, _ = matching.top_matches(loaded.model, problem.source, problem.target, rows, problem.task, 1,
+                                    evidence=problem.evidence, shortlist=2, batch_size=1)
+    assert short[:, 0].tolist() == every[:, 0].tolist() == list(range(len(kb)))

@@ -27,7 +27,7 @@ neighbours' codes (see ``tokenizer_stage.structure``).
 Lexical tokens are subword ids of the text encoder's tokenizer, whose identity
 the manifest records under ``lexicon``: ids of two lexicons are never compared
 (:func:`check_lexicon`). Dense codes decode with the copy of the
-codebook set's ``text_dense`` product quantizer kept beside them (:meth:`TokenTables.dense_vectors`),
+codebook set's ``text_dense`` product quantizer kept beside them (:attr:`TokenTables.dense_decoder`),
 so that an artifact is read without its codebook folder.
 Format 1 (no lexical or dense tables) is not read: the next ``tofu tokenize``
 makes such an artifact again.

@@ -659,6 +659,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
             raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
         if (candidates != "all" or assignment) and TASK_NAMES[task] != "alignment":
             raise click.UsageError("--candidates test and --assignment apply to --task align")
+        if shortlist and not predict_top_k:
+            raise click.UsageError("--shortlist applies to --predict-top-k (evaluation scores every candidate)")
         _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev,
                      candidates, assignment, shortlist)
         return

@@ -14,7 +14,7 @@ Each channel scores a chunk of source owners against every target owner, id-free
   pairs at the same distances get a high cosine, whatever their ids or names.
 
 :meth:`reasoning_stage.models.TofuModel.combine_evidence` weighs them with the model's own
-embedding score by task (``evidence_weight``, learnt by :func:`reasoning_stage.training.fit_evidence_weights`).
+embedding score by task (``evidence_weight``, learnt by :func:`reasoning_stage.matching.fit_evidence_weights`).
 """
 from __future__ import annotations
 

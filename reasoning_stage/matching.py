@@ -269,13 +269,23 @@ def relabelled(side: Side, permutation: torch.Tensor) -> Side:
                     entity_tokens={m: TokenTensor(t.codes[inverse], t.weights[inverse])
                                    for m, t in graph.entity_tokens.items()})
     plans = graph_plans(moved) if moved.num_edges else {}
-    return Side(moved, {m: b[inverse] for m, b in side.bags.items()}, plans)
+    text = TextEvidence({f: renumbered_rows(m, permutation) for f, m in side.text.lexical.items()},
+                        {f: v[inverse] for f, v in side.text.dense.items()})
+    return Side(moved, {m: b[inverse] for m, b in side.bags.items()}, plans, text, side.lexicon)
+
+
+def renumbered_rows(matrix: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
+    """A sparse CSR matrix with row ``old`` moved to ``permutation[old]``."""
+    coo = matrix.to_sparse_coo().coalesce()
+    index = coo.indices().clone()
+    index[0] = permutation.to(index.device)[index[0]]
+    return torch.sparse_coo_tensor(index, coo.values(), coo.shape).coalesce().to_sparse_csr()
 
 
 def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, MatchingEvidence, np.ndarray, int]],
                          steps: int = 300, learning_rate: float = 0.05, max_queries: int = 1024,
-                         seed: int = 0) -> dict[int, float]:
-    """Learn ``model.evidence_weight`` (and nothing else) on training pairs; return each task's final loss.
+                         seed: int = 0) -> list[float]:
+    """Learn ``model.evidence_weight`` (and nothing else) on training pairs; return each problem's final loss.
 
     ``problems``: ``(source, target, evidence, pairs [n, 2], task)``. The model's own scores and every
     channel are computed once for up to ``max_queries`` pairs per problem against all candidates, then
@@ -293,13 +303,13 @@ def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, Matc
         prepared.append((base, channels, torch.as_tensor(pairs[:, 1], device=base.device), task))
     weight = model.evidence_weight
     optimizer = torch.optim.Adam([weight], lr=learning_rate)
-    losses: dict[int, float] = {}
+    losses = [0.0] * len(prepared)
     for _ in range(steps):
         optimizer.zero_grad()
         total = weight.new_tensor(0.0)
-        for base, channels, gold, task in prepared:
+        for i, (base, channels, gold, task) in enumerate(prepared):
             loss = F.cross_entropy(model.combine_evidence(base, channels, task), gold)
-            losses[task] = float(loss.detach())
+            losses[i] = float(loss.detach())
             total = total + loss
         total.backward()
         optimizer.step()

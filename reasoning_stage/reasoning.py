@@ -176,15 +176,18 @@ def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device:
     changed in place and its manifest records the tokenizer whose subword ids the weights saw."""
     from reasoning_stage import matching
 
-    problems, names = [], {}
+    problems = []
     for artifact in artifacts:
         problem, pairs = training_problem(loaded, artifact, device)
+        if len(pairs) == 0:
+            raise PredictionInputError(
+                f"{artifact.folder}: no training pairs to fit on (its train split has no labelled mentions, or an "
+                "alignment too few train links to keep some apart from the anchors)")
         problems.append((problem.source, problem.target, problem.evidence, pairs, problem.task))
-        names[problem.task] = artifact.name
         if task_lexicon(artifact):
             loaded.manifest["lexicon"] = task_lexicon(artifact)
     losses = matching.fit_evidence_weights(loaded.model, problems, steps=steps)
-    return {names[task]: loss for task, loss in losses.items()}
+    return {artifact.name: loss for artifact, loss in zip(artifacts, losses)}
 
 
 def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device) -> MatchingProblem:

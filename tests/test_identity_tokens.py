@@ -84,9 +84,10 @@ def test_relabelling_every_id_leaves_all_scores_unchanged(codebooks_dir, fast_co
     problem = matching_problem(loaded, artifact, "test", CPU)
     rows = np.arange(problem.source.size)
     scores = matching.score_matrix(loaded.model, problem.source, problem.target, rows, problem.task, problem.evidence)
-    # The same KB with every entity id renamed and listed in another order.
-    moved = [("z" + label, name, text) for label, name, text in reversed(kb)]
-    folder2 = write_linking_task(tmp_path / "renamed", moved, [("paris", "in France", "ze1"), ("hilton", "", "ze2")])
+    # The same KB with every entity id renamed so that the ids (positions in sorted label order) change too.
+    renamed_as = {"e1": "k4", "e2": "k2", "e3": "k1", "e4": "k3"}
+    moved = [(renamed_as[label], name, text) for label, name, text in reversed(kb)]
+    folder2 = write_linking_task(tmp_path / "renamed", moved, [("paris", "in France", "k4"), ("hilton", "", "k2")])
     (folder2 / "task.toml").write_text((folder2 / "task.toml").read_text().replace("namesakes", "renamed"))
     tokenize_task(folder2, tmp_path / "out", codebooks_dir, fast_config)
     renamed = read_linking_artifact(tmp_path / "out" / "renamed")
@@ -95,7 +96,8 @@ def test_relabelling_every_id_leaves_all_scores_unchanged(codebooks_dir, fast_co
                                     problem2.evidence)
     labels = artifact.kb.tables["entities"]["label"].to_pylist()
     labels2 = renamed.kb.tables["entities"]["label"].to_pylist()
-    order = [labels2.index("z" + label) for label in labels]
+    order = [labels2.index(renamed_as[label]) for label in labels]
+    assert order != list(range(len(order)))   # the ids did move
     assert torch.allclose(scores, scores2[:, order], atol=1e-5)
 
 
@@ -240,3 +242,28 @@ def test_a_short_list_from_the_name_channels_keeps_the_best_candidates(codebooks
     short, _ = matching.top_matches(loaded.model, problem.source, problem.target, rows, problem.task, 1,
                                     evidence=problem.evidence, shortlist=2, batch_size=1)
     assert short[:, 0].tolist() == every[:, 0].tolist() == list(range(len(kb)))
+
+
+def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, codebooks_dir, fast_config, tmp_path):
+    """One train link of an alignment is all anchor (70% of one): nothing is left to fit on."""
+    from click.testing import CliRunner
+
+    from artifacts.checkpoint import save_checkpoint
+    from pipeline.cli import main
+
+    entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
+    (tmp_path / "train_links.tsv").write_text(f"{entities[0]}\t{entities[0]}\n")
+    (tmp_path / "test_links.tsv").write_text(f"{entities[1]}\t{entities[1]}\n")
+    (tmp_path / "task.toml").write_text(
+        f'[task]\nkind = "alignment"\nname = "self"\ngraph1 = "{example_graph}"\ngraph2 = "{example_graph}"\n'
+        '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
+    tokenize_task(tmp_path, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_alignment_artifact(tmp_path / "out" / "self")
+    loaded = small_loaded(artifact.graphs[0], artifact.codebook_id)
+    save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
+                    artifact.codebook_id, {"graphs": []})
+    result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
+                                       "--out", str(tmp_path / "after")])
+    assert result.exit_code == 1
+    assert "no training pairs" in result.output and str(artifact.folder) in result.output
+    assert not (tmp_path / "after").exists()

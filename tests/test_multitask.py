@@ -202,6 +202,24 @@ def test_alignment_ranks_are_invariant_to_relabelling(alignment_artifact):
     assert np.array_equal(ranks.pessimistic, again.pessimistic)
 
 
+def test_alignment_with_names_and_seed_links_is_invariant_to_relabelling(alignment_artifact):
+    """The identity evidence too (subword TF-IDF, decoded vectors, anchors through the seed links)."""
+    model = small_model(alignment_artifact.graphs[0]).eval()
+    source, target = matching.alignment_sides(alignment_artifact, model, CPU)
+    seeds, test = alignment_artifact.links["train"], alignment_artifact.links["test"]
+    evidence = matching.matching_evidence(source, target, seeds)
+    assert evidence.anchors is not None and evidence.lexical and evidence.dense
+    ranks = matching.rank_matches(model, source, target, test, matching.ALIGNMENT, evidence=evidence)
+    permutation = torch.randperm(target.size, generator=torch.Generator().manual_seed(3))
+    moved = matching.relabelled(target, permutation)
+    moved_seeds = np.stack([seeds[:, 0], permutation.numpy()[seeds[:, 1]]], 1)
+    moved_evidence = matching.matching_evidence(source, moved, moved_seeds)
+    moved_ranks = matching.rank_matches(model, source, moved, np.stack([test[:, 0], permutation.numpy()[test[:, 1]]], 1),
+                                        matching.ALIGNMENT, evidence=moved_evidence)
+    assert np.array_equal(ranks.pessimistic, moved_ranks.pessimistic)
+    assert ranks.metrics()["hits@1"] > 0.5   # the evidence finds the counterparts: a test that can fail
+
+
 # ------------------------------------------------------------------ linking
 
 def _text_bags(owners: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> dict[int, tuple]:

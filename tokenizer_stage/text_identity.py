@@ -23,7 +23,7 @@ import numpy as np
 
 from artifacts.codebooks import DENSE_TEXT, CodebookSet
 from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS
-from tokenizer_stage.encoders import EncoderSpec, load_encoder
+from tokenizer_stage.encoders import EncoderSpec, load_encoder, pool_states
 from tokenizer_stage.quantize import product_codes
 
 
@@ -60,9 +60,10 @@ def pooled_vectors(texts: dict[int, str], spec: EncoderSpec, progress: ProgressF
     for start in range(0, len(order), spec.batch_size):
         chunk = order[start:start + spec.batch_size]
         began = time.perf_counter()
-        vectors = encoder.pooled([texts[o] for o in chunk])
+        states = encoder.encode([texts[o] for o in chunk])
         timer[0] += time.perf_counter() - began
-        result.update(zip(chunk, vectors))
+        # A text of no subwords (only specials or spaces) has no vector: no dense code rather than a fake one.
+        result.update((owner, pool_states(s)) for owner, s in zip(chunk, states) if len(s))
         bar.update(len(chunk))
     bar.close()
     return result

@@ -23,7 +23,7 @@ import numpy as np
 
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
-from artifacts.manifest import read_manifest, write_manifest
+from artifacts.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 KIND = "tofu.codebooks"
 # The text's dense codes: a product quantizer of M sub-codebooks (fit "subquantizers") of up to 256
@@ -138,4 +138,4 @@ class CodebookSet:
 
 
 def codebooks_exist(folder: Path) -> bool:
-    return (Path(folder) / "manifest.json").is_file()
+    return (Path(folder) / MANIFEST_NAME).is_file()

@@ -19,6 +19,7 @@ from pathlib import Path
 from artifacts.atomic import staging_directory
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.errors import ArtifactError
+from artifacts.manifest import MANIFEST_NAME
 from artifacts.codebooks import CodebookSet, codebooks_exist
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -26,7 +27,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 def shipped_checkpoint(root: Path = SHIPPED_DIR) -> Path | None:
     folder = Path(root) / "checkpoint"
-    return folder if (folder / "manifest.json").is_file() else None
+    return folder if (folder / MANIFEST_NAME).is_file() else None
 
 
 def shipped_codebooks(root: Path = SHIPPED_DIR) -> Path | None:

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from artifacts.atomic import staging_directory
 from artifacts.errors import ArtifactError
-from artifacts.manifest import peek_manifest, read_manifest, write_manifest
+from artifacts.manifest import MANIFEST_NAME, peek_manifest, read_manifest, write_manifest
 from artifacts.token_tables import (METADATA_KEY, TokenTables, dense_of, lexical_of, read_checked_table,
                                     read_manifest_only, read_token_tables)
 
@@ -72,7 +72,7 @@ def write_task(folder: Path, kind: str, write_graphs: Callable[[Path], None], co
     with staging_directory(Path(folder)) as staging:
         write_graphs(staging)
         for sub in GRAPH_FOLDERS[kind]:
-            if not (staging / sub / "manifest.json").is_file():
+            if not (staging / sub / MANIFEST_NAME).is_file():
                 raise ValueError(f"write_graphs left no complete {sub}/ token tables")
         files = []
         for name in TABLES[kind]:

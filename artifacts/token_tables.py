@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from artifacts.atomic import staging_directory
 from artifacts.codebooks import DENSE_TEXT, PRODUCT_QUANTIZER, Codebook
 from artifacts.errors import ArtifactError, UnsupportedFormatError
-from artifacts.manifest import read_manifest, write_manifest
+from artifacts.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 KIND = "tofu.token_tables"
 FORMAT_VERSION = 2
@@ -277,14 +277,14 @@ def read_checked_table(path: Path, schema: pa.Schema, supported_versions: tuple[
 
 
 def is_complete(folder: Path) -> bool:
-    return (Path(folder) / "manifest.json").is_file()
+    return (Path(folder) / MANIFEST_NAME).is_file()
 
 
 def read_manifest_only(folder: Path, verify_files: bool = False) -> dict[str, Any]:
     """The validated manifest of a complete artifact, without reading the tables (for skip checks)."""
     manifest = read_manifest(Path(folder), KIND, SUPPORTED_VERSIONS, verify_files=verify_files,
                              required_files=tuple(TABLE_FILES.values()))
-    _check_body(manifest, Path(folder) / "manifest.json")
+    _check_body(manifest, Path(folder) / MANIFEST_NAME)
     return manifest
 
 

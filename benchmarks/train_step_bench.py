@@ -71,15 +71,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
+    from artifacts.manifest import MANIFEST_NAME
+
     allocators = args.allocators.split(",")
     if set(allocators) - set(ALLOCATORS):
         sys.exit(f"--allocators: choose from {', '.join(ALLOCATORS)}")
     if args.graphs == "all":
-        graphs = sorted(p.name for p in args.root.iterdir() if (p / "manifest.json").is_file()
+        graphs = sorted(p.name for p in args.root.iterdir() if (p / MANIFEST_NAME).is_file()
                         and (p / "triples.parquet").is_file())
     else:
         graphs = args.graphs.split(",")
-    missing = [g for g in graphs if not (args.root / g / "manifest.json").is_file()]
+    missing = [g for g in graphs if not (args.root / g / MANIFEST_NAME).is_file()]
     if missing:
         sys.exit(f"{args.root}: no token tables for {', '.join(missing)}")
 

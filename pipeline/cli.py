@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import EVIDENCE_FIT_STEPS, MODEL_DEFAULTS, SCHEDULER_TIMEOUT, TRAIN_DEFAULTS
 
@@ -200,7 +201,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     click.echo(summary_table(results))
     failures = [r for r in results if isinstance(r, GraphFailure)]
     # A failed graph's earlier artifact (if any) stays; the error below names it.
-    kept = [out_root / f.name for f in failures if (out_root / f.name / "manifest.json").is_file()]
+    kept = [out_root / f.name for f in failures if (out_root / f.name / MANIFEST_NAME).is_file()]
     for folder, reason in stale_artifacts(out_root):
         if folder not in kept:
             click.echo(f"  note: {folder} {reason}; delete the artifact to leave it out of `tofu train / reason "

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from artifacts.checkpoint import load_checkpoint
+from artifacts.manifest import MANIFEST_NAME
 from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArtifact, read_alignment_artifact,
                                    read_linking_artifact, task_kind)
 from artifacts.token_tables import TokenTables, check_lexicon
@@ -62,7 +63,7 @@ def find_artifacts(paths: Sequence[Path]) -> list[Path]:
     """Token-table and task folders named directly or found one level inside an artifact root."""
     found = []
     for path in map(Path, paths):
-        if (path / "manifest.json").is_file():
+        if (path / MANIFEST_NAME).is_file():
             found.append(path)
             continue
         if not path.exists():

@@ -32,8 +32,10 @@ from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_evi
 from reasoning_stage.models import TASKS, TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")
-# Sinkhorn temperature of the "with assignment" ranking, in standard deviations of the score matrix.
-ASSIGNMENT_TEMPERATURE = 0.5
+# Sinkhorn temperature of the "with assignment" ranking, in standard deviations of the score matrix:
+# chosen on DBP15K zh_en train links (70% anchors, the other 30% ranked against each other; Hits@1 0.9822
+# at 0.25 against 0.9748 / 0.9778 / 0.9756 / 0.9630 at 0.05 / 0.1 / 0.5 / 1.0), never on test links.
+ASSIGNMENT_TEMPERATURE = 0.25
 
 
 def token_bags(tokens: dict[str, TokenTensor], num_owners: int, sizes: dict[str, int]) -> dict[str, torch.Tensor]:

@@ -220,6 +220,23 @@ def test_alignment_with_names_and_seed_links_is_invariant_to_relabelling(alignme
     assert ranks.metrics()["hits@1"] > 0.5   # the evidence finds the counterparts: a test that can fail
 
 
+def test_test_counterpart_protocol_and_assignment(alignment_artifact):
+    model = small_model(alignment_artifact.graphs[0]).eval()
+    source, target = matching.alignment_sides(alignment_artifact, model, CPU)
+    seeds, test = alignment_artifact.links["train"], alignment_artifact.links["test"]
+    evidence = matching.matching_evidence(source, target, seeds)
+    counterparts = np.unique(test[:, 1])
+    every = matching.rank_matches(model, source, target, test, matching.ALIGNMENT, evidence=evidence)
+    among = matching.rank_matches(model, source, target, test, matching.ALIGNMENT, evidence=evidence,
+                                  candidates=counterparts)
+    assigned = matching.rank_matches(model, source, target, test, matching.ALIGNMENT, evidence=evidence,
+                                     candidates=counterparts, assignment=True)
+    assert among.pessimistic.max() <= len(counterparts) < target.size
+    assert (among.pessimistic <= every.pessimistic).all()      # fewer candidates never rank the answer lower
+    assert assigned.pessimistic.max() <= len(counterparts)
+    assert assigned.metrics()["hits@1"] >= among.metrics()["hits@1"] - 1e-9
+
+
 # ------------------------------------------------------------------ linking
 
 def _text_bags(owners: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> dict[int, tuple]:

@@ -72,7 +72,7 @@ class CodebookSet:
     codebooks: dict[str, Codebook]
 
     @property
-    def identity(self) -> str:
+    def codebook_id(self) -> str:
         """Content id: changes when any centroid or encoder identity changes."""
         digest = hashlib.sha256()
         for modality in sorted(self.codebooks):
@@ -91,7 +91,7 @@ class CodebookSet:
     def describe(self) -> dict[str, Any]:
         """What token tables record about the codebooks that made them."""
         return {
-            "id": self.identity,
+            "id": self.codebook_id,
             "modalities": {
                 m: {"size": b.size, "dim": b.dim, "encoder": b.encoder}
                 for m, b in sorted(self.codebooks.items())
@@ -106,7 +106,7 @@ class CodebookSet:
                 (staging / name).write_bytes(_centroid_bytes(book.centroids))
                 names.append(name)
             body = {
-                "identity": self.identity,
+                "identity": self.codebook_id,
                 "modalities": {
                     m: {"file": f"{m}.npy", "size": b.size, "dim": b.dim,
                         "encoder": b.encoder, "fit": b.fit}
@@ -131,8 +131,8 @@ class CodebookSet:
                                     f"found {centroids.dtype} {list(centroids.shape)}")
             books[modality] = Codebook(modality, centroids, meta["encoder"], meta.get("fit", {}))
         result = cls(books)
-        if result.identity != manifest["identity"]:
-            raise ArtifactError(f"{folder}: codebook identity {result.identity} differs from the "
+        if result.codebook_id != manifest["identity"]:
+            raise ArtifactError(f"{folder}: codebook identity {result.codebook_id} differs from the "
                                 f"manifest's {manifest['identity']}; the set is damaged")
         return result
 

@@ -16,3 +16,8 @@ class UnsupportedFormatError(ArtifactError):
 
 class RootBusyError(ArtifactError):
     """Another run is writing to the same artifact root."""
+
+
+class CodebookMismatchError(ArtifactError, ValueError):
+    """Artifacts, codebooks, encoders or a model that do not go together: tokenized with other codebooks
+    than a model reads, or codebooks fitted for other encoders or features than the ones asked for."""

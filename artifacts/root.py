@@ -8,12 +8,17 @@ cannot reach outside the root or onto the root's own entries.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 from artifacts.errors import ArtifactError
+from artifacts.manifest import MANIFEST_NAME, peek_manifest
+from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
+from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
 
 CODEBOOKS_FOLDER = "codebooks"
 LAST_RUN_FILE = "last_tokenize_run.json"
 RESERVED_NAMES = (CODEBOOKS_FOLDER, LAST_RUN_FILE)
+ARTIFACT_KINDS = (TOKEN_TABLES_KIND, ALIGNMENT_KIND, LINKING_KIND)
 
 
 def artifact_name_problem(name: str) -> str | None:
@@ -43,3 +48,38 @@ def artifact_folder(root: Path, name: str) -> Path:
     if error:
         raise ArtifactError(f"{root}: a graph or task: {error}")
     return Path(root) / name
+
+
+def list_artifacts(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(folder, manifest)`` of each complete graph or task artifact directly under ``root``, by name.
+
+    An artifact is a visible folder whose manifest names one of :data:`ARTIFACT_KINDS`; hidden folders
+    are staging folders of a write in progress or interrupted, never artifacts.
+    """
+    found = []
+    for manifest_path in sorted(Path(root).glob(f"*/{MANIFEST_NAME}")):
+        folder = manifest_path.parent
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        body = peek_manifest(folder) or {}
+        if body.get("kind") in ARTIFACT_KINDS:
+            found.append((folder, body))
+    return found
+
+
+def artifact_folders(paths: Sequence[Path]) -> list[Path]:
+    """The artifacts that command-line paths name: each an artifact folder itself, or a root whose
+    artifacts (:func:`list_artifacts`) are all taken."""
+    found = []
+    for path in map(Path, paths):
+        if (path / MANIFEST_NAME).is_file():
+            found.append(path)
+            continue
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such folder")
+        inner = [folder for folder, _ in list_artifacts(path)] if path.is_dir() else []
+        if not inner:
+            raise FileNotFoundError(f"{path}: neither a token-table folder nor a root holding them "
+                                    "(run tofu tokenize first)")
+        found.extend(inner)
+    return found

@@ -43,9 +43,9 @@ def ship(checkpoint: Path, codebooks: Path, root: Path = SHIPPED_DIR) -> Path:
     manifest, state, _ = load_checkpoint(checkpoint)
     books = CodebookSet.load(codebooks)
     # A shipped model must name its codebooks: `tofu tokenize` copies them so that new graphs get its tokens.
-    if manifest["codebook_id"] != books.identity:
+    if manifest["codebook_id"] != books.codebook_id:
         raise ArtifactError(f"{checkpoint} reads codebooks {manifest['codebook_id']}, "
-                            f"but {codebooks} holds {books.identity}; nothing was shipped")
+                            f"but {codebooks} holds {books.codebook_id}; nothing was shipped")
     with staging_directory(Path(root)) as staging:
         save_checkpoint(staging / "checkpoint", state, manifest["model"], manifest["codebook_id"],
                         manifest["training"])

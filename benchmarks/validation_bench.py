@@ -51,11 +51,13 @@ def main() -> None:
     from reasoning_stage.evaluation import bootstrap_interval, evaluate_graph
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.models import TASKS
-    from reasoning_stage.reasoning import find_artifacts, load_model, read_artifacts
-    from reasoning_stage.training import check_codebooks, matching_job
+    from artifacts.root import artifact_folders
+    from reasoning_stage.reasoning import load_model, read_artifacts
+    from artifacts.compatibility import require_codebook_id
+    from reasoning_stage.training import matching_job
 
     device = torch.device("cpu")
-    tables, tasks = read_artifacts(find_artifacts(args.artifacts))
+    tables, tasks = read_artifacts(artifact_folders(args.artifacts))
     tables = [t for t in tables if "valid" in t.splits and len(t.queries("valid"))]
     if not tables and not tasks:
         parser.error("no validation split among the artifacts")
@@ -64,7 +66,7 @@ def main() -> None:
     groups: dict[str, np.ndarray | None] = {}  # distinct-query id of each rank (the same for every checkpoint)
     for path in args.checkpoint:
         loaded = load_model(path, device)
-        check_codebooks(list(tables) + list(tasks), loaded.codebook_id)
+        require_codebook_id(list(tables) + list(tasks), loaded.codebook_id)
         model = loaded.model.eval()
         for t in tables:
             ranks = evaluate_graph(model, t, ["valid"], device, max_triples=args.max_triples, seed=args.seed)

@@ -58,15 +58,13 @@ class _Friendly(click.Group):
         from tokenizer_stage.kg_reader import KGFormatError
         from pipeline.orchestrate import ClusterError
         from pipeline.pretrain import RecipeError
-        from tokenizer_stage.tokenize import CodebookMismatchError
 
-        known = (KGFormatError, ArtifactError, EncoderError, CodebookMismatchError, FileNotFoundError, RecipeError,
-                 ClusterError)
+        known = (KGFormatError, ArtifactError, EncoderError, FileNotFoundError, RecipeError, ClusterError)
         try:
             from reasoning_stage.reasoning import PredictionInputError
-            from reasoning_stage.training import CodebookMismatch, TrainingInputError
+            from reasoning_stage.training import TrainingInputError
 
-            known = known + (PredictionInputError, CodebookMismatch, TrainingInputError)
+            known = known + (PredictionInputError, TrainingInputError)
         except ImportError:  # torch_scatter missing: tokenize still works
             pass
         try:
@@ -374,8 +372,10 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     from pipeline.progress import make_progress
     from reasoning_stage.models import ModelConfig, TofuModel
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts, task_tables_of
-    from reasoning_stage.training import (TrainConfig, check_codebooks, check_train_config, log_to_file, matching_job,
+    from artifacts.root import artifact_folders
+    from reasoning_stage.reasoning import artifact_task, read_artifacts, task_tables_of
+    from artifacts.compatibility import require_codebook_id
+    from reasoning_stage.training import (TrainConfig, check_train_config, log_to_file, matching_job,
                                           model_config_for)
     from reasoning_stage.training import train as run_training
 
@@ -398,7 +398,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         raise click.UsageError(str(err)) from None
     torch.manual_seed(seed)
     wanted = {TASK_NAMES[t] for t in tasks} if tasks else set(TASK_NAMES.values())
-    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
     everything = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
     tables = tables if "link_prediction" in wanted else []
     tasks_found = [a for a in tasks_found if artifact_task(a) in wanted]
@@ -413,7 +413,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                                  + (f"; --task leaves out {', '.join(left_out)}" if left_out else ""),
                                  param_hint="--task-weights")
     # Codebooks agree before any model or task is built from them.
-    check_codebooks(list(tables) + list(tasks_found), (tables or tasks_found)[0].codebook_id)
+    require_codebook_id(list(tables) + list(tasks_found), (tables or tasks_found)[0].codebook_id)
     # The model these options ask for; modalities as the artifacts' codebooks leave them.
     first = tables[0] if tables else task_tables_of(tasks_found[0])
     try:
@@ -427,7 +427,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         from reasoning_stage.reasoning import load_model
 
         initial = load_model(init or resume, torch.device("cpu"))
-        check_codebooks(list(tables) + list(tasks_found), initial.codebook_id)
+        require_codebook_id(list(tables) + list(tasks_found), initial.codebook_id)
         model = initial.model
 
         def shown(value) -> str:
@@ -528,13 +528,14 @@ def fit_evidence(artifacts_, checkpoint, output, steps, device) -> None:
     from artifacts.checkpoint import save_checkpoint
     from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.models import TASKS, evidence_weights
-    from reasoning_stage.reasoning import find_artifacts, fit_evidence as fit, load_model, read_artifacts
+    from artifacts.root import artifact_folders
+    from reasoning_stage.reasoning import fit_evidence as fit, load_model, read_artifacts
 
     _check_checkpoint_target(output)
     checkpoint = checkpoint or shipped_checkpoint()
     if checkpoint is None:
         raise click.UsageError("no --checkpoint given and no shipped checkpoint installed")
-    _, tasks = read_artifacts(find_artifacts(artifacts_))
+    _, tasks = read_artifacts(artifact_folders(artifacts_))
     if not tasks:
         raise click.UsageError("no alignment or linking task among the artifacts given")
     dev = _device(device)
@@ -629,7 +630,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, parse_prediction_queries,
                                            per_relation_metrics, predict, write_predictions)
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.training import check_codebooks, fine_tune_config, train as run_training
+    from artifacts.compatibility import require_codebook_id
+    from reasoning_stage.training import fine_tune_config, train as run_training
 
     retain_freed_memory()
     _check_output_folder(output)  # before any work
@@ -672,7 +674,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=not predicting)
     loaded = load_model(checkpoint, dev)
-    check_codebooks(tables, loaded.codebook_id)
+    require_codebook_id(tables, loaded.codebook_id)
     queries = None
     if predicting:  # read before OUTPUT exists: a bad file leaves nothing behind
         if len(tables) != 1:
@@ -775,9 +777,10 @@ def _parse_splits(split: str) -> list[str]:
 def _graph_artifacts(artifacts_) -> list:
     """The token tables among ARTIFACTs for link prediction. A root may hold task artifacts beside its
     graphs: those are skipped and named; a task artifact named directly is refused with the --task to use."""
-    from reasoning_stage.reasoning import artifact_task, find_artifacts, read_artifacts
+    from artifacts.root import artifact_folders
+    from reasoning_stage.reasoning import artifact_task, read_artifacts
 
-    tables, tasks_found = read_artifacts(find_artifacts(artifacts_))
+    tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
     named = {Path(p).resolve() for p in artifacts_}
     for artifact in tasks_found:
         kind = artifact_task(artifact)
@@ -797,11 +800,12 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     import time
 
     from artifacts.atomic import atomic_write_csv, atomic_write_json
-    from reasoning_stage.reasoning import (artifact_task, evaluate_task, find_artifacts, load_model, predict_task,
+    from artifacts.root import artifact_folders
+    from reasoning_stage.reasoning import (artifact_task, evaluate_task, load_model, predict_task,
                                            read_artifacts, task_pairs, write_predictions)
-    from reasoning_stage.training import check_codebooks
+    from artifacts.compatibility import require_codebook_id
 
-    tables, tasks = read_artifacts(find_artifacts(artifacts_))
+    tables, tasks = read_artifacts(artifact_folders(artifacts_))
     wrong = [str(t.folder) for t in tables] + [str(a.folder) for a in tasks if artifact_task(a) != task]
     if wrong:
         raise click.UsageError(f"--task {task} needs {task} task artifacts (tofu tokenize on a task folder); "
@@ -810,7 +814,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
         for split in splits:
             task_pairs(artifact, split)
     loaded = load_model(checkpoint, dev)
-    check_codebooks(tasks, loaded.codebook_id)   # before OUTPUT exists or any prediction is written
+    require_codebook_id(tasks, loaded.codebook_id)   # before OUTPUT exists or any prediction is written
     _make_output_folder(output)
     records = []
     for artifact in tasks:

@@ -16,9 +16,7 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, exclusive_root, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
-from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE
-from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
-from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
+from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE, list_artifacts
 from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
@@ -27,7 +25,6 @@ from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_s
                                       tokenize_graph)
 
 
-ARTIFACT_KINDS = (TOKEN_TABLES_KIND, ALIGNMENT_KIND, LINKING_KIND)
 POLL_SECONDS = 1.0   # how often a Dask run checks that its cluster still has workers
 
 
@@ -43,18 +40,6 @@ class GraphFailure:
     status: str = "failed"   # as a GraphSummary's "tokenized" / "skipped", in last_tokenize_run.json
 
 
-def _root_artifacts(out_root: Path) -> list[tuple[Path, dict]]:
-    """(folder, manifest) of each complete graph or task artifact under ``out_root``."""
-    from artifacts.manifest import peek_manifest
-
-    found = []
-    for folder in sorted(p.parent for p in Path(out_root).glob("*/manifest.json")):
-        body = peek_manifest(folder) or {}
-        if body.get("kind") in ARTIFACT_KINDS:
-            found.append((folder, body))
-    return found
-
-
 def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
     """Artifacts under ``out_root`` that ``tofu train / reason ROOT`` would still read although no
     graph folder makes them any more, each with the reason: the folder is gone, it now writes an
@@ -64,7 +49,7 @@ def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
 
     stale = []
     first_from: dict[str, Path] = {}
-    for folder, body in _root_artifacts(out_root):
+    for folder, body in list_artifacts(out_root):
         source = recorded_source(folder, body)
         if source is None:
             continue
@@ -89,7 +74,7 @@ def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
     """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
     from artifacts.manifest import recorded_codebook_id
 
-    return [folder for folder, body in _root_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]
+    return [folder for folder, body in list_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]
 
 
 def _is_recipe(path: Path) -> bool:
@@ -271,7 +256,7 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
         results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, arrived, scheduler_timeout)
     ordered = [results[str(d)] for d in graph_dirs]
     facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
-             "codebook_id": CodebookSet.load(codebooks_dir).identity, "executor": executor,
+             "codebook_id": CodebookSet.load(codebooks_dir).codebook_id, "executor": executor,
              "seconds": round(time.perf_counter() - started, 3)}
     atomic_write_json(out_root / LAST_RUN_FILE, {
         "facts": facts, "config": _config_json(config),

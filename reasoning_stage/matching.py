@@ -316,3 +316,34 @@ def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, Matc
         total.backward()
         optimizer.step()
     return losses
+
+
+def bootstrapped_evidence(model: TofuModel, source: Side, target: Side, task: int, seeds: np.ndarray,
+                          rounds: int = 1) -> MatchingEvidence:
+    """Anchor evidence through ``seeds`` plus pseudo-seeds: confident matches among the entities no seed
+    link names (no split and no label is read).
+
+    Each round scores every unlinked source entity against every unlinked target entity, keeps the pairs
+    that are each other's best with a margin (best minus second-best target) above the median margin of
+    those mutual pairs, and rebuilds the anchor profiles through the seed links plus these pseudo-seeds.
+    """
+    seeds = np.asarray(seeds, dtype=np.int64).reshape(-1, 2)
+    evidence = matching_evidence(source, target, seeds)
+    rows = np.setdiff1d(np.arange(source.size), seeds[:, 0])
+    linked_targets = torch.as_tensor(np.unique(seeds[:, 1]), dtype=torch.long)
+    if len(rows) == 0 or target.size - len(linked_targets) < 2:
+        return evidence
+    for _ in range(rounds):
+        scores = score_matrix(model, source, target, rows, task, evidence)
+        scores[:, linked_targets.to(scores.device)] = float("-inf")
+        top = scores.topk(2, dim=1)
+        best_target = top.indices[:, 0]
+        mutual = scores.argmax(0)[best_target] == torch.arange(len(rows), device=scores.device)
+        if not bool(mutual.any()):
+            break
+        margin = top.values[:, 0] - top.values[:, 1]
+        keep = (mutual & (margin > margin[mutual].median())).cpu().numpy()
+        pseudo = np.stack([rows[keep], best_target.cpu().numpy()[keep]], 1)
+        del scores
+        evidence = matching_evidence(source, target, np.concatenate([seeds, pseudo]))
+    return evidence

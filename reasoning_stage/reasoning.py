@@ -10,14 +10,13 @@ import numpy as np
 import torch
 
 from artifacts.checkpoint import load_checkpoint
-from artifacts.manifest import MANIFEST_NAME
+from artifacts.compatibility import require_codebook_id
 from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArtifact, read_alignment_artifact,
                                    read_linking_artifact, task_kind)
 from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.models import ModelConfig, TofuModel
-from reasoning_stage.training import check_codebooks
 
 
 class PredictionInputError(ValueError):
@@ -59,25 +58,6 @@ def load_model(folder: Path, device: torch.device) -> LoadedModel:
     return LoadedModel(model.to(device).eval(), manifest)
 
 
-def find_artifacts(paths: Sequence[Path]) -> list[Path]:
-    """Token-table and task folders named directly or found one level inside an artifact root."""
-    found = []
-    for path in map(Path, paths):
-        if (path / MANIFEST_NAME).is_file():
-            found.append(path)
-            continue
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such folder")
-        # Hidden folders are staging folders of a write in progress or interrupted, never artifacts.
-        inner = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and (
-            (p / "entities.parquet").is_file() or task_kind(p) is not None)) if path.is_dir() else []
-        if not inner:
-            raise FileNotFoundError(f"{path}: neither a token-table folder nor a root holding them "
-                                    "(run tofu tokenize first)")
-        found.extend(inner)
-    return found
-
-
 TaskArtifact = AlignmentArtifact | LinkingArtifact
 
 
@@ -115,13 +95,15 @@ def task_tables_of(artifact: TaskArtifact) -> TokenTables:
 
 
 def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,
-                  routing: bool = True, candidates: str = "all",
-                  assignment: bool = False) -> tuple[Ranks, dict[str, float]]:
+                  routing: bool = True, candidates: str = "all", assignment: bool = False,
+                  bootstrap: int = 0) -> tuple[Ranks, dict[str, float]]:
     """Hits@k and MRR of an alignment (graph 1 -> graph-2 entities) or linking (mention -> every KB
     entity) split; ``routing=False`` embeds with the link-prediction route for every task.
 
     ``candidates``: ``"all"`` ranks every graph-2 entity, ``"test"`` only the split's gold counterparts
     (as alignment papers rank). ``assignment`` ranks after a global one-to-one (Sinkhorn) normalisation.
+    ``bootstrap`` (alignment): rounds of pseudo-seeds, confident mutual best matches among the entities
+    no seed link names (:func:`matching.bootstrapped_evidence`; neither the split nor a label is read).
     """
     from reasoning_stage import matching
 
@@ -132,6 +114,9 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
     if candidates not in ("all", "test"):
         raise ValueError(f"candidates must be 'all' or 'test', not {candidates!r}")
     problem = matching_problem(loaded, artifact, split, device)
+    if bootstrap and isinstance(artifact, AlignmentArtifact):
+        problem.evidence = matching.bootstrapped_evidence(
+            loaded.model, problem.source, problem.target, problem.task, seed_links(artifact, split), rounds=bootstrap)
     ranks = matching.rank_matches(loaded.model, problem.source, problem.target, pairs, problem.task,
                                   route_task=None if routing else 0, evidence=problem.evidence,
                                   candidates=np.unique(pairs[:, 1]) if candidates == "test" else None,
@@ -196,7 +181,7 @@ def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, de
     links), after the codebook and tokenizer checks."""
     from reasoning_stage import matching
 
-    check_codebooks([artifact], loaded.codebook_id)
+    require_codebook_id([artifact], loaded.codebook_id)
     check_lexicon(task_lexicon(artifact), loaded.lexicon, artifact.folder, "the checkpoint")
     if isinstance(artifact, AlignmentArtifact):
         source, target = matching.alignment_sides(artifact, loaded.model, device)
@@ -272,7 +257,7 @@ def check_splits(tables: TokenTables, splits: Sequence[str], need_queries: bool 
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
              batch_size: int = 16, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
     check_splits(tables, splits)
-    check_codebooks([tables], loaded.codebook_id)
+    require_codebook_id([tables], loaded.codebook_id)
     ranks = evaluate_graph(loaded.model, tables, list(splits), device, batch_size=batch_size, progress=progress)
     return ranks, ranks.metrics()
 
@@ -358,7 +343,7 @@ def predict(loaded: LoadedModel, tables: TokenTables, split: str, queries: list[
     Each answer's ``known`` names the artifact's triple sets that already hold it (e.g. ``train``;
     empty for a new fact); ``exclude_known`` leaves those answers out, so a query may get fewer than k.
     """
-    check_codebooks([tables], loaded.codebook_id)
+    require_codebook_id([tables], loaded.codebook_id)
     graph = graph_tensors(tables, split)
     num_rel = graph.num_relations
     # Query entities and answers: artifact ids outside, this split's node ids inside the model.

@@ -26,16 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from artifacts.checkpoint import load_checkpoint, save_checkpoint
+from artifacts.compatibility import require_codebook_id
 from artifacts.token_tables import TokenTables
 from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan, relation_graph
 from reasoning_stage.models import TASKS, ModelConfig, TofuModel
-
-
-class CodebookMismatch(ValueError):
-    """A graph was tokenized with other codebooks than the model reads."""
 
 
 class TrainingInputError(ValueError):
@@ -228,30 +225,6 @@ def model_config_for(tables: TokenTables, base: ModelConfig) -> ModelConfig:
     return ModelConfig.from_json(data)
 
 
-def check_codebooks(tables: Sequence[Any], codebook_id: str | None) -> None:
-    """Refuse token tables (or task artifacts) made with other codebooks than ``codebook_id``."""
-    for t in tables:
-        if codebook_id is not None and t.codebook_id != codebook_id:
-            raise CodebookMismatch(
-                f"{t.folder}: tokenized with codebooks {t.codebook_id}, but the model reads codebooks "
-                f"{codebook_id}; re-tokenize it with those codebooks (tofu tokenize GRAPH --out NEW_ROOT "
-                f"--codebooks {_codebooks_path_hint(codebook_id)})")
-
-
-def _codebooks_path_hint(codebook_id: str) -> str:
-    """The shipped codebook set's path when the model reads it, else a placeholder."""
-    from artifacts.codebooks import CodebookSet
-    from artifacts.shipped import shipped_codebooks
-
-    shipped = shipped_codebooks()
-    try:
-        if shipped is not None and CodebookSet.load(shipped).identity == codebook_id:
-            return str(shipped)
-    except Exception:  # a damaged installation: the hint is not worth another error
-        pass
-    return "PATH"
-
-
 @dataclass
 class MatchingJob:
     """An alignment or linking task made ready for training: both sides and the gold pairs."""
@@ -406,7 +379,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     if not graphs and not jobs:
         raise ValueError("nothing to train on: give token tables or alignment / linking tasks")
     codebook_id = graphs[0].codebook_id if graphs else jobs[0].codebook_id
-    check_codebooks(list(graphs) + list(jobs), codebook_id)
+    require_codebook_id(list(graphs) + list(jobs), codebook_id)
     for tables in graphs:
         if config.train_split not in tables.splits:
             raise TrainingInputError(f"{tables.folder}: no split {config.train_split!r} to train on (it has "
@@ -424,12 +397,12 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     step, history = 0, []
     if init_from is not None:
         manifest, state, _ = load_checkpoint(init_from)
-        check_codebooks(list(graphs) + list(jobs), manifest.get("codebook_id"))
+        require_codebook_id(list(graphs) + list(jobs), manifest.get("codebook_id"))
         model.load_state_dict(state, strict=True)
     averaged: WeightAverage | None = None
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
-        check_codebooks(list(graphs) + list(jobs), manifest.get("codebook_id"))
+        require_codebook_id(list(graphs) + list(jobs), manifest.get("codebook_id"))
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:

@@ -117,7 +117,7 @@ def test_manifest_digest_covers_the_graphs_nested_in_a_task(tmp_path):
 def test_one_writing_run_per_root_and_hidden_staging_is_no_artifact(artifact):
     from artifacts.atomic import exclusive_root
     from artifacts.errors import RootBusyError
-    from reasoning_stage.reasoning import find_artifacts
+    from artifacts.root import artifact_folders
 
     root = artifact.parent
     with exclusive_root(root):
@@ -129,7 +129,7 @@ def test_one_writing_run_per_root_and_hidden_staging_is_no_artifact(artifact):
     # An interrupted write's staging folder is not read as an artifact.
     (root / ".example.tmp-0123abcd").mkdir()
     (root / ".example.tmp-0123abcd" / "entities.parquet").write_bytes(b"")
-    assert find_artifacts([root]) == [artifact]
+    assert artifact_folders([root]) == [artifact]
 
 
 def test_parquet_files_describe_themselves(artifact):
@@ -148,9 +148,9 @@ def test_codebook_round_trip_and_identity(tmp_path):
     books.save(tmp_path / "cb")
     loaded = CodebookSet.load(tmp_path / "cb")
     assert np.array_equal(loaded["text"].centroids, books["text"].centroids)
-    assert loaded.identity == books.identity
+    assert loaded.codebook_id == books.codebook_id
     other = CodebookSet({"text": Codebook("text", books["text"].centroids, {"name": "enc", "weights": "xyz"})})
-    assert other.identity != books.identity  # tied to the encoder, not only to the numbers
+    assert other.codebook_id != books.codebook_id  # tied to the encoder, not only to the numbers
     np.save(tmp_path / "cb" / "text.npy", books["text"].centroids[::-1].copy())
     with pytest.raises(ArtifactError):
         CodebookSet.load(tmp_path / "cb")

@@ -194,7 +194,7 @@ source = "example"
     assert {k: manifest["training"]["config"][k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
     assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
     books = tmp_path / "work" / "artifacts" / "codebooks"
-    assert manifest["codebook_id"] == CodebookSet.load(books).identity
+    assert manifest["codebook_id"] == CodebookSet.load(books).codebook_id
     # The same --work with another codebook size is refused, not trained on the old codebooks.
     resized = (tmp_path / "r.toml").read_text().replace(f"text_codebook_size = {fast_config.text_codebook_size}",
                                                         f"text_codebook_size = {fast_config.text_codebook_size * 2}")
@@ -207,7 +207,7 @@ source = "example"
     root = ship(checkpoint, books, tmp_path / "shipped")
     assert shipped_checkpoint(root) and shipped_codebooks(root)
     assert not (root / "checkpoint" / "optimizer.pt").exists()        # weights only: small
-    assert CodebookSet.load(root / "codebooks").identity == manifest["codebook_id"]
+    assert CodebookSet.load(root / "codebooks").codebook_id == manifest["codebook_id"]
     other = tmp_path / "other_books"
     CodebookSet.load(books).save(other)
     (other / "manifest.json").write_text(json.dumps({**json.loads((other / "manifest.json").read_text()),
@@ -222,7 +222,7 @@ def test_tokenize_defaults_to_shipped_codebooks_when_they_suit(tmp_path, example
     monkeypatch.setattr(orchestrate, "shipped_codebooks", lambda: codebooks_dir)
     _, facts = orchestrate.tokenize_many([example_graph], tmp_path / "a", fast_config, workers=1, progress=False)
     assert facts["codebook_state"] == "shipped"
-    assert CodebookSet.load(tmp_path / "a" / "codebooks").identity == CodebookSet.load(codebooks_dir).identity
+    assert CodebookSet.load(tmp_path / "a" / "codebooks").codebook_id == CodebookSet.load(codebooks_dir).codebook_id
     # Other sizes than the shipped set's: fit new codebooks instead of mixing.
     from dataclasses import replace
 

@@ -51,7 +51,7 @@ def test_tables_hold_every_modality_with_fine_grained_tokens(example_graph, code
     test = tables.queries("test")
     assert len(test) == 12 and test.max() < n
     manifest = tables.manifest
-    assert manifest["codebooks"]["id"] == CodebookSet.load(codebooks_dir).identity
+    assert manifest["codebooks"]["id"] == CodebookSet.load(codebooks_dir).codebook_id
     assert manifest["encoders"]["text"]["name"] == "all-MiniLM-L6-v2"
     assert manifest["encoders"]["image"]["name"] == "efficientnet-lite0-imagenet"
     assert manifest["code_version"]
@@ -95,7 +95,7 @@ def test_rerun_skips_and_changed_source_is_redone(example_graph, codebooks_dir, 
     other = CodebookSet({m: replace(books[m], centroids=books[m].centroids[::-1].copy()) for m in books.codebooks})
     other.save(tmp_path / "other_books")
     assert tokenize_graph(graph, tmp_path / "out", tmp_path / "other_books", fewer).status == "tokenized"
-    assert read_token_tables(tmp_path / "out" / "example").codebook_id == other.identity != books.identity
+    assert read_token_tables(tmp_path / "out" / "example").codebook_id == other.codebook_id != books.codebook_id
     assert tokenize_graph(graph, tmp_path / "out", tmp_path / "other_books", fewer).status == "skipped"
     # An image moved to another entity's path (the same file name, at the same place in the sorted
     # sources) is redone: a path names the entity an image shows.
@@ -130,7 +130,7 @@ def test_new_graph_uses_frozen_codebooks(second_graph, codebooks_dir, fast_confi
     after = {p.name: p.read_bytes() for p in codebooks_dir.iterdir()}
     assert before == after
     tables = read_token_tables(tmp_path / "second")
-    assert tables.codebook_id == CodebookSet.load(codebooks_dir).identity
+    assert tables.codebook_id == CodebookSet.load(codebooks_dir).codebook_id
     # Codes stay inside the frozen codebooks' ranges.
     books = CodebookSet.load(codebooks_dir)
     for modality in ("text", "image"):

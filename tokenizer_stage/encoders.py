@@ -38,7 +38,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 _DIGESTS: dict[tuple, str] = {}
 
 
-def _weights_digest(folder_or_file: Path) -> str:
+def weights_digest(folder_or_file: Path) -> str:
     """Short hash of a model's weight files: the identity survives a move, not a change.
 
     Cached per process, keyed by the files' paths, sizes and modification times,
@@ -117,7 +117,7 @@ class TextEncoder:
         name = "all-MiniLM-L6-v2" if spec.source == DEFAULT_TEXT else getattr(config, "_name_or_path", "") or self.path.name
         self.identity: dict[str, Any] = {
             "modality": "text", "name": str(name), "architecture": type(self.model).__name__,
-            "weights": _weights_digest(self.path), "dim": self.dim,
+            "weights": weights_digest(self.path), "dim": self.dim,
             "max_length": spec.max_length, "features": "last-layer subword states",
         }
         self.lexicon = tokenizer_identity(self.tokenizer)
@@ -199,7 +199,7 @@ class ImageEncoder:
             name = getattr(config, "_name_or_path", "") or self.path.name
         self.identity: dict[str, Any] = {
             "modality": "image", "name": str(name), "architecture": type(self.model).__name__,
-            "weights": _weights_digest(self.path), "dim": self.dim, "features": "patch features",
+            "weights": weights_digest(self.path), "dim": self.dim, "features": "patch features",
         }
 
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:

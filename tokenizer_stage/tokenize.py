@@ -19,12 +19,13 @@ import numpy as np
 
 from artifacts import token_tables
 from artifacts.codebooks import DENSE_TEXT, PRODUCT_QUANTIZER, Codebook, CodebookSet
-from artifacts.errors import ArtifactError
+from artifacts.compatibility import encoder_codebook_problem, structure_codebook_problem
+from artifacts.errors import ArtifactError, CodebookMismatchError
 from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.manifest import check_manifest_digests, record_source, recorded_source
 from artifacts.root import artifact_folder
 from tokenizer_stage import structure
-from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, _weights_digest,
+from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, weights_digest,
                                       load_encoder, pool_states)
 from tokenizer_stage.kg_reader import KGFormatError, KnowledgeGraph, Text, read_kg
 from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, fit_product_quantizer, top_codes
@@ -32,10 +33,6 @@ from tokenizer_stage.tasks import artifact_name, source_of
 from tokenizer_stage.text_identity import identity_columns, pooled_vectors
 
 ProgressFactory = Callable[..., Any]
-
-
-class CodebookMismatchError(ValueError):
-    """The codebooks were made for other encoders than the ones asked for."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +137,7 @@ def _load_image(path: Path):
 
 def encoder_fingerprint(spec: EncoderSpec) -> dict[str, str]:
     """Cheap identity of an encoder for incremental checks: its source and its weights' hash."""
-    return {"source": spec.source, "weights": _weights_digest(spec.resolve_path())}
+    return {"source": spec.source, "weights": weights_digest(spec.resolve_path())}
 
 
 def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: CodebookSet,
@@ -154,7 +151,7 @@ def source_fingerprint(kg: KnowledgeGraph, config: TokenizerConfig, codebooks: C
         encoders["image"] = encoder_fingerprint(config.image_encoder)
     return object_sha256({
         "format": token_tables.FORMAT_VERSION, "sources": relative_digest(source_digest, kg.root),
-        "encoders": encoders, "codebooks": codebooks.identity, "settings": config.token_settings(), "name": kg.name,
+        "encoders": encoders, "codebooks": codebooks.codebook_id, "settings": config.token_settings(), "name": kg.name,
     })
 
 
@@ -414,13 +411,10 @@ def dense_codebook(vectors: np.ndarray, graphs: list[str], config: TokenizerConf
 
 def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: KnowledgeGraph) -> list[str]:
     """Refuse codebooks made for other encoders; return warnings for modalities they lack."""
+    problem = structure_codebook_problem(codebooks, structure.FEATURES_VERSION)
+    if problem:
+        raise CodebookMismatchError(problem)
     notes = []
-    if "structure" not in codebooks:
-        raise CodebookMismatchError("the codebook set has no structure codebook")
-    if codebooks["structure"].encoder.get("version") != structure.FEATURES_VERSION:
-        raise CodebookMismatchError(
-            f"the structure codebook was fitted on structural features v{codebooks['structure'].encoder.get('version')}, "
-            f"this TOFU computes v{structure.FEATURES_VERSION}; refit the codebooks (--refit-codebooks)")
     for modality, spec, wanted in (("text", config.text_encoder, config.use_text),
                                    ("image", config.image_encoder, config.use_images and bool(kg.images))):
         if not wanted:
@@ -429,14 +423,9 @@ def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: Knowled
             notes.append(f"{kg.name}: the codebook set has no {modality} codebook; "
                          f"{modality} tokens skipped (refit with --refit-codebooks to add one)")
             continue
-        made_by = codebooks[modality].encoder
-        weights = _weights_digest(spec.resolve_path())
-        if made_by.get("weights") != weights:
-            raise CodebookMismatchError(
-                f"the {modality} codebook was fitted on vectors of encoder {made_by.get('name')!r} "
-                f"(weights {made_by.get('weights')}), but the {modality} encoder asked for is "
-                f"{spec.source!r} (weights {weights}); use the matching encoder, another codebook set "
-                "(--codebooks), or refit (--refit-codebooks)")
+        problem = encoder_codebook_problem(codebooks, modality, spec.source, weights_digest(spec.resolve_path()))
+        if problem:
+            raise CodebookMismatchError(problem)
     return notes
 
 
@@ -454,11 +443,11 @@ def frozen_size_conflict(codebooks: CodebookSet, asked: dict[str, int]) -> tuple
 
 def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
     """Why ``codebooks`` are not what ``config`` would fit (sizes, encoders), or None if they are."""
-    sizes = config.codebook_sizes()
+    problem = structure_codebook_problem(codebooks, structure.FEATURES_VERSION)
+    if problem:
+        return problem
     specs = {"text": (config.text_encoder, config.use_text), "image": (config.image_encoder, config.use_images)}
-    if "structure" not in codebooks or codebooks["structure"].encoder.get("version") != structure.FEATURES_VERSION:
-        return "structure codebook of another feature version"
-    for modality, size in sizes.items():
+    for modality, size in config.codebook_sizes().items():
         if modality != "structure" and not specs[modality][1]:
             continue
         if modality not in codebooks:
@@ -466,12 +455,14 @@ def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> st
         if codebooks[modality].size != size:
             return f"{modality} codebook has {codebooks[modality].size} codes, {size} asked for"
         if modality != "structure":
+            spec = specs[modality][0]
             try:
-                weights = _weights_digest(specs[modality][0].resolve_path())
+                weights = weights_digest(spec.resolve_path())
             except (OSError, ValueError) as err:
                 return f"{modality} encoder unavailable: {err}"
-            if codebooks[modality].encoder.get("weights") != weights:
-                return f"{modality} codebook made with another encoder"
+            problem = encoder_codebook_problem(codebooks, modality, spec.source, weights)
+            if problem:
+                return problem
     return None
 
 

@@ -36,7 +36,7 @@ def task_fingerprint(task: AlignmentTask | LinkingTask, config: TokenizerConfig,
         encoders["image"] = encoder_fingerprint(config.image_encoder)
     return object_sha256({"format": [task_tables.FORMAT_VERSION, token_tables.FORMAT_VERSION],
                           "sources": relative_digest(source_digest, task.root),
-                          "encoders": encoders, "codebooks": codebooks.identity,
+                          "encoders": encoders, "codebooks": codebooks.codebook_id,
                           "settings": config.token_settings(), "name": task.name, "layout": task.layout})
 
 
@@ -64,7 +64,7 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
     timer = [0.0]
     summaries: list[GraphSummary] = []
     body = {"task": {"name": task.name, "layout": task.layout, "root": str(source)},
-            "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.identity,
+            "fingerprint": fingerprint, "sources": digest, "codebook_id": codebooks.codebook_id,
             "settings": config.token_settings(), "warnings": task_notes,
             "lexicon": load_encoder(config.text_encoder).lexicon if config.use_text else None}
 

@@ -148,9 +148,10 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     run are skipped.
     """
     from artifacts.root import artifact_name_error
-    from pipeline.orchestrate import (GraphFailure, artifact_name, discover_graph_dirs, other_codebook_artifacts,
-                                      stale_artifacts, tokenize_many)
+    from pipeline.orchestrate import (GraphFailure, discover_graph_dirs, other_codebook_artifacts, stale_artifacts,
+                                      tokenize_many)
     from tokenizer_stage.encoders import EncoderSpec
+    from tokenizer_stage.naming import artifact_name
     from tokenizer_stage.tokenize import TokenizerConfig
 
     config = TokenizerConfig(
@@ -275,10 +276,6 @@ def _device(requested: str | None):
 
 # Options that shape a new model -> their ModelConfig field; --init and --resume take the checkpoint's
 # shape (given ones must agree).
-MODEL_SHAPE_OPTIONS = {"dim": "dim", "layers": "entity_layers", "relation_layers": "relation_layers",
-                       "messages": "messages", "modalities": "modalities"}
-
-
 def _check_checkpoint_target(folder: Path) -> None:
     """Refuse to write a checkpoint over a file or over a folder of other things (it is replaced whole)."""
     for parent in folder.parents:
@@ -369,15 +366,13 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     """
     import torch
 
-    from pipeline.progress import make_progress
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.allocator import retain_freed_memory
     from artifacts.root import artifact_folders
-    from reasoning_stage.reasoning import artifact_task, read_artifacts, task_tables_of
-    from artifacts.compatibility import require_codebook_id
-    from reasoning_stage.training import (TrainConfig, check_train_config, log_to_file, matching_job,
-                                          model_config_for)
-    from reasoning_stage.training import train as run_training
+    from pipeline.progress import make_progress
+    from pipeline.training_run import MODEL_SHAPE_FIELDS, TrainSetupError, select_task_artifacts, train_model
+    from reasoning_stage.allocator import retain_freed_memory
+    from reasoning_stage.models import ModelConfig
+    from reasoning_stage.reasoning import read_artifacts
+    from reasoning_stage.training import TrainConfig, check_train_config, log_to_file
 
     retain_freed_memory()
     ctx = click.get_current_context()
@@ -394,79 +389,32 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     try:
         check_train_config(config)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    torch.manual_seed(seed)
-    wanted = {TASK_NAMES[t] for t in tasks} if tasks else set(TASK_NAMES.values())
-    tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
-    everything = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
-    tables = tables if "link_prediction" in wanted else []
-    tasks_found = [a for a in tasks_found if artifact_task(a) in wanted]
-    if not tables and not tasks_found:
-        raise click.UsageError(f"no artifact of the asked task(s) {sorted(wanted)} among ARTIFACT...")
-    present = ({"link_prediction"} if tables else set()) | {artifact_task(a) for a in tasks_found}
-    absent = sorted(t for t, w in (config.task_weights or {}).items() if w > 0 and t not in present)
-    if absent:
-        left_out = [t for t in absent if t in everything]
-        raise click.BadParameter(f"no artifact here holds {', '.join(absent)} (present: "
-                                 f"{', '.join(sorted(present))})"
-                                 + (f"; --task leaves out {', '.join(left_out)}" if left_out else ""),
-                                 param_hint="--task-weights")
-    # Codebooks agree before any model or task is built from them.
-    require_codebook_id(list(tables) + list(tasks_found), (tables or tasks_found)[0].codebook_id)
-    # The model these options ask for; modalities as the artifacts' codebooks leave them.
-    first = tables[0] if tables else task_tables_of(tasks_found[0])
-    try:
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
                            modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    asked = model_config_for(first, base)
-    if init is not None or resume is not None:
-        from reasoning_stage.reasoning import load_model
-
-        initial = load_model(init or resume, torch.device("cpu"))
-        require_codebook_id(list(tables) + list(tasks_found), initial.codebook_id)
-        model = initial.model
-
-        def shown(value) -> str:
-            return (",".join(value) or repr("")) if isinstance(value, tuple) else str(value)
-
-        clash = [f"--{option.replace('_', '-')} {shown(getattr(asked, field))} "
-                 f"(the checkpoint has {shown(getattr(model.config, field))})"
-                 for option, field in MODEL_SHAPE_OPTIONS.items()
-                 if ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
-                 and getattr(asked, field) != getattr(model.config, field)]
-        if clash:
-            raise click.UsageError(f"{'; '.join(clash)}: --{'init' if init else 'resume'} keeps the checkpoint's "
-                                   "model shape")
-        if content_match and resume is not None and not model.config.content_match:
-            raise click.UsageError("--content-match changes the model: use it with --init, not --resume")
-        if content_match and not model.config.content_match:
-            from reasoning_stage.models import with_content_match
-
-            try:
-                model = with_content_match(model)
-            except ValueError as err:
-                raise click.UsageError(f"--content-match: {init}: {err}") from None
-    else:
-        if content_match and not base.modalities:
-            raise click.UsageError("--content-match needs content modalities (--modalities is empty)")
-        model = TofuModel(asked)
-    jobs = [matching_job(a, model, dev) for a in tasks_found]  # the same held-out pairs whatever --seed
-    click.echo(f"training on {len(tables)} graph(s) and {len(jobs)} task(s): "
-               f"{', '.join([t.name for t in tables] + [j.name for j in jobs])}; "
-               f"{model.num_parameters():,} parameters", err=True)
+    torch.manual_seed(seed)
+    tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
+    shape_asked = [field for field, option in MODEL_SHAPE_FIELDS.items()
+                   if ctx.get_parameter_source(option.replace("-", "_")) == click.core.ParameterSource.COMMANDLINE]
     log_path = Path(str(checkpoint).rstrip("/") + ".log.jsonl")
-    write_log = log_to_file(log_path, fresh=resume is None)
+    try:
+        tables, tasks_found = select_task_artifacts(tables, tasks_found, {TASK_NAMES[t] for t in tasks} or None,
+                                                    config.task_weights)
+        write_log = log_to_file(log_path, fresh=resume is None)
 
-    def log(record):
-        write_log(record)
-        click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
+        def log(record):
+            write_log(record)
+            click.echo("  " + "  ".join(f"{k}={v}" for k, v in record.items()), err=True)
 
-    run_training(model, tables, config, checkpoint, dev, resume_from=resume,
-                 progress=make_progress(not quiet), log=log, jobs=jobs)
+        train_model(tables, tasks_found, checkpoint, config, base, dev, init=init, resume=resume,
+                    shape_asked=shape_asked, progress=make_progress(not quiet), log=log,
+                    announce=lambda line: click.echo(line, err=True))
+    except TrainSetupError as err:
+        if err.option:
+            raise click.BadParameter(str(err), param_hint=err.option) from None
+        raise click.UsageError(str(err)) from None
     click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
 
 
@@ -608,14 +556,18 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="align: rank every graph-2 entity, or only the split's gold counterparts (as alignment papers do).")
 @click.option("--assignment", is_flag=True,
               help="align: rank after a global one-to-one (Sinkhorn) normalisation of the split's score matrix.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="align: rounds of pseudo-seed links added to the seed links before ranking: each round keeps "
+                   "the unlinked entity pairs that are each other's best match with a margin above the median "
+                   "(no gold label read). Helps where names agree (DBP15K), hurts where they do not.")
 @click.option("--shortlist", type=click.IntRange(min=1), default=None,
               help="align / link, --predict-top-k: score only the N best candidates of each name and text "
                    "channel (FAISS and subword postings), for knowledge bases of 100k+ entities.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
-           batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, shortlist, device,
-           quiet) -> None:
+           batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, shortlist,
+           device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
     With --task link_prediction (default): filtered ranking of head and tail
@@ -625,7 +577,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     import copy
     import time
 
-    from artifacts.atomic import atomic_write_csv, atomic_write_json
+    from artifacts.metrics import write_metrics
     from pipeline.progress import make_progress
     from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, parse_prediction_queries,
                                            per_relation_metrics, predict, write_predictions)
@@ -660,16 +612,16 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     if task != "link_prediction":
         if finetune_epochs or plot_file is not None:
             raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
-        if (candidates != "all" or assignment) and TASK_NAMES[task] != "alignment":
-            raise click.UsageError("--candidates test and --assignment apply to --task align")
+        if (candidates != "all" or assignment or bootstrap) and TASK_NAMES[task] != "alignment":
+            raise click.UsageError("--candidates test, --assignment and --bootstrap apply to --task align")
         if shortlist and not predict_top_k:
             raise click.UsageError("--shortlist applies to --predict-top-k (evaluation scores every candidate)")
         _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev,
-                     candidates, assignment, shortlist)
+                     candidates, assignment, shortlist, bootstrap)
         return
-    if predict_top_k or no_routing or candidates != "all" or assignment or shortlist:
-        raise click.UsageError("--predict-top-k, --no-routing, --candidates, --assignment and --shortlist apply to "
-                               "--task align / link")
+    if predict_top_k or no_routing or candidates != "all" or assignment or bootstrap or shortlist:
+        raise click.UsageError("--predict-top-k, --no-routing, --candidates, --assignment, --bootstrap and --shortlist "
+                               "apply to --task align / link")
     tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=not predicting)
@@ -725,14 +677,11 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
             title = f"{t.name}: {'+'.join(splits)}, {plural(len(ranks.pessimistic), 'ranked query', 'ranked queries')}"
             evaluation_chart(plot_file, title, per_relation,
                              {d: ranks.pessimistic[ranks.direction == d].tolist() for d in ("tail", "head")})
-        records.append({"graph": t.name, "split": "+".join(splits), **metrics_record(ranks, metrics),
+        records.append({"graph": t.name, "split": "+".join(splits), "task": task, **metrics_record(ranks, metrics),
                         "seconds": round(seconds, 3), "details": metrics, "per_relation": per_relation})
     click.echo(metrics_table(records))
-    flat = [{k: v for k, v in r.items() if k not in ("details", "per_relation")} for r in records]
-    atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "graphs": records})
-    atomic_write_csv(output / "metrics.csv", flat)
-    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}"
-               + (f"; plot: {plot_file}" if plot_file else ""))
+    json_path, csv_path = write_metrics(output, checkpoint, task, records)
+    click.echo(f"metrics: {csv_path}, {json_path}" + (f"; plot: {plot_file}" if plot_file else ""))
 
 
 def _query_rows(predict_file: Path | None, query_texts: tuple[str, ...]):
@@ -795,11 +744,11 @@ def _graph_artifacts(artifacts_) -> list:
 
 
 def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_top_k, no_routing, dev,
-                 candidates="all", assignment=False, shortlist=None) -> None:
+                 candidates="all", assignment=False, shortlist=None, bootstrap=0) -> None:
     """``tofu reason --task align|link``: metrics per task artifact, optional top-k predictions."""
     import time
 
-    from artifacts.atomic import atomic_write_csv, atomic_write_json
+    from artifacts.metrics import write_metrics
     from artifacts.root import artifact_folders
     from reasoning_stage.reasoning import (artifact_task, evaluate_task, load_model, predict_task,
                                            read_artifacts, task_pairs, write_predictions)
@@ -821,13 +770,14 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
         for split in splits:
             start = time.perf_counter()
             ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing,
-                                           candidates=candidates, assignment=assignment)
+                                           candidates=candidates, assignment=assignment, bootstrap=bootstrap)
             seconds = time.perf_counter() - start  # the ranking, as for graphs (not the interval)
-            records.append({"graph": artifact.name, "split": split, **metrics_record(ranks, metrics),
-                            "task": task, "routing": not no_routing, "candidates": candidates,
-                            "assignment": assignment, "seconds": round(seconds, 3)})
+            records.append({"graph": artifact.name, "split": split, "task": task, **metrics_record(ranks, metrics),
+                            "seconds": round(seconds, 3), "routing": not no_routing, "candidates": candidates,
+                            "assignment": assignment, "bootstrap": bootstrap})
             if predict_top_k:
-                rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing, shortlist=shortlist)
+                rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing, shortlist=shortlist,
+                                    bootstrap=bootstrap)
                 if rows:
                     path = predictions_path(output, artifact.name, split)
                     write_predictions(rows, path)
@@ -837,9 +787,8 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
                     shown = max(row["rank"] for row in rows)   # at most the candidates there are
                     click.echo(f"top {plural(shown, 'candidate')} per query: {path}")
     click.echo(metrics_table(records))
-    atomic_write_json(output / "metrics.json", {"checkpoint": str(checkpoint), "task": task, "records": records})
-    atomic_write_csv(output / "metrics.csv", records)
-    click.echo(f"metrics: {output / 'metrics.csv'}, {output / 'metrics.json'}")
+    json_path, csv_path = write_metrics(output, checkpoint, task, records)
+    click.echo(f"metrics: {csv_path}, {json_path}")
 
 
 def metrics_record(ranks: "Ranks", metrics: dict[str, float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE, list_artifacts
 from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
-from tokenizer_stage.tasks import artifact_name
+from tokenizer_stage.naming import artifact_name
 from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
                                       tokenize_graph)
 

@@ -160,8 +160,9 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
     from pipeline.orchestrate import tokenize_many
     from pipeline.progress import make_progress
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import TrainConfig, check_train_config, model_config_for, train
+    from pipeline.training_run import train_model
+    from reasoning_stage.models import ModelConfig
+    from reasoning_stage.training import TrainConfig, check_train_config
     from tokenizer_stage.tokenize import frozen_size_conflict
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
@@ -217,6 +218,5 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
         raise RecipeError(f"{recipe.path}: " + "; ".join(f"[[graph]] {r.name}: {r.error}" for r in failed))
     tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
     torch.manual_seed(train_config.seed)
-    model = TofuModel(model_config_for(tables[0], base))
-    train(model, tables, train_config, Path(checkpoint), device, progress=make_progress(progress), log=log)
-    return Path(checkpoint)
+    return train_model(tables, [], Path(checkpoint), train_config, base, device, progress=make_progress(progress),
+                       log=log)

@@ -7,9 +7,9 @@ from typing import Any
 def make_progress(enabled: bool, position_offset: int = 0):
     """A factory with tqdm's signature, or one that returns silent bars."""
     if not enabled:
-        from tokenizer_stage.tokenize import _no_progress
+        from tokenizer_stage.tokenize import no_progress
 
-        return _no_progress
+        return no_progress
     from tqdm.auto import tqdm
 
     def factory(iterable: Any = None, **kwargs: Any):

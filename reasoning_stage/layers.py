@@ -78,6 +78,13 @@ class EdgePlan:
 REDUCTIONS = ("auto", "spmm", "segment")
 
 
+def inplace_allowed() -> bool:
+    """The reasoner's one in-place policy: a forward pass may overwrite its intermediate tensors, and
+    take the inference-only paths built on that, exactly when autograd records nothing (under
+    ``torch.no_grad()`` or ``torch.inference_mode()``); with autograd, backward needs those values."""
+    return not torch.is_grad_enabled()
+
+
 def default_reduction(device: torch.device) -> str:
     """``"spmm"`` where torch has a sparse CSR product for the device, else torch_scatter's ``"segment"``."""
     if device.type == "cuda" or (device.type == "cpu" and torch.backends.mkl.is_available()):
@@ -264,9 +271,8 @@ class MixtureOfMessageConv(nn.Module):
             out = x_src * gathered["scale"] if "shift" not in gathered else \
                 torch.addcmul(gathered["shift"], x_src, gathered["scale"])
             return out if swapped is None else out.addcmul_(swapped, gathered["swap_scale"])
-        # Without autograd (the grouped path is for inference) the gathered states are
-        # overwritten in place: no second [p, B, dim] tensor is allocated and filled.
-        if torch.is_grad_enabled():
+        # The gathered states are overwritten in place: no second [p, B, dim] tensor is allocated and filled.
+        if not inplace_allowed():
             raise ValueError("grouped messages are for inference: call under torch.no_grad() or inference_mode()")
         for column, (lo, hi) in enumerate(groups):
             part = x_src[:, lo:hi].mul_(gathered["scale"][:, column:column + 1])
@@ -300,7 +306,7 @@ class MixtureOfMessageConv(nn.Module):
         """``x + ReLU(LN(W [x ; a]))``. With ``skip_zero_rows`` (inference only), rows whose ``x``
         and ``a`` are both zero -- most rows of a first layer started from one-hot boundaries --
         get the shared value ``ReLU(LN(bias))`` without the GEMM."""
-        if skip_zero_rows and not torch.is_grad_enabled():
+        if skip_zero_rows and inplace_allowed():
             d = x.shape[-1]
             flat_x, flat_a = x.reshape(-1, d), aggregated.reshape(-1, d)
             # abs().amax() is a fast row reduction here; any(-1) over 64 floats was 9x slower.
@@ -313,10 +319,7 @@ class MixtureOfMessageConv(nn.Module):
                                                                      flat_a.index_select(0, rows))))
                     out.index_copy_(0, rows, x_rows + changed)
                 return out.view(x.shape)
-        hidden = self.norm(_linear_of_concat(self.combine, x, aggregated))
-        if torch.is_grad_enabled():
-            return x + torch.relu(hidden)
-        return hidden.relu_().add_(x)  # in place: ReLU's backward would need its output
+        return _add_relu(x, self.norm(_linear_of_concat(self.combine, x, aggregated)))
 
     def forward(self, x: torch.Tensor, plan: EdgePlan, relations: torch.Tensor, gates: torch.Tensor,
                 boundary: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None,
@@ -366,14 +369,41 @@ class RelationGraphConv(nn.Module):
         return propagate(plan, messages, boundary)
 
     def update(self, x: torch.Tensor, aggregated: torch.Tensor) -> torch.Tensor:
-        hidden = self.norm(_linear_of_concat(self.combine, x, aggregated))
-        return x + torch.relu(hidden) if torch.is_grad_enabled() else hidden.relu_().add_(x)
+        return _add_relu(x, self.norm(_linear_of_concat(self.combine, x, aggregated)))
 
     def forward(self, x: torch.Tensor, plan: EdgePlan, boundary: torch.Tensor) -> torch.Tensor:
         return self.update(x, self.aggregate(x, plan, boundary))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
+
+
+class RelationEncoder(nn.ModuleList):
+    """The relation model (ULTRA keeps one apart from the entity model): :class:`RelationGraphConv`
+    layers over the relation graph, each fed the same boundary ``asked + text``.
+
+    ``asked`` ``[2R, B, dim]`` says which relations each column asks about (one-hot at a query's
+    relation; all ones when every relation is asked at once); ``text`` ``[2R, dim]`` holds the
+    relations' own text features, or is ``None``. The encoder is the list of its layers, so its
+    weights keep the keys of a plain list of layers (``relation_layers.<i>.*`` in the model).
+
+    Shapes: asked ``[2R, B, dim]``; rel_graph: the relation graph's :class:`EdgePlan` -> ``[2R, B, dim]``.
+    """
+
+    def __init__(self, dim: int, num_layers: int):
+        super().__init__(RelationGraphConv(dim) for _ in range(num_layers))
+
+    def forward(self, asked: torch.Tensor, rel_graph: EdgePlan, text: torch.Tensor | None = None) -> torch.Tensor:
+        boundary = asked if text is None else asked + text.unsqueeze(1)
+        x = boundary
+        for layer in self:
+            x = layer(x, rel_graph, boundary)
+        return x
+
+
+def _add_relu(x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``x + ReLU(hidden)``, into ``hidden`` where :func:`inplace_allowed` (ReLU's backward needs its output)."""
+    return hidden.relu_().add_(x) if inplace_allowed() else x + torch.relu(hidden)
 
 
 def _linear_of_concat(linear: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -390,19 +420,27 @@ def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relati
                    num_entities: int, reduction: str = "auto") -> EdgePlan:
     """Edges between relation ids that share an entity, typed hh / ht / th / tt.
 
-    Built from entity-relation incidence matrices: ``hh = H^T H`` links two
-    relations that share a head entity, and so on. Self-links are kept (as in
-    ULTRA). Returns the relation graph's :class:`EdgePlan`.
+    ``hh = H^T H`` links two relations that share a head entity, and so on, with ``H`` and ``T``
+    the sparse ``[entities x relation ids]`` incidence of heads and tails: memory follows the
+    edges and the relation graph's links, never ``entities x relation ids``. Self-links are kept
+    (as in ULTRA). Links are ordered by type, then source, then target. Returns the relation
+    graph's :class:`EdgePlan`.
     """
-    device = edge_index.device
-    heads = torch.zeros(num_entities, num_relation_ids, dtype=torch.float32, device=device)
-    tails = torch.zeros_like(heads)
-    heads[edge_index[0], edge_type] = 1.0
-    tails[edge_index[1], edge_type] = 1.0
+    heads, tails = edge_index[0], edge_index[1]
     index, types = [], []
     for link, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
-        linked = (a.T @ b) > 0
-        src, dst = linked.nonzero(as_tuple=True)
-        index.append(torch.stack([src, dst]))
-        types.append(torch.full_like(src, link))
+        shared = torch.sparse.mm(_incidence(edge_type, a, num_relation_ids, num_entities),
+                                 _incidence(b, edge_type, num_entities, num_relation_ids))
+        # Coalesced: each linked pair once, in row-major order (its value counts the shared entities).
+        linked = shared.coalesce().indices()
+        index.append(linked)
+        types.append(torch.full_like(linked[0], link))
     return edge_plan(torch.cat(index, dim=1), torch.cat(types), num_relation_ids, 4, reduction)
+
+
+def _incidence(rows: torch.Tensor, columns: torch.Tensor, num_rows: int, num_columns: int) -> torch.Tensor:
+    """Sparse COO ``[num_rows x num_columns]`` with a one wherever ``(rows[i], columns[i])`` occurs."""
+    keys = torch.unique(rows * num_columns + columns)   # sorted: the coalesced order
+    return torch.sparse_coo_tensor(torch.stack([keys // num_columns, keys % num_columns]),
+                                   torch.ones(keys.numel(), device=keys.device), (num_rows, num_columns),
+                                   is_coalesced=True, check_invariants=True)

@@ -17,8 +17,8 @@ from torch_scatter import scatter_add
 
 from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
-from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationGraphConv, edge_plan,
-                                    reach_step, relation_graph)
+from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan,
+                                    inplace_allowed, reach_step, relation_graph)
 from reasoning_stage.routing import GatedMixtureOfExperts, Route, TaskRouter
 
 TASKS = ("link_prediction", "alignment", "linking")
@@ -120,6 +120,30 @@ def relation_groups(relations: torch.Tensor, max_share: float = 0.5) -> list[tup
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+@dataclass
+class QueryBatch:
+    """Queries ``[B, 2]`` (head, relation id) and the runs ``[(lo, hi), ...]`` of equal relations
+    they stand in (see :func:`relation_groups`), or ``None`` where they are scored one by one."""
+    queries: torch.Tensor
+    runs: list[tuple[int, int]] | None
+
+    @classmethod
+    def as_given(cls, queries: torch.Tensor) -> "QueryBatch":
+        """The queries in their order, with the runs they already stand in."""
+        return cls(queries, relation_groups(queries[:, 1]))
+
+    @classmethod
+    def in_runs(cls, queries: torch.Tensor) -> tuple["QueryBatch", torch.Tensor | None]:
+        """The queries ordered into runs of one relation when they hold few relations, and the
+        order taken: indices into ``queries``, or ``None`` where they keep their own order."""
+        batch = cls.as_given(queries)
+        if batch.runs is not None or len(queries) < 2:
+            return batch, None
+        order = torch.argsort(queries[:, 1], stable=True)
+        arranged = cls.as_given(queries[order])
+        return (arranged, order) if arranged.runs is not None else (batch, None)
+
+
 def graph_plans(graph: GraphTensors) -> dict[str, EdgePlan]:
     """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries."""
     return {"rel_graph": relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
@@ -218,7 +242,8 @@ class TofuModel(nn.Module):
             raise ValueError(f"no codebook size for modalities {missing}")
         self.config = config
         d = config.dim
-        self.relation_layers = nn.ModuleList(RelationGraphConv(d) for _ in range(config.relation_layers))
+        # The relation model; the attribute's name is its weights' key prefix in checkpoints.
+        self.relation_layers = RelationEncoder(d, config.relation_layers)
         self.entity_layers = nn.ModuleList(MixtureOfMessageConv(d, config.messages)
                                            for _ in range(config.entity_layers))
         self.task_embedding = nn.Embedding(config.num_tasks, d)
@@ -269,19 +294,19 @@ class TofuModel(nn.Module):
 
     def _relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
                           rel_graph: EdgePlan) -> torch.Tensor:
-        num_ids = 2 * graph.num_relations
         batch = query_relations.numel()
         device = query_relations.device
-        boundary = torch.zeros(num_ids, batch, self.config.dim, device=device)
-        boundary[query_relations, torch.arange(batch, device=device)] = 1.0
-        if self.relation_text is not None and "text" in graph.relation_tokens:
-            text, present = self.relation_text(graph.relation_tokens["text"])
-            text = torch.cat([text, text + self.inverse_marker * present.unsqueeze(-1)])
-            boundary = boundary + text.unsqueeze(1)
-        x = boundary
-        for layer in self.relation_layers:
-            x = layer(x, rel_graph, boundary)
-        return x
+        asked = torch.zeros(2 * graph.num_relations, batch, self.config.dim, device=device)
+        asked[query_relations, torch.arange(batch, device=device)] = 1.0
+        return self.relation_layers(asked, rel_graph, self.relation_text_vectors(graph))
+
+    def relation_text_vectors(self, graph: GraphTensors) -> torch.Tensor | None:
+        """Pooled text tokens of all 2R relation ids ``[2R, dim]`` (an inverse id: its relation's
+        plus the inverse marker); ``None`` for a model or a graph without relation text."""
+        if self.relation_text is None or "text" not in graph.relation_tokens:
+            return None
+        text, present = self.relation_text(graph.relation_tokens["text"])
+        return torch.cat([text, text + self.inverse_marker * present.unsqueeze(-1)])
 
     def entity_features(self, graph: GraphTensors, task: int) -> EntityFeatures | None:
         """Router -> hierarchical fusion -> gated experts; ``None`` for a structure-only model."""
@@ -301,31 +326,42 @@ class TofuModel(nn.Module):
 
     # ---------------------------------------------------------------- forward
 
-    def forward(self, graph: GraphTensors, queries: torch.Tensor, task: int = 0,
+    def forward(self, graph: GraphTensors, queries: torch.Tensor | QueryBatch, task: int = 0,
                 rel_graph: EdgePlan | None = None, features: EntityFeatures | None = None,
                 plan: EdgePlan | None = None, reach: bool = True) -> torch.Tensor:
-        """Scores of every entity for each query. ``rel_graph``, ``features`` and ``plan`` are
-        per-graph precomputations that callers scoring many batches pass in once. ``reach=False``
-        keeps batches whose relations come in runs off the (exact) reach path."""
+        """Scores ``[B, V]`` of every entity for each query, in the order of ``queries``.
+
+        A :class:`QueryBatch` is scored by its runs as it stands. A tensor whose few relations are
+        out of order (a shuffled batch) is scored arranged into runs where they are of use (the
+        reach path, or no autograd: see :func:`inplace_allowed`). ``rel_graph``, ``features`` and
+        ``plan`` are per-graph precomputations that callers scoring many batches pass in once.
+        ``reach=False`` keeps batches whose relations come in runs off the (exact) reach path."""
+        if isinstance(queries, QueryBatch):
+            return self.score_batch(graph, queries, task, rel_graph, features, plan, reach)
+        if reach or inplace_allowed():
+            batch, order = QueryBatch.in_runs(queries)
+        else:
+            batch, order = QueryBatch.as_given(queries), None
+        scores = self.score_batch(graph, batch, task, rel_graph, features, plan, reach)
+        return scores if order is None else scores.index_select(0, torch.argsort(order))
+
+    def score_batch(self, graph: GraphTensors, batch: QueryBatch, task: int = 0, rel_graph: EdgePlan | None = None,
+                    features: EntityFeatures | None = None, plan: EdgePlan | None = None,
+                    reach: bool = True) -> torch.Tensor:
+        """Scores ``[B, V]`` of the batch's queries in its order; see :meth:`forward`."""
+        queries, groups = batch.queries, batch.runs
         heads, relations = queries[:, 0], queries[:, 1]
         if rel_graph is None:
             rel_graph = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
                                        graph.num_entities)
         if plan is None:
             plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
-        batch = queries.shape[0]
-        arange = torch.arange(batch, device=queries.device)
-        groups = relation_groups(relations)
-        if groups is None and relations.numel() > 1 and (reach or not torch.is_grad_enabled()):
-            # Few relations, not side by side (a shuffled batch): score them sorted into runs.
-            order = torch.argsort(relations, stable=True)
-            if relation_groups(relations[order]) is not None:
-                scores = self.forward(graph, queries[order], task, rel_graph, features, plan, reach)
-                return scores.index_select(0, torch.argsort(order))
+        batch_size = queries.shape[0]
+        arange = torch.arange(batch_size, device=queries.device)
         use_reach = reach and groups is not None and plan.out_indptr is not None and len(self.entity_layers) > 0
-        # The dense layers' grouped messages overwrite gathered states in place, which autograd does
-        # not allow; the reach path is autograd-safe (training batches drawn in relation runs use it).
-        if torch.is_grad_enabled() and not use_reach:
+        # Off the reach path, runs are of use only to the dense layers' grouped messages, which
+        # overwrite gathered states in place (the reach path is autograd-safe).
+        if not use_reach and not inplace_allowed():
             groups = None
         if groups is None:
             rel = self.relation_vectors(graph, relations, rel_graph)             # [2R, B, d]
@@ -344,7 +380,7 @@ class TofuModel(nn.Module):
             scores = self._forward_by_reach(graph, plan, heads, query, gate_query, rel, gates, groups,
                                             features if self.fusion is not None else None)
         else:
-            boundary = torch.zeros(graph.num_entities, batch, self.config.dim, device=queries.device)
+            boundary = torch.zeros(graph.num_entities, batch_size, self.config.dim, device=queries.device)
             boundary[heads, arange] = query
             if self.fusion is not None:
                 # Entity content enters every node's state, gated by what the query asks about.
@@ -413,7 +449,7 @@ class TofuModel(nn.Module):
                 x.view(-1, d).index_add_(0, node * batch + column, delta)
                 boundary = generic_boundary.index_select(1, column_group)
                 boundary[heads, torch.arange(batch, device=device)] += query
-                if torch.is_grad_enabled():  # grouped dense messages are inference-only: one column per query
+                if not inplace_allowed():  # grouped dense messages are inference-only: one column per query
                     rel, gates, groups = rel.index_select(1, column_group), gates.index_select(1, column_group), None
                 return self._dense_layers(x, boundary, plan, rel, gates, groups, query, features is None, depth)
             terms = layer.relation_terms(rel, layer_gates)
@@ -442,9 +478,9 @@ class TofuModel(nn.Module):
         d = x.shape[-1]
         hidden = x @ first.weight[:, :d].T
         query_part = (query @ first.weight[:, d:].T + first.bias).unsqueeze(0)
-        if torch.is_grad_enabled():
+        if not inplace_allowed():
             return rest(hidden + query_part).squeeze(-1).T                         # [B, V]
-        last = rest[-1]  # inference: add and ReLU in place, no second [V, B, 2d] tensor
+        last = rest[-1]  # add and ReLU in place: no second [V, B, 2d] tensor
         return torch.addmm(last.bias, hidden.add_(query_part).relu_().view(-1, 2 * d),
                            last.weight.T).view(x.shape[0], x.shape[1]).T
 
@@ -468,13 +504,8 @@ class TofuModel(nn.Module):
                 rel_graph = relation_graph(graph.edge_index, graph.edge_type, num_ids, graph.num_entities)
             if plan is None:
                 plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, num_ids)
-            boundary = torch.ones(num_ids, 1, self.config.dim, device=device)
-            if self.relation_text is not None and "text" in graph.relation_tokens:
-                text, present = self.relation_text(graph.relation_tokens["text"])
-                boundary = boundary + torch.cat([text, text + self.inverse_marker * present.unsqueeze(-1)]).unsqueeze(1)
-            rel = boundary
-            for layer in self.relation_layers:
-                rel = layer(rel, rel_graph, boundary)
+            asked = torch.ones(num_ids, 1, self.config.dim, device=device)
+            rel = self.relation_layers(asked, rel_graph, self.relation_text_vectors(graph))
             query = rel.mean(dim=0)                                                   # [1, d]
         else:
             rel, query = None, torch.zeros(1, self.config.dim, device=device)

@@ -102,8 +102,7 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
 
     ``candidates``: ``"all"`` ranks every graph-2 entity, ``"test"`` only the split's gold counterparts
     (as alignment papers rank). ``assignment`` ranks after a global one-to-one (Sinkhorn) normalisation.
-    ``bootstrap`` (alignment): rounds of pseudo-seeds, confident mutual best matches among the entities
-    no seed link names (:func:`matching.bootstrapped_evidence`; neither the split nor a label is read).
+    ``bootstrap``: see :func:`matching_problem`.
     """
     from reasoning_stage import matching
 
@@ -113,10 +112,7 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
                                    "(unlabelled mentions only?); use --predict-top-k for predictions")
     if candidates not in ("all", "test"):
         raise ValueError(f"candidates must be 'all' or 'test', not {candidates!r}")
-    problem = matching_problem(loaded, artifact, split, device)
-    if bootstrap and isinstance(artifact, AlignmentArtifact):
-        problem.evidence = matching.bootstrapped_evidence(
-            loaded.model, problem.source, problem.target, problem.task, seed_links(artifact, split), rounds=bootstrap)
+    problem = matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
     ranks = matching.rank_matches(loaded.model, problem.source, problem.target, pairs, problem.task,
                                   route_task=None if routing else 0, evidence=problem.evidence,
                                   candidates=np.unique(pairs[:, 1]) if candidates == "test" else None,
@@ -176,9 +172,12 @@ def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device:
     return {artifact.name: loss for artifact, loss in zip(artifacts, losses)}
 
 
-def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device) -> MatchingProblem:
+def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,
+                     bootstrap: int = 0) -> MatchingProblem:
     """Both sides of a task artifact with their evidence (names, descriptions, anchors through the seed
-    links), after the codebook and tokenizer checks."""
+    links), after the codebook and tokenizer checks. ``bootstrap`` (alignment): rounds of pseudo-seeds,
+    confident mutual best matches among the entities no seed link names, added to the anchors
+    (:func:`matching.bootstrapped_evidence`; neither the split nor a label is read)."""
     from reasoning_stage import matching
 
     require_codebook_id([artifact], loaded.codebook_id)
@@ -189,7 +188,12 @@ def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, de
     else:
         source, target = matching.linking_sides(artifact, loaded.model, device)
         task = matching.LINKING
-    return MatchingProblem(source, target, task, matching.matching_evidence(source, target, seed_links(artifact, split)))
+    seeds = seed_links(artifact, split)
+    if bootstrap and task == matching.ALIGNMENT:
+        evidence = matching.bootstrapped_evidence(loaded.model, source, target, task, seeds, rounds=bootstrap)
+    else:
+        evidence = matching.matching_evidence(source, target, seeds)
+    return MatchingProblem(source, target, task, evidence)
 
 
 def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
@@ -207,12 +211,14 @@ def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
 
 
 def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
-                 device: torch.device, routing: bool = True, shortlist: int | None = None) -> list[dict[str, Any]]:
+                 device: torch.device, routing: bool = True, shortlist: int | None = None,
+                 bootstrap: int = 0) -> list[dict[str, Any]]:
     """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions;
-    ``shortlist``: re-rank only each channel's best candidates (see :func:`matching.top_matches`)."""
+    ``shortlist``: re-rank only each channel's best candidates (see :func:`matching.top_matches`);
+    ``bootstrap``: see :func:`matching_problem`."""
     from reasoning_stage import matching
 
-    problem = matching_problem(loaded, artifact, split, device)
+    problem = matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
     if isinstance(artifact, AlignmentArtifact):
         rows = task_pairs(artifact, split)[:, 0]
         source_labels = artifact.graphs[0].tables["entities"]["label"].to_pylist()

@@ -32,7 +32,7 @@ from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan, relation_graph
-from reasoning_stage.models import TASKS, ModelConfig, TofuModel
+from reasoning_stage.models import TASKS, ModelConfig, QueryBatch, TofuModel
 
 
 class TrainingInputError(ValueError):
@@ -291,7 +291,11 @@ def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGr
 
 def draw_batch(relations: np.ndarray, batch_size: int, batch_relations: int, rng: np.random.Generator) -> torch.Tensor:
     """Row indices of one batch of the triples whose relations are ``relations`` ``[n]`` (see
-    ``TrainConfig.batch_relations``)."""
+    ``TrainConfig.batch_relations``), in the order drawn.
+
+    A row's direction and negatives are drawn by its place in the batch, so the rows keep the
+    order drawn here; :func:`training_step` puts the queries into runs of one relation once
+    their directions (relation or inverse) are known."""
     size = min(batch_size, len(relations))
     if batch_relations <= 0:
         return torch.as_tensor(rng.choice(len(relations), size, replace=False))
@@ -319,7 +323,10 @@ def step_graph(prepared: PreparedGraph, batch: torch.Tensor, edge_dropout: float
 
 def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor, config: TrainConfig,
                   generator: torch.Generator, task: int = 0) -> torch.Tensor:
-    """Loss of one batch of triples ``[B, 3]``."""
+    """Loss of one batch of triples ``[B, 3]``, each asked as a tail or a head query.
+
+    Queries of few relations (``TrainConfig.batch_relations``) are put into runs of one relation
+    and the loss is taken over them in that order, each with its own answer and negatives."""
     graph = step_graph(prepared, batch, config.edge_dropout, generator)
     num_rel = graph.num_relations
     flip = torch.rand(len(batch), generator=generator) < 0.5
@@ -327,7 +334,9 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
     heads = torch.where(flip, batch[:, 2], batch[:, 0])
     relations = torch.where(flip, batch[:, 1] + num_rel, batch[:, 1])
     targets = torch.where(flip, batch[:, 0], batch[:, 2])
-    queries = torch.stack([heads, relations], dim=1)
+    queries, order = QueryBatch.in_runs(torch.stack([heads, relations], dim=1))
+    if order is not None:
+        heads, relations, targets = heads[order], relations[order], targets[order]
     features = model.entity_features(graph, task)
     scores = model(graph, queries, task=task, rel_graph=prepared.rel_graph, features=features)
     true_mask = prepared.known.mask(heads, relations).to(batch.device)
@@ -340,6 +349,8 @@ def training_step(model: TofuModel, prepared: PreparedGraph, batch: torch.Tensor
     if config.loss in ("adversarial", "both"):
         negatives = torch.randint(0, graph.num_entities, (len(batch), config.negatives), generator=generator)
         negatives = negatives.to(batch.device)
+        if order is not None:  # each query keeps the negatives drawn for its row
+            negatives = negatives[order]
         valid = ~true_mask.gather(1, negatives)
         positive = scores.gather(1, targets.unsqueeze(1)).squeeze(1)
         negative = scores.gather(1, negatives)

@@ -192,3 +192,20 @@ def test_checkpoint_files_get_the_umask_mode(tmp_path):
     _edit_manifest(tmp_path / "ckpt", codebook_id=None)
     with pytest.raises(ArtifactError, match="damaged checkpoint manifest \\(no valid codebook_id\\)"):
         load_checkpoint(tmp_path / "ckpt")
+
+
+def test_metrics_files_have_one_schema_and_refuse_other_shapes(tmp_path):
+    from artifacts.metrics import RECORD_FIELDS, read_metrics, write_metrics
+
+    record = {field: 0.5 for field in RECORD_FIELDS} | {"graph": "g", "split": "test", "task": "linking",
+                                                         "per_relation": {"r": {"mrr": 1.0}}}
+    json_path, csv_path = write_metrics(tmp_path, "ck", "linking", [record])
+    assert read_metrics(tmp_path)["records"] == [record]
+    assert csv_path.read_text().splitlines()[0] == ",".join(RECORD_FIELDS)   # nested fields stay in the JSON
+    with pytest.raises(ValueError, match="lacks \\['seconds'\\]"):
+        write_metrics(tmp_path, "ck", "linking", [{k: v for k, v in record.items() if k != "seconds"}])
+    with pytest.raises(ValueError, match="names task 'linking'"):
+        write_metrics(tmp_path, "ck", "alignment", [record])
+    json_path.write_text(json.dumps({"checkpoint": "ck", "graphs": [record]}))   # the shape before one schema
+    with pytest.raises(ArtifactError, match="not a TOFU metrics file"):
+        read_metrics(tmp_path)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from click.testing import CliRunner
 
+from artifacts.metrics import RECORD_FIELDS, read_metrics
 from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
 from pipeline.cli import main
 from reasoning_stage import matching
@@ -169,6 +170,26 @@ def test_alignment_with_a_relabelled_copy_reaches_hits1(alignment_artifact, tmp_
     after = matching.rank_matches(model, source, target, test, matching.ALIGNMENT).metrics()
     assert after["hits@1"] == 1.0, (before, after)
     assert after["mrr"] >= before["mrr"]
+
+
+def test_bootstrapped_pseudo_seeds_are_one_to_one_unlinked_and_right_where_names_agree(alignment_artifact,
+                                                                                       monkeypatch):
+    """Pseudo-seeds come from entities no seed link names, one partner each, and (names agree in a
+    relabelled copy) are the gold counterparts; the split's links are never read."""
+    model = small_model(alignment_artifact.graphs[0]).eval()
+    source, target = matching.alignment_sides(alignment_artifact, model, CPU)
+    seeds = alignment_artifact.links["train"]
+    passed = []
+    real = matching.matching_evidence
+    monkeypatch.setattr(matching, "matching_evidence", lambda s, t, links=None: passed.append(links) or real(s, t, links))
+    matching.bootstrapped_evidence(model, source, target, matching.ALIGNMENT, seeds, rounds=1)
+    assert len(passed) == 2 and np.array_equal(passed[-1][:len(seeds)], seeds)
+    pseudo = passed[-1][len(seeds):]
+    assert len(pseudo) > 0
+    assert not set(pseudo[:, 0]) & set(seeds[:, 0]) and not set(pseudo[:, 1]) & set(seeds[:, 1])
+    assert len(set(pseudo[:, 0])) == len(set(pseudo[:, 1])) == len(pseudo)
+    gold = dict(alignment_artifact.links["test"].tolist())
+    assert np.mean([gold.get(a) == b for a, b in pseudo.tolist()]) >= 0.9
 
 
 def test_a_single_training_pair_without_valid_split_is_refused(alignment_artifact):
@@ -336,7 +357,7 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     assert predictions[0] == ["source", "rank", "candidate", "candidate_name", "score"]
     assert len(predictions) - 1 == 3 * len(_rows(alignment_folder / "test_links.tsv"))
     metrics = _rows(tmp_path / "res" / "metrics.csv")
-    assert metrics[0][0] == "graph,split,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,task,routing,candidates,assignment,seconds"
+    assert metrics[0][0] == "graph,split,task,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,seconds,routing,candidates,assignment,bootstrap"
     for folder, extra in (("res2", ["--no-routing"]), ("res2_routed", [])):
         result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
                                       "--output", str(tmp_path / folder), "--predict-top-k", "--top-k", "2", *extra])
@@ -352,6 +373,12 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     assert result.exit_code == 0, result.output
     assert f"skipped {out / 'self_align'}: an alignment task artifact; evaluate it with --task align" in result.output
     assert [r[0].split(",")[0] for r in _rows(tmp_path / "res3" / "metrics.csv")[1:]] == ["example"]
+    # One metrics schema for link prediction and the matching tasks.
+    graph_metrics, task_metrics = read_metrics(tmp_path / "res3"), read_metrics(tmp_path / "res")
+    assert graph_metrics.keys() == task_metrics.keys()
+    assert (graph_metrics["task"], task_metrics["task"]) == ("link_prediction", "alignment")
+    for body in (graph_metrics, task_metrics):
+        assert all(set(RECORD_FIELDS) <= record.keys() and record["task"] == body["task"] for record in body["records"])
     for args, message in [([str(out / "self_link")], "a linking task artifact; evaluate it with --task link"),
                           (["--task", "align", str(out / "self_align"), str(out / "self_align")],
                            "two artifacts named 'self_align'"),

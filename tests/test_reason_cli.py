@@ -173,7 +173,7 @@ def test_plot_shows_mrr_per_relation_and_ranks_as_the_metrics_say(tables, checkp
     plot = tmp_path / "chart.png"
     result = _reason(tables, checkpoint, "--output", str(tmp_path / "res"), "--plot", str(plot))
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "res" / "metrics.json").read_text())["graphs"][0]
+    record = json.loads((tmp_path / "res" / "metrics.json").read_text())["records"][0]
     per_relation = record["per_relation"]
     assert sorted(per_relation) == sorted(["citizen_of", *MOVED_TO_TEST])
     with Image.open(plot) as image:

@@ -22,7 +22,7 @@ from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, ev
                                        rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
-from reasoning_stage.models import ModelConfig, TofuModel, graph_plans, relation_groups, with_content_match
+from reasoning_stage.models import ModelConfig, QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
 from reasoning_stage.reasoning import PredictionInputError, read_prediction_queries
 from reasoning_stage.training import (TrainConfig, WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare,
                                       step_graph, train, training_step)
@@ -515,7 +515,7 @@ class _FixedScores(torch.nn.Module):
         return None
 
     def forward(self, graph, queries, **kwargs):
-        self.queries = queries
+        self.queries = queries.queries if isinstance(queries, QueryBatch) else queries
         return self.scores
 
 
@@ -525,13 +525,26 @@ def test_softmax_loss_is_cross_entropy_over_entities_that_are_not_answers(exampl
     triples = prepared.train_triples.tolist()
     tails = Counter((h, r) for h, r, t in triples)
     heads = Counter((t, r) for h, r, t in triples)
-    batch = torch.tensor([[h, r, t] for h, r, t in triples if tails[h, r] > 1 and heads[t, r] > 1][:6])
+    # Distinct heads and tails: each query the model is asked names its triple.
+    chosen, seen = [], set()
+    for h, r, t in triples:
+        if tails[h, r] > 1 and heads[t, r] > 1 and h not in seen and t not in seen and len(chosen) < 6:
+            chosen.append([h, r, t])
+            seen.update((h, t))
+    batch = torch.tensor(chosen)
     assert len(batch) == 6
     fake = _FixedScores(prepared.train_graph.num_entities, len(batch))
     loss = training_step(fake, prepared, batch, TrainConfig(loss="softmax"), torch.Generator().manual_seed(0))
     loss.backward()
+    # The step may put the queries into runs of one relation: read them in the order asked.
     heads, relations = fake.queries[:, 0], fake.queries[:, 1]
-    targets = torch.where(relations >= prepared.train_graph.num_relations, batch[:, 0], batch[:, 2])
+    num_rel = prepared.train_graph.num_relations
+    tail_query = relations < num_rel
+    asked_rows = [int(((batch[:, 0] == h) & (batch[:, 1] == r)).nonzero()) if r < num_rel else
+                  int(((batch[:, 2] == h) & (batch[:, 1] == r - num_rel)).nonzero())
+                  for h, r in zip(heads.tolist(), relations.tolist())]
+    assert sorted(asked_rows) == list(range(6))
+    targets = torch.where(tail_query, batch[asked_rows, 2], batch[asked_rows, 0])
     answers = prepared.known.mask(heads, relations)
     rows = torch.arange(len(batch))
     assert answers[rows, targets].all() and (answers.sum(1) > 1).all()
@@ -748,9 +761,9 @@ def test_checkpoint_refuses_other_codebooks_and_bad_predictions(example_tables, 
     result = runner.invoke(main, ["reason", "--checkpoint", str(tmp_path / "ok"), str(example_tables.folder),
                                   "--output", str(tmp_path / "res"), "--quiet", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,queries,mrr,mrr_low,mrr_high")
+    assert (tmp_path / "res" / "metrics.csv").read_text().startswith("graph,split,task,queries,mrr,mrr_low,mrr_high")
     # The MRR's interval resamples the distinct queries of the ranks that the command scored.
-    record = json.loads((tmp_path / "res" / "metrics.json").read_text())["graphs"][0]
+    record = json.loads((tmp_path / "res" / "metrics.json").read_text())["records"][0]
     ranks = evaluate_graph(model, example_tables, ["test"], torch.device("cpu"))
     assert len(np.unique(ranks.query_group)) < len(ranks.pessimistic)  # repeated queries: groups matter here
     assert (record["mrr_low"], record["mrr_high"]) == pytest.approx(ranks.mrr_interval())
@@ -861,7 +874,7 @@ def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(exampl
     # Spaces around split names are not part of them.
     result = reason("--split", "valid, test")
     assert result.exit_code == 0, result.output
-    assert {r["split"] for r in json.loads((tmp_path / "res" / "metrics.json").read_text())["graphs"]} == {"valid+test"}
+    assert {r["split"] for r in json.loads((tmp_path / "res" / "metrics.json").read_text())["records"]} == {"valid+test"}
 
 
 def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
@@ -1028,7 +1041,7 @@ def test_faiss_gpu_assigns_codes_as_the_cpu_index_does():
 
     if not quantize.gpu_available():
         pytest.skip("this faiss build has no GPU support (faiss-cpu)")
-    faiss = quantize._faiss()
+    faiss = quantize.load_faiss()
     rng = np.random.default_rng(0)
     centroids = quantize.fit_codebook(rng.normal(size=(2000, 16)).astype(np.float32), 32, seed=0)   # on the GPU
     assert centroids.shape == (32, 16) and np.isfinite(centroids).all()

@@ -11,14 +11,15 @@ from typing import Iterable
 import numpy as np
 
 
-def _faiss():
+def load_faiss():
+    """The faiss module, imported on first use so that importing TOFU stays fast."""
     import faiss
 
     return faiss
 
 
 def gpu_available() -> bool:
-    faiss = _faiss()
+    faiss = load_faiss()
     return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
@@ -28,7 +29,7 @@ def fit_codebook(vectors: np.ndarray, size: int, seed: int, iterations: int = 20
     ``size`` shrinks to the number of distinct vectors when there are fewer,
     because k-means cannot place more centroids than points.
     """
-    faiss = _faiss()
+    faiss = load_faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) == 0:
         raise ValueError("no vectors to fit a codebook on")
@@ -46,7 +47,7 @@ class CodeAssigner:
     """Nearest-centroid search against one frozen codebook."""
 
     def __init__(self, centroids: np.ndarray):
-        faiss = _faiss()
+        faiss = load_faiss()
         self.dim = int(centroids.shape[1])
         index = faiss.IndexFlatL2(self.dim)
         index.add(np.ascontiguousarray(centroids, dtype=np.float32))
@@ -117,7 +118,7 @@ PRODUCT_CODE_BITS = 8
 def fit_product_quantizer(vectors: np.ndarray, subquantizers: int, seed: int) -> np.ndarray:
     """``[subquantizers * codes, dim / subquantizers]`` float32 sub-centroids fitted with FAISS; ``codes``
     is 256, or the largest power of two the sample can fit (a tiny graph's few texts)."""
-    faiss = _faiss()
+    faiss = load_faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     if dim % subquantizers:
@@ -133,7 +134,7 @@ def fit_product_quantizer(vectors: np.ndarray, subquantizers: int, seed: int) ->
 
 def product_codes(vectors: np.ndarray, centroids: np.ndarray, subquantizers: int) -> np.ndarray:
     """``[n, M]`` uint8 codes of ``vectors``: per sub-vector, the nearest frozen sub-centroid (FAISS)."""
-    faiss = _faiss()
+    faiss = load_faiss()
     codes_per_part = centroids.shape[0] // subquantizers
     bits = int(codes_per_part).bit_length() - 1
     quantizer = faiss.ProductQuantizer(subquantizers * centroids.shape[1], subquantizers, bits)

@@ -28,8 +28,8 @@ from tokenizer_stage import structure
 from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, weights_digest,
                                       load_encoder, pool_states)
 from tokenizer_stage.kg_reader import KGFormatError, KnowledgeGraph, Text, read_kg
+from tokenizer_stage.naming import artifact_name, source_of
 from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, fit_product_quantizer, top_codes
-from tokenizer_stage.tasks import artifact_name, source_of
 from tokenizer_stage.text_identity import identity_columns, pooled_vectors
 
 ProgressFactory = Callable[..., Any]
@@ -99,7 +99,8 @@ class GraphSummary:
                    images_failed=sum(c["images_failed"] for c in counts), seconds=seconds)
 
 
-def _no_progress(iterable=None, **_: Any):
+def no_progress(iterable=None, **_: Any):
+    """A ProgressFactory that shows nothing: the default of every stage, and what --quiet runs use."""
     return iterable if iterable is not None else _NullBar()
 
 
@@ -317,7 +318,7 @@ def graphs_in(path: Path) -> list[KnowledgeGraph]:
 
 
 def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
-                  progress: ProgressFactory = _no_progress) -> CodebookSet:
+                  progress: ProgressFactory = no_progress) -> CodebookSet:
     """Fit one codebook per modality on a bounded, seeded sample from ``graph_dirs``."""
     rng = np.random.default_rng(config.seed)
     samples = {m: FeatureSample(config.fit_max_vectors, config.seed + i)
@@ -379,7 +380,7 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
 
 
 def dense_fit_vectors(graphs: Sequence[KnowledgeGraph], config: TokenizerConfig,
-                      progress: ProgressFactory = _no_progress) -> tuple[np.ndarray, list[str]]:
+                      progress: ProgressFactory = no_progress) -> tuple[np.ndarray, list[str]]:
     """Pooled vectors of the names and whole texts of a seeded sample of each graph's entities, and the
     graphs that gave some."""
     rng = np.random.default_rng(config.seed)
@@ -474,7 +475,7 @@ def existing_artifact(folder: Path, source: Path, fingerprint: str, force: bool,
     """What is already at ``folder``: its manifest (``read`` validates it and hashes its files) when it
     is up to date and the work can be skipped, else ``None`` and notes for the new artifact.
 
-    ``source`` is what the new artifact is made from (``tasks.source_of``). A skipped artifact whose
+    ``source`` is what the new artifact is made from (``naming.source_of``). A skipped artifact whose
     recorded source is gone is pointed at ``source`` (the folder moved); an identical copy elsewhere
     leaves it naming the original. An artifact made from another source that still exists, and still
     goes by this name, is not replaced by a different graph (two graphs with one name) unless ``force``.
@@ -511,7 +512,7 @@ def _still_named(source: Path, name: str) -> bool:
 
 
 def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config: TokenizerConfig,
-                   force: bool = False, progress: ProgressFactory = _no_progress,
+                   force: bool = False, progress: ProgressFactory = no_progress,
                    name: str | None = None) -> GraphSummary:
     """Tokenize one graph into ``out_root/<name>/`` unless an up-to-date artifact is there."""
     kg = read_kg(graph_dir, name=name)
@@ -520,7 +521,7 @@ def tokenize_graph(graph_dir: Path, out_root: Path, codebooks_dir: Path, config:
 
 
 def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: TokenizerConfig,
-                force: bool = False, progress: ProgressFactory = _no_progress,
+                force: bool = False, progress: ProgressFactory = no_progress,
                 source: Path | None = None) -> GraphSummary:
     """Tokenize an in-memory graph into ``folder`` (the token-table contract) unless it is up to date.
 

@@ -19,10 +19,11 @@ from artifacts.codebooks import CodebookSet
 from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.root import artifact_folder
 from tokenizer_stage.encoders import load_encoder
+from tokenizer_stage.naming import source_of
 from tokenizer_stage.text_identity import identity_columns
-from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task, source_of
-from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, _no_progress, encoder_fingerprint,
-                                      existing_artifact, image_tokens, text_tokens, tokenize_kg)
+from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
+from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, encoder_fingerprint,
+                                      existing_artifact, image_tokens, no_progress, text_tokens, tokenize_kg)
 
 
 def mention_text(mention: Mention) -> str:
@@ -41,7 +42,7 @@ def task_fingerprint(task: AlignmentTask | LinkingTask, config: TokenizerConfig,
 
 
 def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: TokenizerConfig,
-                  force: bool = False, progress: ProgressFactory = _no_progress) -> GraphSummary:
+                  force: bool = False, progress: ProgressFactory = no_progress) -> GraphSummary:
     """Tokenize an alignment or linking task folder into ``out_root/<task name>/`` unless up to date."""
     started = time.perf_counter()
     task = read_task(task_dir)

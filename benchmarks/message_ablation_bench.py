@@ -58,8 +58,10 @@ def main() -> None:
     from pipeline.orchestrate import tokenize_many
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.evaluation import evaluate_graph
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import LOSSES, TrainConfig, model_config_for, train
+    from reasoning_stage.config import ModelConfig
+    from reasoning_stage.models import TofuModel
+    from reasoning_stage.config import LOSSES, TrainConfig
+    from reasoning_stage.training import model_config_for, train
     from tokenize_bench import write_kg_toml
     from tokenizer_stage.tokenize import TokenizerConfig
 

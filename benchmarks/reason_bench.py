@@ -91,8 +91,10 @@ def main() -> None:
 
     from artifacts.token_tables import read_token_tables
     from pipeline.orchestrate import tokenize_many
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import TrainConfig, model_config_for, train
+    from reasoning_stage.config import ModelConfig
+    from reasoning_stage.models import TofuModel
+    from reasoning_stage.config import TrainConfig
+    from reasoning_stage.training import model_config_for, train
     from tokenize_bench import write_kg_toml
     from tokenizer_stage.tokenize import TokenizerConfig
 

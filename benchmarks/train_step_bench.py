@@ -38,8 +38,10 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, queue) -
     from artifacts.token_tables import read_token_tables
     from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import TrainConfig, draw_batch, model_config_for, prepare, training_step
+    from reasoning_stage.config import ModelConfig
+    from reasoning_stage.models import TofuModel
+    from reasoning_stage.config import TrainConfig
+    from reasoning_stage.training import draw_batch, model_config_for, prepare, training_step
 
     if allocator != "glibc":
         retain_freed_memory(any_size=allocator == "heap")

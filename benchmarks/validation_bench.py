@@ -50,7 +50,7 @@ def main() -> None:
     from artifacts.atomic import atomic_write_bytes, atomic_write_csv
     from reasoning_stage.evaluation import bootstrap_interval, evaluate_graph
     from reasoning_stage.matching import rank_matches
-    from reasoning_stage.models import TASKS
+    from reasoning_stage.config import TASKS
     from artifacts.root import artifact_folders
     from reasoning_stage.reasoning import load_model, read_artifacts
     from artifacts.compatibility import require_codebook_id

@@ -11,7 +11,8 @@ import click
 
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
-from pipeline.defaults import EVIDENCE_FIT_STEPS, MODEL_DEFAULTS, SCHEDULER_TIMEOUT, TRAIN_DEFAULTS
+from pipeline.defaults import EVIDENCE_FIT_STEPS, SCHEDULER_TIMEOUT, model_default, train_default
+from reasoning_stage.config import LOSSES, LR_SCHEDULES, TrainConfig
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
     from reasoning_stage.evaluation import Ranks
@@ -23,6 +24,28 @@ TASK_NAMES = {"link_prediction": "link_prediction", "lp": "link_prediction", "al
 TASK_CHOICES = tuple(TASK_NAMES)
 DEVICE_HELP = "torch device: cpu, cuda or cuda:N (default: cuda if present, else cpu)."
 QUIET_HELP = "No progress bars (warnings and errors still print)."
+
+
+def bootstrap_rounds(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    """``--bootstrap``: a count of rounds, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        rounds = int(value)
+    except ValueError:
+        rounds = -1
+    if rounds < 0:
+        raise click.BadParameter(f"{value!r} is neither a count of rounds (0, 1, ...) nor 'auto'")
+    return rounds
+
+
+def train_option_message(message: str) -> str:
+    """A TrainConfig check's message with the field it starts with named as ``tofu train``'s option."""
+    options = {"learning_rate": "lr", "max_seconds": "max_minutes", "task_weights": "task_weights"}
+    field = "max_seconds" if message.startswith("the time budget") else message.split(" ", 1)[0].rstrip(":")
+    if field in TrainConfig.__dataclass_fields__:
+        return f"--{options.get(field, field).replace('_', '-')}: {message}"
+    return message
 
 
 def parse_task_weights(text: str | None) -> dict[str, float] | None:
@@ -298,43 +321,43 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.argument("artifacts_", metavar="ARTIFACT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "checkpoint", required=True, type=click.Path(path_type=Path),
               help="Checkpoint folder to write (a new folder, or a checkpoint to replace).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--max-steps", type=int, default=train_default("max_steps"), show_default=True,
               help="Training steps (a resumed run counts the checkpoint's steps too).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=int, default=train_default("batch_size"), show_default=True,
               help="Query triples per link-prediction step.")
-@click.option("--loss", type=click.Choice(["adversarial", "softmax", "both"]), default=TRAIN_DEFAULTS["loss"],
+@click.option("--loss", type=click.Choice(LOSSES), default=train_default("loss"),
               show_default=True,
               help="adversarial: BCE against --negatives drawn negatives, weighted self-adversarially; "
                    "softmax: cross-entropy against every entity that is not a known answer; both: their sum.")
-@click.option("--negatives", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--negatives", type=int, default=train_default("negatives"), show_default=True,
               help="Negatives per query of the adversarial loss.")
-@click.option("--batch-relations", type=click.IntRange(min=0), default=TRAIN_DEFAULTS["batch_relations"],
+@click.option("--batch-relations", type=int, default=train_default("batch_relations"),
               show_default=True,
               help="Draw each link-prediction batch from this many relations' triples (0: from all triples). "
                    "Its queries then come in runs the model computes far cheaper on sparse graphs.")
-@click.option("--edge-dropout", type=click.FloatRange(min=0.0, max=1.0, max_open=True),
-              default=TRAIN_DEFAULTS["edge_dropout"],
+@click.option("--edge-dropout", type=float, default=train_default("edge_dropout"),
               show_default=True,
               help="Each link-prediction step also hides a share of the graph's triples, drawn from [0, this], "
                    "so the model meets sparser graphs (hidden triples stay known answers).")
-@click.option("--weight-average", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.0,
+@click.option("--weight-average", type=float, default=train_default("weight_average"),
               show_default=True,
               help="Keep a moving average of the weights with this decay (e.g. 0.995) and validate and save it "
                    "instead of the last step's weights (0: off).")
-@click.option("--lr", type=float, default=5e-4, show_default=True, help="AdamW learning rate (the schedule's peak).")
-@click.option("--dim", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--lr", type=float, default=train_default("learning_rate"), show_default=True, help="AdamW learning rate (the schedule's peak).")
+@click.option("--dim", type=click.IntRange(min=2), default=model_default("dim"), show_default=True,
               help="Width of the model's entity, relation and token vectors.")
-@click.option("--layers", type=click.IntRange(min=1), default=6, show_default=True, help="Entity GNN layers.")
-@click.option("--relation-layers", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("--layers", type=click.IntRange(min=1), default=model_default("entity_layers"), show_default=True, help="Entity GNN layers.")
+@click.option("--relation-layers", type=click.IntRange(min=1), default=model_default("relation_layers"),
+              show_default=True,
               help="Relation-graph GNN layers.")
-@click.option("--messages", default=",".join(MODEL_DEFAULTS["messages"]), show_default=True,
+@click.option("--messages", default=",".join(model_default("messages")), show_default=True,
               help="Message functions to mix (comma-separated): distmult, transe, rotate.")
-@click.option("--modalities", default="structure,text,image", show_default=True,
+@click.option("--modalities", default=",".join(model_default("modalities")), show_default=True,
               help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
 @click.option("--content-match", is_flag=True,
               help="Add a relation-conditioned match of the head's content features with each candidate's to "
                    "the scores (with --init: added to that model at zero, so it starts where the model was).")
-@click.option("--eval-every", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--eval-every", type=int, default=train_default("eval_every"), show_default=True,
               help="Validate, log and save the checkpoint every this many steps.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from this checkpoint (its model, weights, optimizer and step; up to --max-steps).")
@@ -344,13 +367,12 @@ def _check_checkpoint_target(folder: Path) -> None:
               help="Train only these tasks (repeatable; default: every task the ARTIFACTs hold).")
 @click.option("--task-weights", default=None,
               help="Share of steps per task, e.g. 'link_prediction=2,alignment=1,linking=1'.")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this many minutes of training.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=TRAIN_DEFAULTS["lr_schedule"],
+@click.option("--max-minutes", type=float, default=None, help="Stop after this many minutes of training.")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=train_default("lr_schedule"),
               show_default=True,
               help="cosine: decay the learning rate to a tenth over --max-steps or --max-minutes, "
                    "whichever runs out first.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=train_default("seed"), show_default=True,
               help="Seed of the weights, the batches and edge dropout.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
@@ -370,9 +392,10 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     from pipeline.progress import make_progress
     from pipeline.training_run import MODEL_SHAPE_FIELDS, TrainSetupError, select_task_artifacts, train_model
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.models import ModelConfig
+    from reasoning_stage.config import ModelConfig
     from reasoning_stage.reasoning import read_artifacts
-    from reasoning_stage.training import TrainConfig, check_train_config, log_to_file
+    from reasoning_stage.config import TrainConfig, check_train_config
+    from reasoning_stage.training import log_to_file
 
     retain_freed_memory()
     ctx = click.get_current_context()
@@ -389,6 +412,9 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     try:
         check_train_config(config)
+    except ValueError as err:
+        raise click.UsageError(train_option_message(str(err))) from None
+    try:
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
                            modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
@@ -475,7 +501,8 @@ def fit_evidence(artifacts_, checkpoint, output, steps, device) -> None:
     anchors and pairs to learn from."""
     from artifacts.checkpoint import save_checkpoint
     from artifacts.shipped import shipped_checkpoint
-    from reasoning_stage.models import TASKS, evidence_weights
+    from reasoning_stage.config import TASKS
+    from reasoning_stage.models import evidence_weights
     from artifacts.root import artifact_folders
     from reasoning_stage.reasoning import fit_evidence as fit, load_model, read_artifacts
 
@@ -556,10 +583,11 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="align: rank every graph-2 entity, or only the split's gold counterparts (as alignment papers do).")
 @click.option("--assignment", is_flag=True,
               help="align: rank after a global one-to-one (Sinkhorn) normalisation of the split's score matrix.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--bootstrap", default="0", show_default=True, callback=bootstrap_rounds, metavar="N|auto",
               help="align: rounds of pseudo-seed links added to the seed links before ranking: each round keeps "
                    "the unlinked entity pairs that are each other's best match with a margin above the median "
-                   "(no gold label read). Helps where names agree (DBP15K), hurts where they do not.")
+                   "(no gold label read). 'auto': 0 or 1, whichever ranks held-out train links better (30%, "
+                   "the other 70% as anchors). Helps where names agree (DBP15K), hurts where they do not.")
 @click.option("--shortlist", type=click.IntRange(min=1), default=None,
               help="align / link, --predict-top-k: score only the N best candidates of each name and text "
                    "channel (FAISS and subword postings), for knowledge bases of 100k+ entities.")
@@ -751,7 +779,7 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     from artifacts.metrics import write_metrics
     from artifacts.root import artifact_folders
     from reasoning_stage.reasoning import (artifact_task, evaluate_task, load_model, predict_task,
-                                           read_artifacts, task_pairs, write_predictions)
+                                           read_artifacts, task_pairs, validate_bootstrap, write_predictions)
     from artifacts.compatibility import require_codebook_id
 
     tables, tasks = read_artifacts(artifact_folders(artifacts_))
@@ -767,17 +795,23 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     _make_output_folder(output)
     records = []
     for artifact in tasks:
+        rounds = bootstrap
+        if bootstrap == "auto":
+            hits = validate_bootstrap(loaded, artifact, dev)
+            rounds = max(hits, key=lambda count: (hits[count], -count))
+            click.echo(f"{artifact.name}: --bootstrap auto chose {rounds} (held-out train links H@1 "
+                       + ", ".join(f"{hits[c]:.4f} with {c}" for c in sorted(hits)) + ")", err=True)
         for split in splits:
             start = time.perf_counter()
             ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing,
-                                           candidates=candidates, assignment=assignment, bootstrap=bootstrap)
+                                           candidates=candidates, assignment=assignment, bootstrap=rounds)
             seconds = time.perf_counter() - start  # the ranking, as for graphs (not the interval)
             records.append({"graph": artifact.name, "split": split, "task": task, **metrics_record(ranks, metrics),
                             "seconds": round(seconds, 3), "routing": not no_routing, "candidates": candidates,
-                            "assignment": assignment, "bootstrap": bootstrap})
+                            "assignment": assignment, "bootstrap": rounds})
             if predict_top_k:
                 rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing, shortlist=shortlist,
-                                    bootstrap=bootstrap)
+                                    bootstrap=rounds)
                 if rows:
                     path = predictions_path(output, artifact.name, split)
                     write_predictions(rows, path)

@@ -26,3 +26,18 @@ MODEL_DEFAULTS: dict[str, Any] = {
 SCHEDULER_TIMEOUT: float = 60.0
 # Optimiser steps of `tofu fit-evidence` (the evidence weights: a few numbers per task, fitted in seconds).
 EVIDENCE_FIT_STEPS: int = 300
+
+
+def train_default(name: str) -> Any:
+    """What ``tofu train`` and a recipe take for the TrainConfig field ``name`` when not given: the
+    recommended setting above, else the dataclass's own default."""
+    from reasoning_stage.config import TrainConfig
+
+    return TRAIN_DEFAULTS[name] if name in TRAIN_DEFAULTS else TrainConfig.__dataclass_fields__[name].default
+
+
+def model_default(name: str) -> Any:
+    """The same for the ModelConfig field ``name``."""
+    from reasoning_stage.config import ModelConfig
+
+    return MODEL_DEFAULTS[name] if name in MODEL_DEFAULTS else ModelConfig.__dataclass_fields__[name].default

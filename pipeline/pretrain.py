@@ -161,8 +161,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.orchestrate import tokenize_many
     from pipeline.progress import make_progress
     from pipeline.training_run import train_model
-    from reasoning_stage.models import ModelConfig
-    from reasoning_stage.training import TrainConfig, check_train_config
+    from reasoning_stage.config import ModelConfig, TrainConfig, check_train_config
     from tokenizer_stage.tokenize import frozen_size_conflict
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves

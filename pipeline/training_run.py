@@ -63,7 +63,8 @@ def train_model(tables: Sequence[Any], tasks: Sequence[Any], checkpoint: Path, c
     from artifacts.compatibility import require_codebook_id
     from reasoning_stage.models import TofuModel, with_content_match
     from reasoning_stage.reasoning import load_model, task_tables_of
-    from reasoning_stage.training import check_train_config, matching_job, model_config_for, train
+    from reasoning_stage.config import check_train_config
+    from reasoning_stage.training import matching_job, model_config_for, train
 
     if init is not None and resume is not None:
         raise TrainSetupError("--init starts a new run from a checkpoint's weights, --resume continues one: "

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch_scatter import segment_csr
 
-MESSAGE_FUNCTIONS = ("distmult", "transe", "rotate")
+from reasoning_stage.config import MESSAGE_FUNCTIONS
+
 _CHUNK_ELEMENTS = 1 << 22  # floats of gathered messages per chunk (16 MB)
 
 

@@ -29,7 +29,8 @@ from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, 
 from reasoning_stage.layers import EdgePlan
 from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_evidence, dense_matrix, lexical_matrix,
                                       lexical_pair)
-from reasoning_stage.models import TASKS, TofuModel, graph_plans
+from reasoning_stage.config import TASKS
+from reasoning_stage.models import TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")
 # Sinkhorn temperature of the "with assignment" ranking, in standard deviations of the score matrix:

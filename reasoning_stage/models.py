@@ -8,72 +8,18 @@ alignment, linking) conditions the modality gate and the message gates.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torch_scatter import scatter_add
 
+from reasoning_stage.config import MODALITIES, ModelConfig
 from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
-from reasoning_stage.layers import (MESSAGE_FUNCTIONS, EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan,
+from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan,
                                     inplace_allowed, reach_step, relation_graph)
 from reasoning_stage.routing import GatedMixtureOfExperts, Route, TaskRouter
-
-TASKS = ("link_prediction", "alignment", "linking")
-MODALITIES = ("structure", "text", "image")
-
-
-@dataclass
-class ModelConfig:
-    """Constructor arguments of :class:`TofuModel`; saved as JSON in every checkpoint."""
-    dim: int = 64
-    entity_layers: int = 6
-    relation_layers: int = 6
-    messages: tuple[str, ...] = MESSAGE_FUNCTIONS
-    modalities: tuple[str, ...] = MODALITIES            # () = structure-only, ULTRA-shaped
-    codebook_sizes: dict[str, int] = field(default_factory=dict)   # entity-token vocabulary per modality
-    relation_text_codebook_size: int = 0
-    num_tasks: int = len(TASKS)
-    num_experts: int = 4
-    expert_top_k: int = 2
-    # A relation-conditioned match of the head's content features with each candidate's, added to
-    # the GNN score: beyond the layers' reach a candidate's GNN score does not depend on the head.
-    content_match: bool = False
-
-    def __post_init__(self) -> None:
-        # Checked here, so a recipe or a command line fails before any work, not inside a layer.
-        for name, least in (("dim", 2), ("entity_layers", 0), ("relation_layers", 0), ("num_tasks", len(TASKS)),
-                            ("num_experts", 1), ("expert_top_k", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
-        if isinstance(self.messages, str) or isinstance(self.modalities, str):
-            raise ValueError("messages and modalities are lists of names, e.g. ['distmult'], not one string")
-        self.messages = tuple(self.messages)
-        self.modalities = tuple(self.modalities)
-        if not self.messages or set(self.messages) - set(MESSAGE_FUNCTIONS):
-            raise ValueError(f"messages must be a non-empty subset of {MESSAGE_FUNCTIONS}, got {list(self.messages)}")
-        unknown = set(self.modalities) - set(MODALITIES)
-        if unknown:
-            raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
-        if self.expert_top_k > self.num_experts:
-            raise ValueError(f"expert_top_k ({self.expert_top_k}) cannot exceed num_experts ({self.num_experts})")
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["messages"], data["modalities"] = list(self.messages), list(self.modalities)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}")
-        return cls(**data)
-
 
 def initial_evidence_weight(num_tasks: int) -> torch.Tensor:
     """Raw (pre-softplus) evidence weights before any fit: the model's score as it is (weight 1) and each

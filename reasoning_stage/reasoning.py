@@ -16,7 +16,8 @@ from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArt
 from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
-from reasoning_stage.models import ModelConfig, TofuModel
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.models import TofuModel
 
 
 class PredictionInputError(ValueError):
@@ -136,20 +137,48 @@ def seed_links(artifact: TaskArtifact, split: str) -> np.ndarray:
     return artifact.links.get("train", np.zeros((0, 2), np.int64))
 
 
+def held_out_seed_links(pairs: np.ndarray, anchor_share: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train links split (seeded, each part in file order) into anchors, read as input as at inference,
+    and held-out pairs to learn from or to validate on."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    cut = int(round(anchor_share * len(pairs)))
+    return pairs[np.sort(order[:cut])], pairs[np.sort(order[cut:])]
+
+
 def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device, anchor_share: float = 0.7,
                      seed: int = 0) -> tuple[MatchingProblem, np.ndarray]:
     """A task's problem on its train split, and the pairs to learn from. An alignment's train links are
-    split (seeded) into anchors, read as input as at inference, and the pairs to learn from."""
+    split (:func:`held_out_seed_links`) into anchors and the pairs to learn from."""
     from reasoning_stage import matching
 
     problem = matching_problem(loaded, artifact, "train", device)
     pairs = task_pairs(artifact, "train")
     if isinstance(artifact, AlignmentArtifact):
-        order = np.random.default_rng(seed).permutation(len(pairs))
-        cut = int(round(anchor_share * len(pairs)))
-        anchors, pairs = pairs[np.sort(order[:cut])], pairs[np.sort(order[cut:])]
+        anchors, pairs = held_out_seed_links(pairs, anchor_share, seed)
         problem.evidence = matching.matching_evidence(problem.source, problem.target, anchors)
     return problem, pairs
+
+
+def validate_bootstrap(loaded: LoadedModel, artifact: AlignmentArtifact, device: torch.device,
+                       rounds: Sequence[int] = (0, 1)) -> dict[int, float]:
+    """Hits@1 on held-out train links (:func:`held_out_seed_links`; the anchors are the other 70%) with
+    each number of bootstrap rounds: how ``--bootstrap auto`` chooses without reading a test link."""
+    from reasoning_stage import matching
+
+    if not isinstance(artifact, AlignmentArtifact):
+        raise PredictionInputError(f"{artifact.folder}: bootstrapping applies to alignment tasks")
+    problem = matching_problem(loaded, artifact, "train", device)
+    anchors, held = held_out_seed_links(task_pairs(artifact, "train"))
+    if len(held) == 0:
+        raise PredictionInputError(f"{artifact.folder}: too few train links to hold some out for validation")
+    hits = {}
+    for count in rounds:
+        evidence = matching.bootstrapped_evidence(loaded.model, problem.source, problem.target, problem.task,
+                                                  anchors, rounds=count)
+        ranks = matching.rank_matches(loaded.model, problem.source, problem.target, held, problem.task,
+                                      evidence=evidence)
+        hits[count] = ranks.metrics()["hits@1"]
+    return hits
 
 
 def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device: torch.device,

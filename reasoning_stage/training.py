@@ -32,47 +32,12 @@ from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan, relation_graph
-from reasoning_stage.models import TASKS, ModelConfig, QueryBatch, TofuModel
+from reasoning_stage.config import LOSSES, TASKS, ModelConfig, TrainConfig, check_train_config
+from reasoning_stage.models import QueryBatch, TofuModel
 
 
 class TrainingInputError(ValueError):
     """A task artifact cannot be trained on (e.g. it has no training pairs)."""
-
-
-@dataclass
-class TrainConfig:
-    max_steps: int = 1000
-    max_seconds: float | None = None  # wall-clock budget of this run (resumes get a fresh one)
-    batch_size: int = 16
-    loss: str = "adversarial"   # or "softmax", or "both" summed (see the module docstring)
-    negatives: int = 256        # drawn per query by the "adversarial" loss
-    # 0: a batch is drawn uniformly from the graph's triples. k > 0: from the triples of k relations
-    # (drawn by frequency; more when they hold fewer than batch_size triples), so its queries come in
-    # at most 2k runs and the model's reach path (exact, far cheaper on sparse graphs) computes them.
-    batch_relations: int = 0
-    # Each step also hides a share of the graph's other triples, drawn uniformly from [0, edge_dropout]:
-    # the model then meets sparser graphs, with answers further away or out of reach, as unseen
-    # graphs often are (the hidden triples stay known answers: they are not negatives).
-    edge_dropout: float = 0.0
-    # > 0: keep an exponential moving average of the weights with this decay and evaluate and save it
-    # instead of the last step's weights (a late step's noise then weighs little in the shipped model).
-    weight_average: float = 0.0
-    learning_rate: float = 5e-4
-    # "constant", or "cosine": decay to min_lr_ratio x the rate over the run (steps or time budget,
-    # whichever runs out first), so a budgeted run ends on a settled model rather than a noisy one.
-    lr_schedule: str = "constant"
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    adversarial_temperature: float = 1.0
-    balance_weight: float = 0.01          # weight of the experts' load-balance term
-    eval_every: int = 200
-    eval_triples: int = 100
-    seed: int = 0
-    train_split: str = "train"
-    valid_split: str = "valid"
-    # Share of steps per task when several are trained together (normalised over the tasks present).
-    task_weights: dict[str, float] | None = None
-    match_batch_size: int = 64
 
 
 @dataclass
@@ -85,70 +50,6 @@ class PreparedGraph:
     known: KnownTriples
     tables: TokenTables
     train_relations: np.ndarray   # relation of each training triple, on the host (batch drawing)
-
-
-LR_SCHEDULES = ("constant", "cosine")
-LOSSES = ("adversarial", "softmax", "both")
-
-
-_INT_FIELDS = ("max_steps", "batch_size", "negatives", "batch_relations", "eval_every", "eval_triples", "seed",
-               "match_batch_size")
-_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "weight_average", "learning_rate", "min_lr_ratio", "weight_decay",
-                 "adversarial_temperature", "balance_weight")
-
-
-def check_train_config(config: TrainConfig) -> None:
-    """Reject wrong types, out-of-range values, an unknown schedule or loss before any work (a recipe
-    checks before tokenizing; a run that could not take one step would write no checkpoint)."""
-    for name in _INT_FIELDS:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    for name in _FLOAT_FIELDS:
-        value = getattr(config, name)
-        if (value is not None or name != "max_seconds") and (isinstance(value, bool)
-                                                             or not isinstance(value, (int, float))
-                                                             or not math.isfinite(value)):
-            what = "the time budget (minutes)" if name == "max_seconds" else name
-            raise ValueError(f"{what} must be a finite number, got {value / 60 if name == 'max_seconds' else value!r}")
-    for name in ("max_steps", "batch_size", "negatives", "eval_every", "eval_triples", "match_batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
-    if config.learning_rate < 0:   # 0 is allowed: it logs a checkpoint's validation without changing it
-        raise ValueError(f"learning_rate cannot be negative, got {config.learning_rate}")
-    if config.max_seconds is not None and config.max_seconds <= 0:
-        raise ValueError(f"the time budget must be positive, got {config.max_seconds / 60:g} minutes")
-    for name in ("weight_decay", "balance_weight"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} cannot be negative, got {getattr(config, name)}")
-    if not 0.0 <= config.min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio must be in [0, 1] (the final share of the learning rate), "
-                         f"got {config.min_lr_ratio}")
-    if config.adversarial_temperature <= 0:
-        raise ValueError(f"adversarial_temperature must be positive, got {config.adversarial_temperature}")
-    for name in ("train_split", "valid_split"):
-        if not isinstance(getattr(config, name), str) or not getattr(config, name):
-            raise ValueError(f"{name} must be a split name, got {getattr(config, name)!r}")
-    if config.task_weights is not None:
-        if not isinstance(config.task_weights, dict):
-            raise ValueError(f"task_weights must be a table of task = weight, got {config.task_weights!r}")
-        unknown = set(config.task_weights) - set(TASKS)
-        if unknown:
-            raise ValueError(f"task_weights: unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
-        for task, weight in config.task_weights.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
-                    or weight < 0:
-                raise ValueError(f"task_weights: {task} must be a finite number of at least 0, got {weight!r}")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
-    if config.loss not in LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
-    if config.batch_relations < 0:
-        raise ValueError(f"batch_relations must be 0 (uniform batches) or a positive count, got {config.batch_relations}")
-    if not 0.0 <= config.edge_dropout < 1.0:
-        raise ValueError(f"edge_dropout must be in [0, 1), got {config.edge_dropout}")
-    if not 0.0 <= config.weight_average < 1.0:
-        raise ValueError(f"weight_average must be in [0, 1) (0: off), got {config.weight_average}")
 
 
 class WeightAverage:

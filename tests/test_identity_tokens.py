@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from click.testing import CliRunner
+
 from artifacts.codebooks import DENSE_TEXT, CodebookSet
+from artifacts.metrics import read_metrics
 from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
 from artifacts.token_tables import LexiconMismatch, read_token_tables
+from pipeline.cli import main
 from reasoning_stage import matching
-from reasoning_stage.models import ModelConfig, TofuModel
-from reasoning_stage.reasoning import LoadedModel, evaluate_task, matching_problem
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.models import TofuModel
+from reasoning_stage.reasoning import LoadedModel, evaluate_task, matching_problem, validate_bootstrap
 from reasoning_stage.training import model_config_for
 from tokenizer_stage.encoders import load_encoder
 from tokenizer_stage.kg_reader import KGFormatError
@@ -167,6 +172,14 @@ def test_bootstrapped_pseudo_seeds_find_what_few_seed_links_miss(tmp_path):
     anchors_only = evaluate_task(loaded, artifact, "test", CPU)[1]["hits@1"]
     bootstrapped = evaluate_task(loaded, artifact, "test", CPU, bootstrap=1)[1]["hits@1"]
     assert anchors_only < 0.7 and bootstrapped >= anchors_only + 0.2, (anchors_only, bootstrapped)
+    # --bootstrap auto takes the round count that ranks held-out train links best, and says so.
+    hits = validate_bootstrap(loaded, artifact, CPU)
+    chosen = max(hits, key=lambda rounds: (hits[rounds], -rounds))
+    result = CliRunner().invoke(main, ["reason", "--task", "align", str(artifact.folder), "--bootstrap", "auto",
+                                       "--output", str(tmp_path / "res"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"self: --bootstrap auto chose {chosen} (held-out train links H@1 {hits[0]:.4f} with 0" in result.output
+    assert read_metrics(tmp_path / "res")["records"][0]["bootstrap"] == chosen
 
 
 def test_a_graph_tokenized_with_another_tokenizer_is_refused_by_name(codebooks_dir, fast_config, tmp_path):

@@ -18,9 +18,11 @@ from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
 from pipeline.cli import main
 from reasoning_stage import matching
 from reasoning_stage.graph_data import whole_graph
-from reasoning_stage.models import TASKS, ModelConfig, TofuModel
+from reasoning_stage.config import ModelConfig, TASKS
+from reasoning_stage.models import TofuModel
 from reasoning_stage.routing import GatedMixtureOfExperts
-from reasoning_stage.training import TrainConfig, matching_job, model_config_for, train
+from reasoning_stage.config import TrainConfig
+from reasoning_stage.training import matching_job, model_config_for, train
 from tokenizer_stage.tokenize_task import tokenize_task
 
 SMALL = {"dim": 32, "entity_layers": 2, "relation_layers": 2}

@@ -247,8 +247,10 @@ def test_reason_without_checkpoint_uses_the_shipped_model_and_plots(tmp_path, ex
     assert result.exit_code != 0 and "ships no pretrained model" in result.output
 
     from artifacts.token_tables import read_token_tables
-    from reasoning_stage.models import ModelConfig, TofuModel
-    from reasoning_stage.training import TrainConfig, model_config_for, train
+    from reasoning_stage.config import ModelConfig
+    from reasoning_stage.models import TofuModel
+    from reasoning_stage.config import TrainConfig
+    from reasoning_stage.training import model_config_for, train
 
     tables = read_token_tables(artifacts_root / "example")
     model = TofuModel(model_config_for(tables, ModelConfig(dim=16, entity_layers=2, relation_layers=1)))
@@ -270,7 +272,8 @@ def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
     """Default tokenize uses the shipped codebooks; the shipped model then ranks better than an untrained one."""
     from artifacts.token_tables import read_token_tables
     from reasoning_stage.evaluation import evaluate_graph
-    from reasoning_stage.models import ModelConfig, TofuModel
+    from reasoning_stage.config import ModelConfig
+    from reasoning_stage.models import TofuModel
     from reasoning_stage.reasoning import load_model
     from tokenizer_stage.tokenize import TokenizerConfig
 

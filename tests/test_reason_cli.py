@@ -20,7 +20,8 @@ from artifacts.manifest import write_manifest
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from pipeline.plots import VALUES_KEY, chart_size
-from reasoning_stage.models import ModelConfig, TofuModel
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.models import TofuModel
 from reasoning_stage.training import model_config_for
 from tokenizer_stage.tokenize import tokenize_graph
 

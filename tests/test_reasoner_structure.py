@@ -15,9 +15,11 @@ from artifacts.shipped import shipped_checkpoint
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan, inplace_allowed,
                                     relation_graph)
-from reasoning_stage.models import ModelConfig, QueryBatch, TofuModel, graph_plans
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.models import QueryBatch, TofuModel, graph_plans
 from reasoning_stage.reasoning import load_model
-from reasoning_stage.training import PreparedGraph, TrainConfig, training_step
+from reasoning_stage.config import TrainConfig
+from reasoning_stage.training import PreparedGraph, training_step
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = ModelConfig(dim=16, entity_layers=3, relation_layers=2, modalities=("text",), codebook_sizes={"text": 20},

@@ -22,10 +22,12 @@ from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, ev
                                        rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
-from reasoning_stage.models import ModelConfig, QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.models import QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
 from reasoning_stage.reasoning import PredictionInputError, read_prediction_queries
-from reasoning_stage.training import (TrainConfig, WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare,
-                                      step_graph, train, training_step)
+from reasoning_stage.config import TrainConfig
+from reasoning_stage.training import (WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare, step_graph,
+                                      train, training_step)
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)

@@ -63,7 +63,7 @@ def main() -> None:
     from reasoning_stage.config import LOSSES, TrainConfig
     from reasoning_stage.training import model_config_for, train
     from tokenize_bench import write_kg_toml
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     if set(losses) - set(LOSSES):
         sys.exit(f"unknown losses {sorted(set(losses) - set(LOSSES))}; choose from {list(LOSSES)}")

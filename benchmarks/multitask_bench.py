@@ -93,7 +93,7 @@ def main() -> None:
     from reasoning_stage.reasoning import artifact_task, evaluate_task, load_model, read_artifacts, validate_bootstrap
     from reasoning_stage.config import TrainConfig
     from reasoning_stage.training import matching_job, train
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     retain_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)

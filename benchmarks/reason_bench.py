@@ -96,7 +96,7 @@ def main() -> None:
     from reasoning_stage.config import TrainConfig
     from reasoning_stage.training import model_config_for, train
     from tokenize_bench import write_kg_toml
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:

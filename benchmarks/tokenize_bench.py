@@ -73,7 +73,8 @@ def main() -> None:
     import torch
 
     from artifacts.codebooks import CodebookSet
-    from tokenizer_stage.tokenize import TokenizerConfig, tokenize_graph
+    from tokenizer_stage.config import TokenizerConfig
+    from tokenizer_stage.tokenize import tokenize_graph
 
     torch.set_num_threads(os.cpu_count() or 1)
     config = TokenizerConfig()

@@ -95,7 +95,7 @@ def main() -> None:
     from reasoning_stage.evaluation import evaluate_graph
     from reasoning_stage.reasoning import load_model
     from reasoning_stage.training import fine_tune_config, train
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     retain_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -13,6 +13,7 @@ from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import EVIDENCE_FIT_STEPS, SCHEDULER_TIMEOUT, model_default, train_default
 from reasoning_stage.config import LOSSES, LR_SCHEDULES, TrainConfig
+from tokenizer_stage.config import encoder_default, tokenizer_default
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
     from reasoning_stage.evaluation import Ranks
@@ -77,7 +78,7 @@ class _Friendly(click.Group):
 
     def invoke(self, ctx: click.Context):
         from artifacts.errors import ArtifactError
-        from tokenizer_stage.encoders import EncoderError
+        from tokenizer_stage.config import EncoderError
         from tokenizer_stage.kg_reader import KGFormatError
         from pipeline.orchestrate import ClusterError
         from pipeline.pretrain import RecipeError
@@ -140,24 +141,28 @@ def main() -> None:
               show_default=True,
               help="Seconds to wait for the scheduler to answer, and for a worker while the cluster has none; "
                    "then fail.")
-@click.option("--text-encoder", default="minilm", show_default=True,
+@click.option("--text-encoder", default=tokenizer_default("text_encoder"), show_default=True,
               help="'minilm' (shipped) or a local transformers model folder.")
-@click.option("--image-encoder", default="efficientnet-lite0", show_default=True,
+@click.option("--image-encoder", default=tokenizer_default("image_encoder"), show_default=True,
               help="'efficientnet-lite0' (shipped) or a local transformers vision model folder.")
 @click.option("--no-text", is_flag=True, help="Skip text tokens.")
 @click.option("--no-images", is_flag=True, help="Skip image tokens.")
-@click.option("--tokens-per-entity", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--tokens-per-entity", type=click.IntRange(min=1), default=tokenizer_default("tokens_per_entity"),
+              show_default=True,
               help="Most frequent codes kept per entity and modality.")
-@click.option("--text-codebook-size", type=click.IntRange(min=2), default=512, show_default=True,
+@click.option("--text-codebook-size", type=click.IntRange(min=2), default=tokenizer_default("text_codebook_size"),
+              show_default=True,
               help="Text codes when codebooks are fitted (frozen codebooks keep theirs).")
-@click.option("--image-codebook-size", type=click.IntRange(min=2), default=256, show_default=True,
+@click.option("--image-codebook-size", type=click.IntRange(min=2), default=tokenizer_default("image_codebook_size"),
+              show_default=True,
               help="Image codes when codebooks are fitted.")
-@click.option("--structure-codebook-size", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--structure-codebook-size", type=click.IntRange(min=2),
+              default=tokenizer_default("structure_codebook_size"), show_default=True,
               help="Structure codes when codebooks are fitted.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=encoder_default("batch_size"), show_default=True,
               help="Texts encoded together (images: half as many).")
 @click.option("--device", default=None, help="torch device for the encoders (default: cuda if present).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=tokenizer_default("seed"), show_default=True,
               help="Seed of codebook fitting (its sample and k-means).")
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, scheduler, scheduler_timeout, text_encoder,
@@ -173,9 +178,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     from artifacts.root import artifact_name_error
     from pipeline.orchestrate import (GraphFailure, discover_graph_dirs, other_codebook_artifacts, stale_artifacts,
                                       tokenize_many)
-    from tokenizer_stage.encoders import EncoderSpec
+    from tokenizer_stage.config import EncoderSpec
     from tokenizer_stage.naming import artifact_name
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     config = TokenizerConfig(
         text_encoder=EncoderSpec("text", text_encoder, batch_size=batch_size, device=device),

@@ -21,8 +21,8 @@ from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.naming import artifact_name
-from tokenizer_stage.tokenize import (GraphSummary, TokenizerConfig, codebooks_suit_config, fit_codebooks,
-                                      tokenize_graph)
+from tokenizer_stage.config import TokenizerConfig
+from tokenizer_stage.tokenize import GraphSummary, codebooks_suit_config, fit_codebooks, tokenize_graph
 
 
 POLL_SECONDS = 1.0   # how often a Dask run checks that its cluster still has workers

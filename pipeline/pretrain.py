@@ -132,7 +132,7 @@ def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
 
 
 def tokenizer_config(recipe: Recipe):
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     allowed = {"tokens_per_entity", "text_codebook_size", "image_codebook_size", "structure_codebook_size",
                "seed", "use_text", "use_images", "fit_entities_per_graph", "fit_images_per_graph"}

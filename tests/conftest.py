@@ -56,8 +56,8 @@ def second_graph(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def fast_config():
     """Real shipped encoders, small codebooks so fitting is quick."""
-    from tokenizer_stage.encoders import EncoderSpec
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import EncoderSpec
+    from tokenizer_stage.config import TokenizerConfig
 
     return TokenizerConfig(text_encoder=EncoderSpec("text", "minilm", batch_size=32),
                            image_encoder=EncoderSpec("image", "efficientnet-lite0", batch_size=16),

@@ -123,7 +123,7 @@ def alignment_with_a_relabelled_copy(folder: Path, seed_share: float, lost_share
     its triples; ``seed_share`` of the pairs are seed links, the rest test links. Tokenized with the
     shipped codebooks; returns the artifact."""
     from artifacts.shipped import shipped_codebooks
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     n = 400
     shuffled = list(range(n))

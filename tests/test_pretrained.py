@@ -275,7 +275,7 @@ def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
     from reasoning_stage.config import ModelConfig
     from reasoning_stage.models import TofuModel
     from reasoning_stage.reasoning import load_model
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     _, facts = orchestrate.tokenize_many([example_graph], tmp_path, TokenizerConfig(), workers=1, progress=False)
     assert facts["codebook_state"] == "shipped"

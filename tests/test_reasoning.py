@@ -882,7 +882,7 @@ def test_reason_refuses_bad_split_and_predict_arguments_before_any_output(exampl
 def test_grail_pair_splits_rank_only_their_own_graph(tmp_path, codebooks_dir):
     """X and X_ind share one artifact; X_ind's queries are ranked over X_ind's entities alone."""
     from reasoning_stage.graph_data import candidate_entities
-    from tokenizer_stage.tokenize import TokenizerConfig
+    from tokenizer_stage.config import TokenizerConfig
 
     x, ind = tmp_path / "toy" / "g", tmp_path / "toy" / "g_ind"
     for folder, prefix in ((x, "a"), (ind, "b")):

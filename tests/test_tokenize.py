@@ -12,9 +12,10 @@ import pytest
 
 from artifacts.codebooks import CodebookSet
 from artifacts.token_tables import read_token_tables
-from tokenizer_stage.encoders import EncoderSpec
+from tokenizer_stage.config import EncoderSpec
 from tokenizer_stage.kg_reader import KGWarning
-from tokenizer_stage.tokenize import CodebookMismatchError, TokenizerConfig, tokenize_graph
+from tokenizer_stage.config import TokenizerConfig
+from tokenizer_stage.tokenize import CodebookMismatchError, tokenize_graph
 
 
 def _tokens(folder: Path):

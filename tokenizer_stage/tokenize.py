@@ -25,46 +25,14 @@ from artifacts.hashing import files_digest, object_sha256, relative_digest
 from artifacts.manifest import check_manifest_digests, record_source, recorded_source
 from artifacts.root import artifact_folder
 from tokenizer_stage import structure
-from tokenizer_stage.encoders import (DEFAULT_IMAGE, DEFAULT_TEXT, EncoderSpec, weights_digest,
-                                      load_encoder, pool_states)
+from tokenizer_stage.config import EncoderSpec, TokenizerConfig
+from tokenizer_stage.encoders import load_encoder, pool_states, weights_digest
 from tokenizer_stage.kg_reader import KGFormatError, KnowledgeGraph, Text, read_kg
 from tokenizer_stage.naming import artifact_name, source_of
 from tokenizer_stage.quantize import CodeAssigner, FeatureSample, fit_codebook, fit_product_quantizer, top_codes
 from tokenizer_stage.text_identity import identity_columns, pooled_vectors
 
 ProgressFactory = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class TokenizerConfig:
-    """Everything that decides the tokens; saved in every manifest. Picklable for Dask."""
-    text_encoder: EncoderSpec = EncoderSpec("text", DEFAULT_TEXT)
-    image_encoder: EncoderSpec = EncoderSpec("image", DEFAULT_IMAGE, batch_size=16)
-    text_codebook_size: int = 512
-    image_codebook_size: int = 256
-    structure_codebook_size: int = 64
-    tokens_per_entity: int = 8
-    use_text: bool = True
-    use_images: bool = True
-    seed: int = 0
-    fit_entities_per_graph: int = 2000   # texts sampled per graph when fitting codebooks
-    fit_images_per_graph: int = 128      # images sampled per graph when fitting codebooks
-    fit_dense_per_graph: int = 1000      # entities per graph whose name and text vectors fit the dense codes
-    fit_max_vectors: int = 65536         # reservoir size per modality
-    # Bytes per pooled text vector (product-quantizer sub-codebooks): 96 keeps WikiMEL's name-to-mention
-    # cosine Hits@1 of decoded vectors within 0.01 of raw ones (benchmarks/dense_codes_bench.py).
-    dense_subquantizers: int = 96
-
-    def codebook_sizes(self) -> dict[str, int]:
-        """The k-means size asked for each modality's codebook."""
-        return {"structure": self.structure_codebook_size, "text": self.text_codebook_size,
-                "image": self.image_codebook_size}
-
-    def token_settings(self) -> dict[str, Any]:
-        """The part of the config that changes token tables (not batch sizes or devices)."""
-        return {"tokens_per_entity": self.tokens_per_entity, "use_text": self.use_text,
-                "use_images": self.use_images, "text_max_length": self.text_encoder.max_length,
-                "structure_features": structure.FEATURES_VERSION}
 
 
 @dataclass

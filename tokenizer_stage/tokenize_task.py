@@ -22,8 +22,9 @@ from tokenizer_stage.encoders import load_encoder
 from tokenizer_stage.naming import source_of
 from tokenizer_stage.text_identity import identity_columns
 from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
-from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, TokenizerConfig, encoder_fingerprint,
-                                      existing_artifact, image_tokens, no_progress, text_tokens, tokenize_kg)
+from tokenizer_stage.config import TokenizerConfig
+from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, encoder_fingerprint, existing_artifact, image_tokens,
+                                      no_progress, text_tokens, tokenize_kg)
 
 
 def mention_text(mention: Mention) -> str:

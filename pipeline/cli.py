@@ -783,8 +783,9 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
 
     from artifacts.metrics import write_metrics
     from artifacts.root import artifact_folders
-    from reasoning_stage.reasoning import (artifact_task, evaluate_task, load_model, predict_task,
-                                           read_artifacts, task_pairs, validate_bootstrap, write_predictions)
+    from reasoning_stage.reasoning import (artifact_task, best_bootstrap_rounds, evaluate_task, load_model,
+                                           matching_problem, predict_task, read_artifacts, task_pairs,
+                                           validate_bootstrap, write_predictions)
     from artifacts.compatibility import require_codebook_id
 
     tables, tasks = read_artifacts(artifact_folders(artifacts_))
@@ -803,20 +804,21 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
         rounds = bootstrap
         if bootstrap == "auto":
             hits = validate_bootstrap(loaded, artifact, dev)
-            rounds = max(hits, key=lambda count: (hits[count], -count))
+            rounds = best_bootstrap_rounds(hits)
             click.echo(f"{artifact.name}: --bootstrap auto chose {rounds} (held-out train links H@1 "
                        + ", ".join(f"{hits[c]:.4f} with {c}" for c in sorted(hits)) + ")", err=True)
         for split in splits:
             start = time.perf_counter()
+            problem = matching_problem(loaded, artifact, split, dev, bootstrap=rounds)   # once for both uses
             ranks, metrics = evaluate_task(loaded, artifact, split, dev, routing=not no_routing,
-                                           candidates=candidates, assignment=assignment, bootstrap=rounds)
+                                           candidates=candidates, assignment=assignment, problem=problem)
             seconds = time.perf_counter() - start  # the ranking, as for graphs (not the interval)
             records.append({"graph": artifact.name, "split": split, "task": task, **metrics_record(ranks, metrics),
                             "seconds": round(seconds, 3), "routing": not no_routing, "candidates": candidates,
                             "assignment": assignment, "bootstrap": rounds})
             if predict_top_k:
                 rows = predict_task(loaded, artifact, split, top_k, dev, routing=not no_routing, shortlist=shortlist,
-                                    bootstrap=rounds)
+                                    problem=problem)
                 if rows:
                     path = predictions_path(output, artifact.name, split)
                     write_predictions(rows, path)

@@ -97,13 +97,13 @@ def task_tables_of(artifact: TaskArtifact) -> TokenTables:
 
 def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,
                   routing: bool = True, candidates: str = "all", assignment: bool = False,
-                  bootstrap: int = 0) -> tuple[Ranks, dict[str, float]]:
+                  bootstrap: int = 0, problem: "MatchingProblem | None" = None) -> tuple[Ranks, dict[str, float]]:
     """Hits@k and MRR of an alignment (graph 1 -> graph-2 entities) or linking (mention -> every KB
     entity) split; ``routing=False`` embeds with the link-prediction route for every task.
 
     ``candidates``: ``"all"`` ranks every graph-2 entity, ``"test"`` only the split's gold counterparts
     (as alignment papers rank). ``assignment`` ranks after a global one-to-one (Sinkhorn) normalisation.
-    ``bootstrap``: see :func:`matching_problem`.
+    ``bootstrap``: see :func:`matching_problem`; ``problem``: that problem already built for ``split``.
     """
     from reasoning_stage import matching
 
@@ -113,7 +113,7 @@ def evaluate_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, devic
                                    "(unlabelled mentions only?); use --predict-top-k for predictions")
     if candidates not in ("all", "test"):
         raise ValueError(f"candidates must be 'all' or 'test', not {candidates!r}")
-    problem = matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
+    problem = problem or matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
     ranks = matching.rank_matches(loaded.model, problem.source, problem.target, pairs, problem.task,
                                   route_task=None if routing else 0, evidence=problem.evidence,
                                   candidates=np.unique(pairs[:, 1]) if candidates == "test" else None,
@@ -157,6 +157,11 @@ def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.
         anchors, pairs = held_out_seed_links(pairs, anchor_share, seed)
         problem.evidence = matching.matching_evidence(problem.source, problem.target, anchors)
     return problem, pairs
+
+
+def best_bootstrap_rounds(hits: dict[int, float]) -> int:
+    """The round count :func:`validate_bootstrap` found best; a tie goes to fewer rounds."""
+    return max(hits, key=lambda rounds: (hits[rounds], -rounds))
 
 
 def validate_bootstrap(loaded: LoadedModel, artifact: AlignmentArtifact, device: torch.device,
@@ -241,13 +246,13 @@ def task_pairs(artifact: TaskArtifact, split: str) -> np.ndarray:
 
 def predict_task(loaded: LoadedModel, artifact: TaskArtifact, split: str, top_k: int,
                  device: torch.device, routing: bool = True, shortlist: int | None = None,
-                 bootstrap: int = 0) -> list[dict[str, Any]]:
+                 bootstrap: int = 0, problem: "MatchingProblem | None" = None) -> list[dict[str, Any]]:
     """Top-k candidates (labels and names) for every source of a split: graph-1 entities or mentions;
     ``shortlist``: re-rank only each channel's best candidates (see :func:`matching.top_matches`);
-    ``bootstrap``: see :func:`matching_problem`."""
+    ``bootstrap``, ``problem``: see :func:`evaluate_task`."""
     from reasoning_stage import matching
 
-    problem = matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
+    problem = problem or matching_problem(loaded, artifact, split, device, bootstrap=bootstrap)
     if isinstance(artifact, AlignmentArtifact):
         rows = task_pairs(artifact, split)[:, 0]
         source_labels = artifact.graphs[0].tables["entities"]["label"].to_pylist()

@@ -6,7 +6,7 @@ record is one evaluated graph (or task artifact) and split: ``graph``, ``split``
 ``queries``, ``mrr``, ``mrr_low``, ``mrr_high`` (the MRR's 95% interval over distinct queries),
 ``hits@1``, ``hits@3``, ``hits@10``, ``tie_gap_mrr``, ``seconds``; link prediction adds ``details``
 (every metric computed) and ``per_relation``; alignment and linking add ``routing``, ``candidates``,
-``assignment`` and ``bootstrap``. ``metrics.csv`` holds the same records, one row each, without the nested fields.
+``assignment``, ``bootstrap`` and ``fit_on_seeds``. ``metrics.csv`` holds the same records, one row each, without the nested fields.
 """
 from __future__ import annotations
 

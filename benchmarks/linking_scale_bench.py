@@ -84,7 +84,9 @@ def main() -> None:
                        else torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0), (s.size, v))
                        for s in sides]).coalesce().to_sparse_csr() for f, v in vocabulary.items()},
         {f: torch.cat([s.text.dense[f] if f in s.text.dense else torch.zeros(s.size, d) for s in sides])
-         for f, d in width.items()})
+         for f, d in width.items()},
+        torch.cat([s.text.years if s.text.years is not None
+                   else torch.tensor([[float("nan"), float("nan"), 0.0]]).expand(s.size, 3) for s in sides]))
     joined = JoinedSide(bags, int(z_target.shape[0]), text, problem.target.lexicon, problem.target.graph)
     evidence = matching.matching_evidence(problem.source, joined)
     print(f"knowledge base: {joined.size:,} entities ({', '.join(names)}); prepared in "

@@ -8,16 +8,31 @@ Each channel scores a chunk of source owners against every target owner, id-free
   description (a mention's context) against description;
 - ``name_dense`` / ``full_dense``: cosine of the pooled text vectors decoded from the product codes,
   name against name and whole text against whole text;
+- ``name_coverage``: the share of the source name's IDF mass (candidate-side IDF, each subword once) that
+  the target's name holds: a mention is often part of a name ("Dempsey" for "Clint Dempsey"), which a
+  cosine punishes for the name's other subwords;
+- ``name_in_description``: the share of the target name's IDF mass that the source's description (a
+  mention's context) holds: a sentence often spells out the full name a mention abbreviates;
+- ``time_fit``: +1 when every year the source's description (a mention's context) names lies within
+  the span of years the target's description names, -1 when one lies outside, 0 when either names
+  none. A single year opens the span (a birth or a founding: the entity may still be there); a
+  caption dated 2013 does not show a man who died in 1983;
+- ``prominence``: how much the target's description says (log of its subword count, 1 for the longest
+  among the candidates): with nothing else to go on, a mention more often means the entity a knowledge
+  base knows most about;
 - ``anchors`` (alignment only): the seed links are input. Each entity gets, per hop ``k``, the
   profile ``Â^k P`` of how it reaches the seed pairs (``Â`` the graph's symmetrically normalised
   adjacency, ``P`` one column per seed pair); a graph-1 and a graph-2 entity that reach the same seed
-  pairs at the same distances get a high cosine, whatever their ids or names.
+  pairs at the same distances get a high cosine, whatever their ids or names;
+- ``far_anchors`` (alignment only): the same for hops 4 and 5, which reach the entities that few seed
+  pairs are near (a sparse seed set, a graph with no names to lean on).
 
 :meth:`reasoning_stage.models.TofuModel.combine_evidence` weighs them with the model's own
 embedding score by task (``evidence_weight``, learnt by :func:`reasoning_stage.matching.fit_evidence_weights`).
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -30,20 +45,50 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
-EVIDENCE_CHANNELS = ("model", "name_lexical", "description_lexical", "name_dense", "full_dense", "anchors")
+EVIDENCE_CHANNELS = ("model", "name_lexical", "description_lexical", "name_dense", "full_dense", "anchors",
+                     "name_coverage", "name_in_description", "time_fit", "prominence", "far_anchors")
 ANCHOR_HOPS = 3
+FAR_ANCHOR_HOPS = 2   # hops ANCHOR_HOPS + 1 .. ANCHOR_HOPS + FAR_ANCHOR_HOPS
+
+
+YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
 
 
 @dataclass
 class TextEvidence:
-    """One side's text identity: lexical count matrices (sparse ``[n, V]``) and decoded vectors (``[n, d]``,
-    L2-normalised; zero rows where a field is absent)."""
+    """One side's text identity: lexical count matrices (sparse ``[n, V]``), decoded vectors (``[n, d]``,
+    L2-normalised; zero rows where a field is absent) and the years its descriptions name (``[n, 3]``:
+    first, last, how many distinct; NaN, NaN, 0 where none)."""
     lexical: dict[str, torch.Tensor] = field(default_factory=dict)
     dense: dict[str, torch.Tensor] = field(default_factory=dict)
+    years: torch.Tensor | None = None
 
     def to(self, device) -> "TextEvidence":
         return TextEvidence({k: v.to(device) for k, v in self.lexical.items()},
-                            {k: v.to(device) for k, v in self.dense.items()})
+                            {k: v.to(device) for k, v in self.dense.items()},
+                            None if self.years is None else self.years.to(device))
+
+
+def named_years(texts: list[str | None]) -> torch.Tensor | None:
+    """``[n, 3]`` first year, last year and distinct-year count of each text (years 1000-2099); None when
+    no text names one."""
+    out = torch.full((len(texts), 3), float("nan"))
+    out[:, 2] = 0
+    for row, text in enumerate(texts):
+        years = {int(y) for y in YEAR.findall(text or "")}
+        if years:
+            out[row] = torch.tensor([min(years), max(years), len(years)], dtype=torch.float32)
+    return out if bool((out[:, 2] > 0).any()) else None
+
+
+def time_fit(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``[len(source), len(target)]`` of +1 / -1 / 0 (see the module's ``time_fit``): the source's years
+    against the target's span, ``[first, last]``, or ``[first, inf)`` when it names one year."""
+    start = target[:, 0]
+    end = torch.where(target[:, 2] > 1, target[:, 1], torch.full_like(target[:, 1], float("inf")))
+    inside = (source[:, :1] >= start) & (source[:, 1:2] <= end)
+    known = (source[:, 2:] > 0) & (target[:, 2] > 0)
+    return torch.where(known, inside.float() * 2 - 1, torch.zeros_like(inside, dtype=torch.float32))
 
 
 def lexical_matrix(num_owners: int, vocabulary: int, owners: np.ndarray, subwords: np.ndarray,
@@ -85,6 +130,10 @@ class MatchingEvidence:
     lexical: dict[str, tuple[torch.Tensor, torch.Tensor]]   # field -> (source TF-IDF rows, target TF-IDF rows)
     dense: dict[str, tuple[torch.Tensor, torch.Tensor]]     # field -> (source vectors, target vectors)
     anchors: tuple[torch.Tensor, torch.Tensor] | None       # (source profiles, target profiles)
+    coverage: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # channel -> (source, target)
+    years: tuple[torch.Tensor, torch.Tensor] | None = None  # (source years, target years), as TextEvidence.years
+    prominence: torch.Tensor | None = None                   # [targets] in [0, 1]
+    far_anchors: tuple[torch.Tensor, torch.Tensor] | None = None  # profiles of the further hops
     indexes: dict = field(default_factory=dict)             # FAISS indexes of the target's dense vectors, built on use
 
     def channels(self, rows: torch.Tensor, num_targets: int, columns: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,9 +155,20 @@ class MatchingEvidence:
             elif name.endswith("_dense") and kind in self.dense:
                 source, target = self.dense[kind]
                 out[:, :, i] = source.index_select(0, rows) @ pick(target).T
+            elif name == "prominence" and self.prominence is not None:
+                out[:, :, i] = pick(self.prominence).unsqueeze(0)
+            elif name == "time_fit" and self.years is not None:
+                source, target = self.years
+                out[:, :, i] = time_fit(source.index_select(0, rows), pick(target))
+            elif name in self.coverage:
+                source, target = self.coverage[name]
+                out[:, :, i] = pick(torch.sparse.mm(target, sparse_rows(source, rows).T)).T
             elif name == "anchors" and self.anchors is not None:
                 source, target = self.anchors
                 out[:, :, i] = source.index_select(0, rows) @ pick(target).T / ANCHOR_HOPS
+            elif name == "far_anchors" and self.far_anchors is not None:
+                source, target = self.far_anchors
+                out[:, :, i] = source.index_select(0, rows) @ pick(target).T / FAR_ANCHOR_HOPS
         return out
 
     def candidates(self, rows: torch.Tensor, per_channel: int) -> torch.Tensor:
@@ -130,6 +190,47 @@ class MatchingEvidence:
             found.append(torch.topk(scores, min(per_channel, scores.shape[0]), dim=0).indices.ravel().cpu())
         pool = torch.cat(found) if found else torch.zeros(0, dtype=torch.long)
         return torch.unique(pool[pool >= 0]).to(rows.device)
+
+
+def presence(matrix: torch.Tensor) -> torch.Tensor:
+    """A sparse count matrix with every stored count set to 1 (sparse CSR)."""
+    coo = matrix.to_sparse_coo().coalesce()
+    return torch.sparse_coo_tensor(coo.indices(), torch.ones_like(coo.values()), coo.shape).coalesce().to_sparse_csr()
+
+
+def idf_shares(matrix: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    """Rows of a sparse count matrix as each present subword's share of the row's IDF mass (rows sum to 1)."""
+    coo = matrix.to_sparse_coo().coalesce()
+    rows, cols = coo.indices()
+    values = idf[cols]
+    totals = torch.zeros(coo.shape[0], device=values.device).index_add_(0, rows, values)
+    values = values / totals[rows].clamp(min=1e-12)
+    return torch.sparse_coo_tensor(coo.indices(), values, coo.shape).coalesce().to_sparse_csr()
+
+
+def coverage_pairs(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+                   ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The coverage channels a pair of sides supports (``name_coverage`` needs both names,
+    ``name_in_description`` the source's description and the target's names); IDF over the target's names."""
+    if "name" not in target:
+        return {}
+    idf = inverse_document_frequency(target["name"])
+    pairs = {}
+    if "name" in source:
+        pairs["name_coverage"] = (idf_shares(source["name"], idf), presence(target["name"]))
+    if "description" in source:
+        pairs["name_in_description"] = (presence(source["description"]), idf_shares(target["name"], idf))
+    return pairs
+
+
+def prominence(descriptions: torch.Tensor) -> torch.Tensor:
+    """``[n]`` log(1 + subword count) of each row of a sparse description count matrix, scaled to [0, 1]."""
+    csr = descriptions.to_sparse_csr()
+    totals = torch.zeros(csr.shape[0], device=csr.values().device)
+    totals.index_add_(0, torch.repeat_interleave(torch.arange(csr.shape[0], device=totals.device),
+                                                 csr.crow_indices().diff()), csr.values())
+    scores = torch.log1p(totals)
+    return scores / scores.max().clamp(min=1e-12)
 
 
 def sparse_rows(matrix: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -177,10 +278,16 @@ def anchor_profiles(adjacency: torch.Tensor, anchors: torch.Tensor, hops: int = 
 
 
 def anchor_evidence(source_edges: torch.Tensor, source_size: int, target_edges: torch.Tensor, target_size: int,
-                    seeds: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Anchor profiles of both graphs of an alignment, joined through ``seeds`` ``[A, 2]``; None without seeds."""
+                    seeds: np.ndarray, device: torch.device
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+    """``(near, far)`` anchor profiles of both graphs of an alignment, joined through ``seeds`` ``[A, 2]``:
+    hops 1..ANCHOR_HOPS, then the FAR_ANCHOR_HOPS after them; None without seeds."""
     if len(seeds) == 0:
         return None
     seeds = torch.as_tensor(seeds, dtype=torch.long)
-    return (anchor_profiles(normalised_adjacency(source_edges.cpu(), source_size), seeds[:, 0]).to(device),
-            anchor_profiles(normalised_adjacency(target_edges.cpu(), target_size), seeds[:, 1]).to(device))
+    width = ANCHOR_HOPS * len(seeds)
+    hops = ANCHOR_HOPS + FAR_ANCHOR_HOPS
+    source = anchor_profiles(normalised_adjacency(source_edges.cpu(), source_size), seeds[:, 0], hops)
+    target = anchor_profiles(normalised_adjacency(target_edges.cpu(), target_size), seeds[:, 1], hops)
+    return ((source[:, :width].to(device), target[:, :width].to(device)),
+            (source[:, width:].to(device), target[:, width:].to(device)))

@@ -27,8 +27,8 @@ from reasoning_stage.assignment import sinkhorn
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, whole_graph
 from reasoning_stage.layers import EdgePlan
-from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_evidence, dense_matrix, lexical_matrix,
-                                      lexical_pair)
+from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_evidence, coverage_pairs, dense_matrix,
+                                      lexical_matrix, lexical_pair, named_years, prominence)
 from reasoning_stage.config import TASKS
 from reasoning_stage.models import TofuModel, graph_plans
 
@@ -74,9 +74,10 @@ def make_side(graph: GraphTensors, model: TofuModel, device: torch.device, text:
                 (text or TextEvidence()).to(device), lexicon)
 
 
-def text_evidence(owners: Any, count: int, decoder: Codebook | None, lexicon: dict[str, Any] | None) -> TextEvidence:
-    """A side's lexical matrices and decoded vectors, from anything with ``lexical(field)`` and
-    ``dense(field)`` (token tables, a linking artifact's mentions)."""
+def text_evidence(owners: Any, count: int, decoder: Codebook | None, lexicon: dict[str, Any] | None,
+                  descriptions: list[str | None] | None = None) -> TextEvidence:
+    """A side's lexical matrices, decoded vectors and the years its ``descriptions`` name, from anything
+    with ``lexical(field)`` and ``dense(field)`` (token tables, a linking artifact's mentions)."""
     vocabulary = int((lexicon or {}).get("vocab_size", 0))
     lexical, dense = {}, {}
     for field_name in LEXICAL_FIELDS:
@@ -88,12 +89,14 @@ def text_evidence(owners: Any, count: int, decoder: Codebook | None, lexicon: di
         ids, codes = owners.dense(field_name)
         if len(ids) and decoder is not None:
             dense[field_name] = dense_matrix(count, ids, decoder.decode(codes))
-    return TextEvidence(lexical, dense)
+    return TextEvidence(lexical, dense, named_years(descriptions) if descriptions is not None else None)
 
 
 def tables_side(tables: TokenTables, model: TofuModel, device: torch.device) -> Side:
+    descriptions = tables.tables["entities"]["description"].to_pylist()
     return make_side(whole_graph(tables), model, device,
-                     text_evidence(tables, tables.num_entities, tables.dense_decoder, tables.lexicon), tables.lexicon)
+                     text_evidence(tables, tables.num_entities, tables.dense_decoder, tables.lexicon, descriptions),
+                     tables.lexicon)
 
 
 def alignment_sides(artifact: AlignmentArtifact, model: TofuModel, device: torch.device) -> tuple[Side, Side]:
@@ -104,7 +107,10 @@ def linking_sides(artifact: LinkingArtifact, model: TofuModel, device: torch.dev
     count = artifact.mentions.num_rows
     tokens = {m: artifact.tokens(m) for m in MODALITIES}
     mentions = token_owners(f"{artifact.name}:mentions", count, tokens, artifact.codebook_id)
-    text = text_evidence(artifact, count, artifact.kb.dense_decoder, artifact.lexicon)
+    contexts = [None] * count
+    for index, context in zip(artifact.mentions["mention_index"].to_pylist(), artifact.mentions["context"].to_pylist()):
+        contexts[index] = context
+    text = text_evidence(artifact, count, artifact.kb.dense_decoder, artifact.lexicon, contexts)
     return make_side(mentions, model, device, text, artifact.lexicon), tables_side(artifact.kb, model, device)
 
 
@@ -118,11 +124,16 @@ def matching_evidence(source: Side, target: Side, seeds: np.ndarray | None = Non
                for f in LEXICAL_FIELDS if f in source.text.lexical and f in target.text.lexical}
     dense = {f: (source.text.dense[f], target.text.dense[f])
              for f in DENSE_FIELDS if f in source.text.dense and f in target.text.dense}
-    anchors = None
+    anchors = far_anchors = None
     if seeds is not None and len(seeds):
-        anchors = anchor_evidence(source.graph.edge_index, source.size, target.graph.edge_index, target.size,
-                                  seeds, source.graph.edge_index.device)
-    return MatchingEvidence(lexical, dense, anchors)
+        anchors, far_anchors = anchor_evidence(source.graph.edge_index, source.size, target.graph.edge_index,
+                                               target.size, seeds, source.graph.edge_index.device)
+    years = None
+    if source.text.years is not None and target.text.years is not None:
+        years = (source.text.years, target.text.years)
+    described = target.text.lexical.get("description")
+    return MatchingEvidence(lexical, dense, anchors, coverage_pairs(source.text.lexical, target.text.lexical), years,
+                            None if described is None else prominence(described), far_anchors)
 
 
 def embed(model: TofuModel, side: Side, task: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +284,8 @@ def relabelled(side: Side, permutation: torch.Tensor) -> Side:
                                    for m, t in graph.entity_tokens.items()})
     plans = graph_plans(moved) if moved.num_edges else {}
     text = TextEvidence({f: renumbered_rows(m, permutation) for f, m in side.text.lexical.items()},
-                        {f: v[inverse] for f, v in side.text.dense.items()})
+                        {f: v[inverse] for f, v in side.text.dense.items()},
+                        None if side.text.years is None else side.text.years[inverse])
     return Side(moved, {m: b[inverse] for m, b in side.bags.items()}, plans, text, side.lexicon)
 
 
@@ -305,6 +317,9 @@ def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, Matc
         channels = torch.cat([evidence.channels(rows[i:i + 256], target.size) for i in range(0, len(rows), 256)])
         prepared.append((base, channels, torch.as_tensor(pairs[:, 1], device=base.device), task))
     weight = model.evidence_weight
+    with torch.no_grad():   # a switched-off channel (CHANNEL_OFF) has no gradient for Adam to follow: wake
+        for task in {task for *_, task in prepared}:   # it, in the tasks fitted here only
+            weight[task].clamp_(min=-5.0)
     optimizer = torch.optim.Adam([weight], lr=learning_rate)
     losses = [0.0] * len(prepared)
     for _ in range(steps):

@@ -29,6 +29,24 @@ def initial_evidence_weight(num_tasks: int) -> torch.Tensor:
     return raw
 
 
+# Raw weight of a channel a checkpoint predates: softplus(-30) ~ 1e-13, so its scores stay as they were.
+CHANNEL_OFF = -30.0
+
+
+def with_current_evidence(state: dict[str, torch.Tensor], model: "TofuModel") -> dict[str, torch.Tensor]:
+    """``state`` with an ``evidence_weight`` of today's channels: a checkpoint from before the identity
+    channels gets the model's initial weights; one from before later channels gets them switched off."""
+    state = dict(state)
+    current = model.evidence_weight.detach()
+    stored = state.get("evidence_weight")
+    if stored is None:
+        state["evidence_weight"] = current.clone()
+    elif stored.shape[0] == current.shape[0] and stored.shape[1] < current.shape[1]:
+        padding = stored.new_full((stored.shape[0], current.shape[1] - stored.shape[1]), CHANNEL_OFF)
+        state["evidence_weight"] = torch.cat([stored, padding], 1)
+    return state
+
+
 def evidence_weights(model: "TofuModel") -> list[list[tuple[str, float]]]:
     """Per task, ``(channel, weight)`` of every evidence channel as the model weighs them (after softplus)."""
     weights = nn.functional.softplus(model.evidence_weight.detach()).cpu().tolist()

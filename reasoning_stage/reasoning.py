@@ -17,7 +17,7 @@ from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.config import ModelConfig
-from reasoning_stage.models import TofuModel
+from reasoning_stage.models import TofuModel, with_current_evidence
 
 
 class PredictionInputError(ValueError):
@@ -47,9 +47,7 @@ def load_model(folder: Path, device: torch.device) -> LoadedModel:
     manifest, state, _ = load_checkpoint(folder)
     try:
         model = TofuModel(ModelConfig.from_json(manifest["model"]))
-        # A checkpoint from before the identity channels keeps their initial weights.
-        state.setdefault("evidence_weight", model.evidence_weight.detach().clone())
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(with_current_evidence(state, model), strict=True)
     except (RuntimeError, ValueError, TypeError) as err:
         from artifacts.errors import ArtifactError
 

@@ -33,7 +33,7 @@ from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan, relation_graph
 from reasoning_stage.config import LOSSES, TASKS, ModelConfig, TrainConfig, check_train_config
-from reasoning_stage.models import QueryBatch, TofuModel
+from reasoning_stage.models import QueryBatch, TofuModel, with_current_evidence
 
 
 class TrainingInputError(ValueError):
@@ -310,13 +310,13 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     if init_from is not None:
         manifest, state, _ = load_checkpoint(init_from)
         require_codebook_id(list(graphs) + list(jobs), manifest.get("codebook_id"))
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(with_current_evidence(state, model), strict=True)
     averaged: WeightAverage | None = None
     if resume_from is not None:
         manifest, state, opt_state = load_checkpoint(resume_from, with_optimizer=True)
         require_codebook_id(list(graphs) + list(jobs), manifest.get("codebook_id"))
         try:
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(with_current_evidence(state, model), strict=True)
         except RuntimeError as err:
             raise TrainingInputError(f"{resume_from}: its weights do not fit this model (build it from the "
                                      f"checkpoint's own settings): {str(err).splitlines()[0]}") from None

@@ -250,6 +250,10 @@ def test_fit_evidence_changes_only_the_evidence_weights(codebooks_dir, fast_conf
     tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
     artifact = read_linking_artifact(tmp_path / "out" / "namesakes")
     loaded = small_loaded(artifact.kb, artifact.codebook_id)
+    from reasoning_stage.models import CHANNEL_OFF
+
+    with torch.no_grad():   # channels switched off, as an older checkpoint's are when loaded
+        loaded.model.evidence_weight[:, 6:] = CHANNEL_OFF
     save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
                     artifact.codebook_id, {"graphs": []})
     result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
@@ -259,7 +263,12 @@ def test_fit_evidence_changes_only_the_evidence_weights(codebooks_dir, fast_conf
     manifest, after, _ = load_checkpoint(tmp_path / "after")
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed == ["evidence_weight"]
+    assert torch.all(after["evidence_weight"][matching.LINKING, 6:] != before["evidence_weight"][matching.LINKING, 6:])
+    assert torch.all(after["evidence_weight"][matching.LINKING, 6:] > CHANNEL_OFF / 2)   # woken, then fitted
+    assert torch.equal(after["evidence_weight"][matching.ALIGNMENT], before["evidence_weight"][matching.ALIGNMENT])
     assert manifest["training"]["evidence"]["lexicon"] == artifact.lexicon
+    assert set(manifest["training"]["evidence"]["by_task"]) == {"linking"}
+    assert set(manifest["training"]["evidence"]["by_task"]["linking"]["datasets"]) == {artifact.name}
     assert "linking:" in result.output
 
 
@@ -306,3 +315,105 @@ def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, cod
     assert result.exit_code == 1
     assert "no training pairs" in result.output and str(artifact.folder) in result.output
     assert not (tmp_path / "after").exists()
+
+
+def counts(rows: list[dict[int, int]], vocabulary: int = 8) -> torch.Tensor:
+    """Sparse CSR subword counts, one dict ``{subword: count}`` per owner."""
+    from reasoning_stage.evidence import lexical_matrix
+
+    owners = [i for i, row in enumerate(rows) for _ in row]
+    subwords = [s for row in rows for s in row]
+    values = [c for row in rows for c in row.values()]
+    return lexical_matrix(len(rows), vocabulary, np.array(owners), np.array(subwords), np.array(values))
+
+
+def test_coverage_channels_score_a_partial_mention_and_a_context_that_spells_out_the_name():
+    from reasoning_stage.evidence import EVIDENCE_CHANNELS, MatchingEvidence, coverage_pairs
+
+    # Subwords: 0 "dempsey", 1 "clint", 2 "jack", 3 "playing", 4 "boxer", 5 "x"; names of three KB entities:
+    kb_names = counts([{1: 1, 0: 1}, {2: 1, 0: 1}, {5: 1}])          # Clint Dempsey, Jack Dempsey, X
+    mentions = counts([{0: 1}, {0: 1, 1: 1}])                        # "Dempsey", "Clint Dempsey"
+    contexts = counts([{0: 1, 1: 1, 3: 1}, {}])                      # "Clint Dempsey playing", none
+    pairs = coverage_pairs({"name": mentions, "description": contexts}, {"name": kb_names})
+    evidence = MatchingEvidence({}, {}, None, pairs)
+    channels = evidence.channels(torch.arange(2), 3)
+    cover = channels[..., EVIDENCE_CHANNELS.index("name_coverage") - 1]
+    spelled = channels[..., EVIDENCE_CHANNELS.index("name_in_description") - 1]
+    # "Dempsey" lies wholly inside both Dempseys and nowhere else; "Clint Dempsey" only inside Clint's.
+    assert torch.allclose(cover[0], torch.tensor([1.0, 1.0, 0.0]))
+    assert cover[1, 0] == pytest.approx(1.0) and 0 < cover[1, 1] < 0.5 and cover[1, 2] == 0
+    # The context names Clint Dempsey whole and half of Jack Dempsey (the common, low-IDF half).
+    assert spelled[0, 0] == pytest.approx(1.0) and 0 < spelled[0, 1] < 0.5 and spelled[0, 2] == 0
+    assert torch.all(spelled[1] == 0)                                # no context, no evidence
+
+
+def test_a_checkpoint_from_before_the_coverage_channels_scores_as_it_did(tmp_path):
+    from reasoning_stage.models import CHANNEL_OFF, with_current_evidence
+
+    torch.manual_seed(0)
+    model = TofuModel(ModelConfig(dim=8, entity_layers=1, relation_layers=1, modalities=("text",), codebook_sizes={"text": 4}))
+    old = {k: v.clone() for k, v in model.state_dict().items()}
+    old["evidence_weight"] = old["evidence_weight"][:, :6]           # six channels, as before
+    model.load_state_dict(with_current_evidence(old, model), strict=True)
+    scores, channels = torch.randn(3, 5), torch.rand(3, 5, model.evidence_weight.shape[1] - 1)
+    before = torch.nn.functional.softplus(old["evidence_weight"][0])
+    expected = before[0] * scores + channels[..., :5] @ before[1:]
+    assert torch.allclose(model.combine_evidence(scores, channels, 0), expected, atol=1e-6)
+    assert torch.all(model.evidence_weight[:, 6:] == CHANNEL_OFF)
+
+
+def test_time_fit_reads_the_years_of_a_context_against_an_entity_span():
+    from reasoning_stage.evidence import named_years, time_fit
+
+    contexts = named_years(["Dempsey playing for the United States in May 2013", "Dempsey in 1920 and 1921",
+                            "Dempsey, undated"])
+    kb = named_years(["Sex: male. Birth: 1983, Nacogdoches.", "Birth: 1895, Manassa. Death: 1983, New York.",
+                      "a boxer"])
+    fit = time_fit(contexts, kb)
+    assert fit.tolist() == [[1.0, -1.0, 0.0],     # alive in 2013 (one year opens the span); dead by then
+                            [-1.0, 1.0, 0.0],     # not born yet; both years inside 1895-1983
+                            [0.0, 0.0, 0.0]]      # no year, no evidence
+    assert named_years(["no year here", None]) is None
+
+
+def test_prominence_prefers_the_entity_the_knowledge_base_says_most_about():
+    from reasoning_stage.evidence import prominence
+
+    descriptions = counts([{0: 1}, {0: 2, 1: 3, 2: 1}, {}])
+    scores = prominence(descriptions)
+    assert scores[1] == pytest.approx(1.0) and 0 < scores[0] < scores[1] and scores[2] == 0
+
+
+def test_fit_on_seeds_learns_a_tasks_weights_from_its_own_seed_links(tmp_path):
+    """A checkpoint whose alignment weights ignore the seed links (anchor channels off) cannot find the
+    counterparts of a relabelled copy with no text; --fit-on-seeds learns from the task's own train links
+    to read them, and leaves the checkpoint file as it was."""
+    from artifacts.checkpoint import load_checkpoint, save_checkpoint
+    from artifacts.shipped import shipped_checkpoint
+    from reasoning_stage.evidence import EVIDENCE_CHANNELS
+    from reasoning_stage.models import CHANNEL_OFF, with_current_evidence
+
+    artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.5, lost_share=0.3)
+    manifest, state, _ = load_checkpoint(shipped_checkpoint())
+    loaded = LoadedModel(TofuModel(ModelConfig.from_json(manifest["model"])), manifest)
+    loaded.model.load_state_dict(with_current_evidence(state, loaded.model))
+    with torch.no_grad():
+        for channel in ("anchors", "far_anchors"):
+            loaded.model.evidence_weight[matching.ALIGNMENT, EVIDENCE_CHANNELS.index(channel)] = CHANNEL_OFF
+    save_checkpoint(tmp_path / "blind", loaded.model.state_dict(), manifest["model"], manifest["codebook_id"],
+                    manifest["training"])
+    before = (tmp_path / "blind" / "model.safetensors").read_bytes()
+    hits = {}
+    for flags in ([], ["--fit-on-seeds"]):
+        out = tmp_path / f"res{len(flags)}"
+        result = CliRunner().invoke(main, ["reason", "--task", "align", str(artifact.folder), "--checkpoint",
+                                           str(tmp_path / "blind"), "--output", str(out), "--device", "cpu", *flags])
+        assert result.exit_code == 0, result.output
+        record = read_metrics(out)["records"][0]
+        assert record["fit_on_seeds"] == bool(flags)
+        hits[bool(flags)] = record["hits@1"]
+    assert hits[False] < 0.3 and hits[True] >= 0.9, hits
+    assert "evidence weights fitted on its seed links" in result.output
+    assert (tmp_path / "blind" / "model.safetensors").read_bytes() == before
+    result = CliRunner().invoke(main, ["reason", "--task", "link", str(artifact.folder), "--fit-on-seeds"])
+    assert result.exit_code != 0 and "--fit-on-seeds apply to --task align" in result.output

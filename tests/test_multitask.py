@@ -359,7 +359,7 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     assert predictions[0] == ["source", "rank", "candidate", "candidate_name", "score"]
     assert len(predictions) - 1 == 3 * len(_rows(alignment_folder / "test_links.tsv"))
     metrics = _rows(tmp_path / "res" / "metrics.csv")
-    assert metrics[0][0] == "graph,split,task,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,seconds,routing,candidates,assignment,bootstrap"
+    assert metrics[0][0] == "graph,split,task,queries,mrr,mrr_low,mrr_high,hits@1,hits@3,hits@10,tie_gap_mrr,seconds,routing,candidates,assignment,bootstrap,fit_on_seeds"
     for folder, extra in (("res2", ["--no-routing"]), ("res2_routed", [])):
         result = runner.invoke(main, ["reason", "--task", "link", str(out / "self_link"), "--checkpoint", str(ckpt),
                                       "--output", str(tmp_path / folder), "--predict-top-k", "--top-k", "2", *extra])

@@ -187,7 +187,8 @@ def main() -> None:
 
 def run_rows(loaded, artifact, runs, record) -> None:
     """Rank the artifact's test split once per ``(label, routing, candidates, assignment, bootstrap)`` run
-    and record each; the evidence of each bootstrap count is built once, by its first row."""
+    and record each; the evidence of each bootstrap count is built once, by its first row (``runs``
+    grouped by bootstrap count)."""
     from reasoning_stage.reasoning import artifact_task, evaluate_task, matching_problem
 
     kind = artifact_task(artifact)
@@ -196,6 +197,7 @@ def run_rows(loaded, artifact, runs, record) -> None:
     for label, routing, candidates, assignment, bootstrap in runs:
         start = time.perf_counter()
         if bootstrap not in problems:
+            problems.clear()   # runs come grouped by bootstrap count: one evidence in memory at a time
             problems[bootstrap] = matching_problem(loaded, artifact, "test", device, bootstrap=bootstrap)
         _, metrics = evaluate_task(loaded, artifact, "test", device, routing=routing, candidates=candidates,
                                    assignment=assignment, problem=problems[bootstrap])

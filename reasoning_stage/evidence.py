@@ -267,27 +267,29 @@ def anchor_profiles(adjacency: torch.Tensor, anchors: torch.Tensor, hops: int = 
     Column ``j`` of every block stands for seed pair ``j`` on both sides, so profiles of the two
     graphs are comparable by cosine; an anchor reached by no one contributes nothing.
     """
-    num_nodes = adjacency.shape[0]
-    profile = torch.zeros(num_nodes, len(anchors))
-    profile[anchors.cpu(), torch.arange(len(anchors))] = 1.0
-    blocks = []
-    for _ in range(hops):
+    num_nodes, width = adjacency.shape[0], len(anchors)
+    profile = torch.zeros(num_nodes, width)
+    profile[anchors.cpu(), torch.arange(width)] = 1.0
+    out = torch.empty(num_nodes, hops * width)   # filled block by block: no second copy at the peak
+    for hop in range(hops):
         profile = torch.sparse.mm(adjacency, profile)
-        blocks.append(F.normalize(profile, dim=1))
-    return torch.cat(blocks, 1)
+        out[:, hop * width:(hop + 1) * width] = F.normalize(profile, dim=1)
+    return out
 
 
 def anchor_evidence(source_edges: torch.Tensor, source_size: int, target_edges: torch.Tensor, target_size: int,
-                    seeds: np.ndarray, device: torch.device
-                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+                    seeds: np.ndarray, device: torch.device, far: bool = True
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None] | None:
     """``(near, far)`` anchor profiles of both graphs of an alignment, joined through ``seeds`` ``[A, 2]``:
-    hops 1..ANCHOR_HOPS, then the FAR_ANCHOR_HOPS after them; None without seeds."""
+    hops 1..ANCHOR_HOPS, then the FAR_ANCHOR_HOPS after them (None with ``far=False``: they cost
+    two-thirds more memory, which a large alignment that does not weigh them need not pay); None
+    without seeds."""
     if len(seeds) == 0:
         return None
     seeds = torch.as_tensor(seeds, dtype=torch.long)
     width = ANCHOR_HOPS * len(seeds)
-    hops = ANCHOR_HOPS + FAR_ANCHOR_HOPS
+    hops = ANCHOR_HOPS + (FAR_ANCHOR_HOPS if far else 0)
     source = anchor_profiles(normalised_adjacency(source_edges.cpu(), source_size), seeds[:, 0], hops)
     target = anchor_profiles(normalised_adjacency(target_edges.cpu(), target_size), seeds[:, 1], hops)
-    return ((source[:, :width].to(device), target[:, :width].to(device)),
-            (source[:, width:].to(device), target[:, width:].to(device)))
+    near = (source[:, :width].to(device), target[:, :width].to(device))
+    return near, ((source[:, width:].to(device), target[:, width:].to(device)) if far else None)

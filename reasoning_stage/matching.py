@@ -114,9 +114,11 @@ def linking_sides(artifact: LinkingArtifact, model: TofuModel, device: torch.dev
     return make_side(mentions, model, device, text, artifact.lexicon), tables_side(artifact.kb, model, device)
 
 
-def matching_evidence(source: Side, target: Side, seeds: np.ndarray | None = None) -> MatchingEvidence:
+def matching_evidence(source: Side, target: Side, seeds: np.ndarray | None = None,
+                      far_anchors: bool = True) -> MatchingEvidence:
     """The evidence of one matching problem: lexical TF-IDF with the IDF of ``target`` (the candidates),
-    decoded vectors, and, for alignment, anchor profiles through the seed links ``seeds`` ``[A, 2]``."""
+    decoded vectors, and, for alignment, anchor profiles through the seed links ``seeds`` ``[A, 2]``
+    (the further hops too unless ``far_anchors`` is False)."""
     if source.lexicon and target.lexicon and source.lexicon != target.lexicon:
         raise LexiconMismatch(f"{source.graph.name} and {target.graph.name} hold subword ids of different "
                               "tokenizers; tokenize both with the same text encoder")
@@ -124,16 +126,16 @@ def matching_evidence(source: Side, target: Side, seeds: np.ndarray | None = Non
                for f in LEXICAL_FIELDS if f in source.text.lexical and f in target.text.lexical}
     dense = {f: (source.text.dense[f], target.text.dense[f])
              for f in DENSE_FIELDS if f in source.text.dense and f in target.text.dense}
-    anchors = far_anchors = None
+    anchors = far = None
     if seeds is not None and len(seeds):
-        anchors, far_anchors = anchor_evidence(source.graph.edge_index, source.size, target.graph.edge_index,
-                                               target.size, seeds, source.graph.edge_index.device)
+        anchors, far = anchor_evidence(source.graph.edge_index, source.size, target.graph.edge_index,
+                                       target.size, seeds, source.graph.edge_index.device, far_anchors)
     years = None
     if source.text.years is not None and target.text.years is not None:
         years = (source.text.years, target.text.years)
     described = target.text.lexical.get("description")
     return MatchingEvidence(lexical, dense, anchors, coverage_pairs(source.text.lexical, target.text.lexical), years,
-                            None if described is None else prominence(described), far_anchors)
+                            None if described is None else prominence(described), far)
 
 
 def embed(model: TofuModel, side: Side, task: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -344,7 +346,8 @@ def bootstrapped_evidence(model: TofuModel, source: Side, target: Side, task: in
     those mutual pairs, and rebuilds the anchor profiles through the seed links plus these pseudo-seeds.
     """
     seeds = np.asarray(seeds, dtype=np.int64).reshape(-1, 2)
-    evidence = matching_evidence(source, target, seeds)
+    far = model.channel_in_use(task, "far_anchors")
+    evidence = matching_evidence(source, target, seeds, far)
     rows = np.setdiff1d(np.arange(source.size), seeds[:, 0])
     linked_targets = torch.as_tensor(np.unique(seeds[:, 1]), dtype=torch.long)
     if len(rows) == 0 or target.size - len(linked_targets) < 2:
@@ -360,6 +363,6 @@ def bootstrapped_evidence(model: TofuModel, source: Side, target: Side, task: in
         margin = top.values[:, 0] - top.values[:, 1]
         keep = (mutual & (margin > margin[mutual].median())).cpu().numpy()
         pseudo = np.stack([rows[keep], best_target.cpu().numpy()[keep]], 1)
-        del scores
-        evidence = matching_evidence(source, target, np.concatenate([seeds, pseudo]))
+        del scores, evidence   # the new profiles are built without the old ones alive
+        evidence = matching_evidence(source, target, np.concatenate([seeds, pseudo]), far)
     return evidence

@@ -483,6 +483,11 @@ class TofuModel(nn.Module):
                 x = layer(x, plan, rel, layer_gates, boundary)
         return self.embedding_head(torch.cat([x[:, 0], content], dim=-1))
 
+    def channel_in_use(self, task: int, channel: str) -> bool:
+        """Whether ``channel`` weighs anything for ``task`` (a switched-off one need not be computed)."""
+        raw = self.evidence_weight[task, EVIDENCE_CHANNELS.index(channel)]
+        return float(nn.functional.softplus(raw.detach())) > 1e-6
+
     def combine_evidence(self, scores: torch.Tensor, channels: torch.Tensor, task: int) -> torch.Tensor:
         """``[A, B]`` model scores plus the identity channels ``[A, B, C]`` (names, descriptions, anchors;
         :data:`reasoning_stage.evidence.EVIDENCE_CHANNELS` after ``model``), weighed for ``task``."""

@@ -224,7 +224,7 @@ def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, de
     if bootstrap and task == matching.ALIGNMENT:
         evidence = matching.bootstrapped_evidence(loaded.model, source, target, task, seeds, rounds=bootstrap)
     else:
-        evidence = matching.matching_evidence(source, target, seeds)
+        evidence = matching.matching_evidence(source, target, seeds, loaded.model.channel_in_use(task, "far_anchors"))
     return MatchingProblem(source, target, task, evidence)
 
 

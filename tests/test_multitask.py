@@ -183,7 +183,8 @@ def test_bootstrapped_pseudo_seeds_are_one_to_one_unlinked_and_right_where_names
     seeds = alignment_artifact.links["train"]
     passed = []
     real = matching.matching_evidence
-    monkeypatch.setattr(matching, "matching_evidence", lambda s, t, links=None: passed.append(links) or real(s, t, links))
+    monkeypatch.setattr(matching, "matching_evidence",
+                        lambda s, t, links=None, far=True: passed.append(links) or real(s, t, links, far))
     matching.bootstrapped_evidence(model, source, target, matching.ALIGNMENT, seeds, rounds=1)
     assert len(passed) == 2 and np.array_equal(passed[-1][:len(seeds)], seeds)
     pseudo = passed[-1][len(seeds):]

@@ -13,6 +13,10 @@ blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
 
     python benchmarks/train_step_bench.py ROOT [--graphs fb237_v4,WN18RR_v3,nell_v3 | all]
         [--allocators glibc,threshold,heap] [--steps 15] [--warmup 3]
+        [--messages distmult --messages distmult,transe,rotate]
+
+``--messages`` (repeatable) times each set of message functions in turn, alternating them per
+graph so that a slow spell of the machine falls on both (default: the recipe's).
 
 ROOT holds token tables of the recipe's graphs (``tofu pretrain``'s WORK/artifacts).
 """
@@ -31,7 +35,7 @@ sys.path.insert(0, str(REPO))
 ALLOCATORS = ("glibc", "threshold", "heap")
 
 
-def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, queue) -> None:
+def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None, queue) -> None:
     import numpy as np
     import torch
 
@@ -47,7 +51,8 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, queue) -
         retain_freed_memory(any_size=allocator == "heap")
     tables = read_token_tables(Path(artifact))
     torch.manual_seed(0)
-    model = TofuModel(model_config_for(tables, ModelConfig(**MODEL_DEFAULTS)))
+    settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}))
+    model = TofuModel(model_config_for(tables, ModelConfig(**settings)))
     config = TrainConfig(**TRAIN_DEFAULTS)
     prepared = prepare(tables, config.train_split, torch.device("cpu"))
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
@@ -72,6 +77,8 @@ def main() -> None:
     parser.add_argument("--allocators", default=",".join(ALLOCATORS))
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--messages", action="append", default=None,
+                        help="comma-separated message functions (repeatable: each set is timed)")
     args = parser.parse_args()
     from artifacts.manifest import MANIFEST_NAME
 
@@ -90,36 +97,42 @@ def main() -> None:
     import torch
 
     ctx = multiprocessing.get_context("spawn")
-    results: dict[tuple[str, str], dict] = {}
+    message_sets = args.messages or [None]
+    label = {m: m or "recipe's messages" for m in message_sets}
+    results: dict[tuple[str, str, str | None], dict] = {}
     for graph in graphs:
         for allocator in allocators:
-            queue = ctx.Queue()
-            child = ctx.Process(target=_time_steps, args=(str(args.root / graph), allocator, args.steps,
-                                                          args.warmup, queue))
-            child.start()
-            child.join()
-            if child.exitcode != 0:
-                sys.exit(f"timing {graph} with {allocator} failed")
-            results[graph, allocator] = queue.get()
-            print(f"{graph} {allocator}: {results[graph, allocator]['seconds_per_step']:.3f} s/step", flush=True)
-    print()
-    header = f"{'graph':<12}{'train triples':>14}" + "".join(f"{a + ' s/step':>18}{'peak MB':>9}" for a in allocators)
-    print(header)
-    print("-" * len(header))
-    for graph in graphs:
-        row = f"{graph:<12}{results[graph, allocators[0]]['train_triples']:>14,}"
-        for allocator in allocators:
-            r = results[graph, allocator]
-            row += f"{r['seconds_per_step']:>18.3f}{r['peak_mb']:>9.0f}"
-        print(row)
-    if len(graphs) > 1:
-        weights = {g: results[g, allocators[0]]["train_triples"] for g in graphs}
-        total = sum(weights.values())
-        row = f"{'drawn mean':<12}{total:>14,}"
-        for allocator in allocators:
-            mean = sum(weights[g] * results[g, allocator]["seconds_per_step"] for g in graphs) / total
-            row += f"{mean:>18.3f}{'':>9}"
-        print(row)
+            for messages in message_sets:
+                queue = ctx.Queue()
+                child = ctx.Process(target=_time_steps, args=(str(args.root / graph), allocator, args.steps,
+                                                              args.warmup, messages, queue))
+                child.start()
+                child.join()
+                if child.exitcode != 0:
+                    sys.exit(f"timing {graph} with {allocator} failed")
+                results[graph, allocator, messages] = queue.get()
+                print(f"{graph} {allocator} {label[messages]}: "
+                      f"{results[graph, allocator, messages]['seconds_per_step']:.3f} s/step", flush=True)
+    for messages in message_sets:
+        print(f"\nmessages: {label[messages]}")
+        header = (f"{'graph':<12}{'train triples':>14}"
+                  + "".join(f"{a + ' s/step':>18}{'peak MB':>9}" for a in allocators))
+        print(header)
+        print("-" * len(header))
+        for graph in graphs:
+            row = f"{graph:<12}{results[graph, allocators[0], messages]['train_triples']:>14,}"
+            for allocator in allocators:
+                r = results[graph, allocator, messages]
+                row += f"{r['seconds_per_step']:>18.3f}{r['peak_mb']:>9.0f}"
+            print(row)
+        if len(graphs) > 1:
+            weights = {g: results[g, allocators[0], messages]["train_triples"] for g in graphs}
+            total = sum(weights.values())
+            row = f"{'drawn mean':<12}{total:>14,}"
+            for allocator in allocators:
+                mean = sum(weights[g] * results[g, allocator, messages]["seconds_per_step"] for g in graphs) / total
+                row += f"{mean:>18.3f}{'':>9}"
+            print(row)
     print(f"\n{args.steps} timed steps after {args.warmup} untimed, per fresh process; "
           f"torch {torch.__version__}, {multiprocessing.cpu_count()} CPU(s). Weighted mean: graphs drawn by training "
           "triples, as `tofu train` draws them.")

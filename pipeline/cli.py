@@ -457,20 +457,25 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
               help="Folder for the graphs' kg.toml, artifacts, codebooks and the checkpoint.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the recipe's training budget.")
+@click.option("--without", "without", multiple=True, metavar="GLOB",
+              help="Leave out the recipe's graphs whose name matches (repeatable), e.g. --without 'nell_*' "
+                   "for a checkpoint that never saw NELL.")
 @click.option("--ship", is_flag=True, help="Install the result as the packaged model (artifacts/shipped/).")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
-def pretrain(recipe, data, work, max_minutes, ship, device, quiet) -> None:
+def pretrain(recipe, data, work, max_minutes, without, ship, device, quiet) -> None:
     """Run a pretraining RECIPE (TOML): tokenize its graphs, train, optionally ship the model."""
     import os
 
     from artifacts.shipped import ship as install
-    from pipeline.pretrain import read_recipe, run_recipe
+    from pipeline.pretrain import read_recipe, run_recipe, without_graphs
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.training import log_to_file
 
     retain_freed_memory()
     parsed = read_recipe(recipe)
+    if without:
+        parsed = without_graphs(parsed, list(without))
     data = data or Path(os.environ.get("TOFU_DATA", "../shared/data"))
     if not data.is_dir():
         raise click.UsageError(f"data folder {data} not found; pass --data or set TOFU_DATA")

@@ -7,6 +7,8 @@ graphs, trains, and with ``--ship`` installs the result as the packaged model
 """
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import re
 import tomllib
 from collections.abc import Callable
@@ -88,6 +90,19 @@ def read_recipe(path: Path) -> Recipe:
         raise RecipeError(f"{path}: unknown keys or sections {sorted(unknown)}")
     return Recipe(path, data.get("name", path.stem), graphs, data.get("tokenizer", {}), data.get("model", {}),
                   data.get("train", {}))
+
+
+def without_graphs(recipe: Recipe, patterns: list[str]) -> Recipe:
+    """``recipe`` less the graphs whose name matches one of the shell ``patterns`` (``nell_*``): a
+    checkpoint that never saw a family, for zero-shot rows on graphs that share its triples."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(g["name"], pattern) for g in recipe.graphs):
+            names = ", ".join(g["name"] for g in recipe.graphs)
+            raise RecipeError(f"{recipe.path}: --without {pattern!r} matches no [[graph]] name ({names})")
+    kept = [g for g in recipe.graphs if not any(fnmatch.fnmatchcase(g["name"], p) for p in patterns)]
+    if not kept:
+        raise RecipeError(f"{recipe.path}: --without {' '.join(patterns)} leaves no graph to train on")
+    return dataclasses.replace(recipe, graphs=kept)
 
 
 def zero_shot_only_reason(source: Path) -> str | None:

@@ -63,6 +63,9 @@ class Ranks:
             out[f"hits@{k}"] = out[f"both.pessimistic.hits_at_{k}"]
         out["tie_gap_mrr"] = out["both.optimistic.mrr"] - out["both.pessimistic.mrr"]
         out["queries"] = float(len(self.pessimistic))
+        # Each distinct (entity, relation) query is scored once: the work a ranking pass does.
+        out["distinct_queries"] = float(len(self.pessimistic) if self.query_group is None
+                                        else len(np.unique(self.query_group)))
         return out
 
 

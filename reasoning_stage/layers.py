@@ -48,6 +48,9 @@ class EdgePlan:
         out_indptr, out_target, out_type: the edges again, sorted by source: ``[N + 1]``
             offsets of each source's edges, then ``[E]`` targets and relations
             (for :func:`reach_step`).
+        type_counts: sparse ``[N, T]``: how many edges of each relation enter each node. A
+            message term that depends on the relation alone (TransE's shift) sums into a node
+            as ``type_counts @ term``, at node level instead of once per edge.
     """
     pair_source: torch.Tensor
     pair_type: torch.Tensor
@@ -58,6 +61,7 @@ class EdgePlan:
     out_indptr: torch.Tensor | None = None
     out_target: torch.Tensor | None = None
     out_type: torch.Tensor | None = None
+    type_counts: torch.Tensor | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -110,6 +114,9 @@ def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int,
     plan.out_indptr = torch.zeros_like(indptr)
     plan.out_indptr[1:] = torch.cumsum(torch.bincount(source, minlength=num_nodes), 0)
     plan.out_target, plan.out_type = target[by_source], edge_type[by_source]
+    keys, counts = torch.unique(target * num_types + edge_type, return_counts=True)
+    plan.type_counts = torch.sparse_coo_tensor(torch.stack([keys // num_types, keys % num_types]), counts.float(),
+                                               (num_nodes, num_types), is_coalesced=True)
     if reduction == "spmm":
         # Repeated edges of a pair into one target stay separate entries: the product sums them.
         ones = torch.ones(plan.edge_pair.numel(), device=edge_index.device)
@@ -145,6 +152,18 @@ def _propagate_segments(plan: EdgePlan, pair_messages: torch.Tensor, boundary: t
         gathered = pair_messages.index_select(0, plan.edge_pair[lo:hi])
         out[start:stop] += segment_csr(gathered, plan.indptr[start:stop + 1] - lo, reduce="sum")
     return out
+
+
+def shift_sums(plan: EdgePlan, shift: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
+    """``[V, B, dim]``: each node's sum of the ``shift`` ``[T, C, dim]`` of its incoming edges' relations
+    (C = B columns, or one per run of ``groups``), one sparse product over ``plan.type_counts``."""
+    types, columns, dim = shift.shape
+    summed = torch.sparse.mm(plan.type_counts, shift.reshape(types, columns * dim)).view(-1, columns, dim)
+    if groups is None:
+        return summed
+    runs = torch.repeat_interleave(torch.arange(len(groups), device=shift.device),
+                                   torch.tensor([hi - lo for lo, hi in groups], device=shift.device))
+    return summed.index_select(1, runs)
 
 
 @dataclass
@@ -230,9 +249,10 @@ class MixtureOfMessageConv(nn.Module):
         Every message function is affine in the source state, so the mixture is
         ``m = x * scale_r + swap(x) * swap_scale_r + shift_r`` with
         ``swap(x) = [x_im ; x_re]``. Folding the gates into these small
-        per-relation tables leaves two or three passes over the large
+        per-relation tables leaves one or two passes over the large
         ``[pairs, B, dim]`` tensors instead of several per function (the
-        training step on fb237_v4 was memory-bound on those passes).
+        training step on fb237_v4 is memory-bound on those passes); the shift
+        depends on the relation alone and is summed per node (:func:`shift_sums`).
         """
         w = self.relation_projection(relations)
         terms: dict[str, torch.Tensor] = {}
@@ -255,30 +275,30 @@ class MixtureOfMessageConv(nn.Module):
 
     def message(self, x: torch.Tensor, source: torch.Tensor, edge_type: torch.Tensor,
                 terms: dict[str, torch.Tensor], groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
-        """Mixed messages ``[p, B, dim]`` of nodes ``source`` of ``x`` along relations ``edge_type``.
+        """Mixed messages ``[p, B, dim]`` of nodes ``source`` of ``x`` along relations ``edge_type``, less
+        the terms that depend on the relation alone (``shift``: :meth:`aggregate` adds their sums).
 
         With ``groups``, the terms are ``[2R, G, dim]``, one column per group of queries
         ``x[:, lo:hi]`` that share them (queries of one relation): the per-pair gather of
         the terms is G wide instead of B, and each group's product broadcasts its column.
         """
         x_src = x.index_select(0, source)
-        gathered = {key: value.index_select(0, edge_type) for key, value in terms.items()}
+        gathered = {key: value.index_select(0, edge_type) for key, value in terms.items() if key != "shift"}
+        half = self.dim // 2
         swapped = None
         if "swap_scale" in terms:
-            half = self.dim // 2
             # Swap the halves on the small [V, B, dim] state before the gather, not after it.
             swapped = torch.cat([x[..., half:], x[..., :half]], dim=-1).index_select(0, source)
         if groups is None:
-            out = x_src * gathered["scale"] if "shift" not in gathered else \
-                torch.addcmul(gathered["shift"], x_src, gathered["scale"])
+            # Terms ``[p, 1, dim]`` (one run of queries) broadcast over the run's columns.
+            out = x_src * gathered["scale"]
             return out if swapped is None else out.addcmul_(swapped, gathered["swap_scale"])
         # The gathered states are overwritten in place: no second [p, B, dim] tensor is allocated and filled.
         if not inplace_allowed():
-            raise ValueError("grouped messages are for inference: call under torch.no_grad() or inference_mode()")
+            raise ValueError("grouped messages overwrite their input: with autograd, use aggregate(), "
+                             "which computes each run apart")
         for column, (lo, hi) in enumerate(groups):
             part = x_src[:, lo:hi].mul_(gathered["scale"][:, column:column + 1])
-            if "shift" in gathered:
-                part.add_(gathered["shift"][:, column:column + 1])
             if swapped is not None:
                 part.addcmul_(swapped[:, lo:hi], gathered["swap_scale"][:, column:column + 1])
         return x_src
@@ -300,7 +320,18 @@ class MixtureOfMessageConv(nn.Module):
 
     def aggregate(self, x: torch.Tensor, plan: EdgePlan, terms: dict[str, torch.Tensor],
                   boundary: torch.Tensor, groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
-        """Boundary plus the sum of incoming messages (one message per (source, relation) pair)."""
+        """Boundary plus the sum of incoming messages (one message per (source, relation) pair).
+
+        With ``groups`` and autograd (training), each run of queries is propagated apart with its
+        own column of terms: the terms are gathered ``[p, 1, dim]`` per run, not ``[p, B, dim]``, and
+        their gradients are sums over the run's columns rather than scatters of ``[p, B, dim]``."""
+        if "shift" in terms:
+            boundary = boundary + shift_sums(plan, terms["shift"], groups)
+        if groups is not None and not inplace_allowed():
+            return torch.cat([propagate(plan, self.message(x[:, lo:hi], plan.pair_source, plan.pair_type,
+                                                           {key: value[:, run:run + 1] for key, value in terms.items()}),
+                                        boundary[:, lo:hi])
+                              for run, (lo, hi) in enumerate(groups)], dim=1)
         return propagate(plan, self.message(x, plan.pair_source, plan.pair_type, terms, groups), boundary)
 
     def update(self, x: torch.Tensor, aggregated: torch.Tensor, skip_zero_rows: bool = False) -> torch.Tensor:

@@ -296,16 +296,12 @@ class TofuModel(nn.Module):
         """Scores ``[B, V]`` of every entity for each query, in the order of ``queries``.
 
         A :class:`QueryBatch` is scored by its runs as it stands. A tensor whose few relations are
-        out of order (a shuffled batch) is scored arranged into runs where they are of use (the
-        reach path, or no autograd: see :func:`inplace_allowed`). ``rel_graph``, ``features`` and
+        out of order (a shuffled batch) is scored arranged into runs. ``rel_graph``, ``features`` and
         ``plan`` are per-graph precomputations that callers scoring many batches pass in once.
         ``reach=False`` keeps batches whose relations come in runs off the (exact) reach path."""
         if isinstance(queries, QueryBatch):
             return self.score_batch(graph, queries, task, rel_graph, features, plan, reach)
-        if reach or inplace_allowed():
-            batch, order = QueryBatch.in_runs(queries)
-        else:
-            batch, order = QueryBatch.as_given(queries), None
+        batch, order = QueryBatch.in_runs(queries)
         scores = self.score_batch(graph, batch, task, rel_graph, features, plan, reach)
         return scores if order is None else scores.index_select(0, torch.argsort(order))
 
@@ -323,10 +319,6 @@ class TofuModel(nn.Module):
         batch_size = queries.shape[0]
         arange = torch.arange(batch_size, device=queries.device)
         use_reach = reach and groups is not None and plan.out_indptr is not None and len(self.entity_layers) > 0
-        # Off the reach path, runs are of use only to the dense layers' grouped messages, which
-        # overwrite gathered states in place (the reach path is autograd-safe).
-        if not use_reach and not inplace_allowed():
-            groups = None
         if groups is None:
             rel = self.relation_vectors(graph, relations, rel_graph)             # [2R, B, d]
             query = rel[relations, arange]                                       # [B, d]
@@ -413,8 +405,6 @@ class TofuModel(nn.Module):
                 x.view(-1, d).index_add_(0, node * batch + column, delta)
                 boundary = generic_boundary.index_select(1, column_group)
                 boundary[heads, torch.arange(batch, device=device)] += query
-                if not inplace_allowed():  # grouped dense messages are inference-only: one column per query
-                    rel, gates, groups = rel.index_select(1, column_group), gates.index_select(1, column_group), None
                 return self._dense_layers(x, boundary, plan, rel, gates, groups, query, features is None, depth)
             terms = layer.relation_terms(rel, layer_gates)
             generic_aggregated = layer.aggregate(generic, plan, terms, generic_boundary)

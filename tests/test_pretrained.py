@@ -17,7 +17,7 @@ from pipeline import orchestrate
 from pipeline.cli import main
 from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from pipeline.plots import chart_size
-from pipeline.pretrain import RecipeError, read_recipe, run_recipe, write_graph_folders
+from pipeline.pretrain import RecipeError, read_recipe, run_recipe, without_graphs, write_graph_folders
 from reasoning_stage.training import TrainingInputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +26,26 @@ REPO = Path(__file__).resolve().parents[1]
 def _recipe(path: Path, body: str) -> Path:
     path.write_text(body, encoding="utf-8")
     return path
+
+
+def test_without_drops_the_graphs_it_names_and_refuses_what_matches_nothing(tmp_path):
+    """``tofu pretrain --without 'nell_*'``: the recipe less a family, checked before any work."""
+    shipped = read_recipe(REPO / "recipes" / "pretrain.toml")
+    kept = without_graphs(shipped, ["nell_*"])
+    assert [g["name"] for g in kept.graphs] == [g["name"] for g in shipped.graphs if not g["name"].startswith("nell")]
+    assert len(kept.graphs) == 8 and kept.model == shipped.model and kept.train == shipped.train
+    assert len(shipped.graphs) == 12    # the recipe itself is unchanged
+    assert [g["name"] for g in without_graphs(shipped, ["nell_*", "WN18RR_v[12]"]).graphs][-2:] == ["WN18RR_v3",
+                                                                                                      "WN18RR_v4"]
+    with pytest.raises(RecipeError, match="--without 'NELL_\\*' matches no \\[\\[graph\\]\\] name"):
+        without_graphs(shipped, ["NELL_*"])        # names match case-sensitively, as the artifacts are named
+    with pytest.raises(RecipeError, match="leaves no graph to train on"):
+        without_graphs(shipped, ["*"])
+    work = tmp_path / "work"
+    result = CliRunner().invoke(main, ["pretrain", str(REPO / "recipes" / "pretrain.toml"), "--without", "nope*",
+                                       "--data", str(tmp_path), "--work", str(work)])
+    assert result.exit_code != 0 and "--without 'nope*' matches no" in result.output
+    assert not work.exists()
 
 
 def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):

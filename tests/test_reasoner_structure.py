@@ -259,7 +259,7 @@ def test_one_in_place_policy():
         assert not inplace_allowed()
         layer = MixtureOfMessageConv(4)
         terms = layer.relation_terms(torch.randn(2, 1, 4), torch.ones(1, 1))
-        with pytest.raises(ValueError, match="inference"):
+        with pytest.raises(ValueError, match="overwrite their input"):
             layer.message(torch.randn(3, 2, 4), torch.tensor([0]), torch.tensor([1]), terms, groups=[(0, 2)])
 
 

@@ -290,6 +290,33 @@ def test_plan_aggregation_equals_plain_scatter(reduction, messages):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("messages", [("distmult", "transe", "rotate"), ("distmult",)])
+@pytest.mark.parametrize("reduction", ["spmm", "segment"])
+def test_runs_propagated_apart_give_the_textbook_sums_and_gradients(reduction, messages):
+    """With autograd, ``aggregate`` over runs of queries (one column of terms per run) gives the
+    textbook messages of every query's own relation vectors, and the same gradients."""
+    torch.manual_seed(1)
+    edge_index = torch.tensor([[0, 0, 1, 2, 3, 3, 0, 4], [1, 2, 2, 3, 0, 1, 1, 0]])
+    edge_type = torch.tensor([0, 1, 0, 2, 1, 1, 0, 2])
+    layer = MixtureOfMessageConv(8, messages)
+    runs = [(0, 3), (3, 4), (4, 6)]
+    x = torch.randn(5, 6, 8, requires_grad=True)
+    run_relations = torch.randn(3, len(runs), 8, requires_grad=True)
+    run_gates = torch.softmax(torch.randn(len(runs), len(messages)), dim=1)
+    column_run = torch.tensor([0, 0, 0, 1, 2, 2])
+    plan = edge_plan(edge_index, edge_type, 5, 3, reduction)
+    got = layer.aggregate(x, plan, layer.relation_terms(run_relations, run_gates), torch.zeros(5, 6, 8), runs)
+    textbook = textbook_messages(layer, x[edge_index[0]], edge_type, run_relations.index_select(1, column_run),
+                                 run_gates.index_select(0, column_run))
+    expected = scatter(textbook, edge_index[1], dim=0, dim_size=5, reduce="sum")
+    assert torch.allclose(got, expected, atol=1e-5)
+    weights = torch.randn_like(got)
+    grads = torch.autograd.grad((got * weights).sum(), [x, run_relations])
+    reference = torch.autograd.grad((expected * weights).sum(), [x, run_relations])
+    for a, b in zip(grads, reference):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_relation_grouped_batches_score_like_single_queries(example_tables):
     torch.manual_seed(0)
     model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))).eval()  # all messages + tokens

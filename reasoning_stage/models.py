@@ -474,9 +474,9 @@ class TofuModel(nn.Module):
         return self.embedding_head(torch.cat([x[:, 0], content], dim=-1))
 
     def channel_in_use(self, task: int, channel: str) -> bool:
-        """Whether ``channel`` weighs anything for ``task`` (a switched-off one need not be computed)."""
-        raw = self.evidence_weight[task, EVIDENCE_CHANNELS.index(channel)]
-        return float(nn.functional.softplus(raw.detach())) > 1e-6
+        """Whether ``channel`` weighs anything for ``task`` (a switched-off one, CHANNEL_OFF, weighs about
+        1e-13 and need not be computed)."""
+        return dict(evidence_weights(self)[task])[channel] > 1e-6
 
     def combine_evidence(self, scores: torch.Tensor, channels: torch.Tensor, task: int) -> torch.Tensor:
         """``[A, B]`` model scores plus the identity channels ``[A, B, C]`` (names, descriptions, anchors;

@@ -164,6 +164,27 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
     return Ranks(pessimistic.numpy(), optimistic.numpy(), direction, queries[:, 1].numpy(), row.numpy())
 
 
+def frequency_baseline(tables, splits, max_triples: int | None = None, seed: int = 0) -> Ranks:
+    """Filtered ranks of a no-training baseline on the same queries as :func:`evaluate_graph`: a
+    candidate scores by how often it answers the query's relation (in that direction) in the inference
+    graph, ties broken by its degree there."""
+    graph = graph_tensors(tables, splits[0])
+    triples = graph.to_local(torch.as_tensor(split_queries(tables, splits), dtype=torch.long))
+    known = KnownTriples(tables, graph)
+    if max_triples and len(triples) > max_triples:
+        pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]
+        triples = triples[pick]
+    answers = torch.zeros(2 * graph.num_relations, graph.num_entities, dtype=torch.float64)
+    answers.index_put_((graph.edge_type.cpu(), graph.edge_index[1].cpu()),
+                       torch.ones(graph.edge_index.shape[1], dtype=torch.float64), accumulate=True)
+    degree = answers.sum(0)
+    # Lexicographic (the answer count, then the degree), as the order's dense position: small integers,
+    # which the ranking's relative tie tolerance cannot merge.
+    _, order = torch.unique(answers * (degree.max() + 1) + degree, return_inverse=True)
+    scores = order.float()
+    return rank_triples(lambda q: scores[q[:, 1]], triples, known, batch_size=256)
+
+
 def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = 16,
                    max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0,
                    drop_modalities: Sequence[str] = ()) -> Ranks:

@@ -18,8 +18,8 @@ from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from pipeline.pretrain import read_recipe
-from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, evaluate_graph, rank_of_targets,
-                                       rank_triples)
+from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, evaluate_graph, frequency_baseline,
+                                       rank_of_targets, rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.config import ModelConfig
@@ -153,6 +153,21 @@ def test_filtered_ranks_worked_out_by_hand(tmp_path, codebooks_dir, fast_config)
     assert (metrics["hits@1"], metrics["hits@3"], metrics["hits@10"]) == (0.0, 1.0, 1.0)
     assert metrics["tail.pessimistic.mrr"] == pytest.approx(1 / 2) and metrics["head.optimistic.mrr"] == 0.5
     assert metrics["head.pessimistic.hits_at_1"] == 0.0 and metrics["queries"] == 2.0
+
+
+def test_frequency_baseline_worked_out_by_hand(tmp_path, codebooks_dir, fast_config):
+    """The no-training baseline of the MMKG rows. Test triple (a, r, e). Tail query (a, r, ?): r's tails
+    are b twice (a known answer: filtered) and e once, so e is first. Head query (e, r^-1, ?): r's heads
+    a, c, d once each (d r e is known: filtered); c's degree (2) beats a's (1), and b, with the highest
+    degree (4) but never a head of r, stays below both: a is second."""
+    graph = tmp_path / "freq"
+    graph.mkdir()
+    (graph / "train.tsv").write_text("a\tr\tb\nc\tr\tb\nd\tr\te\ne\ts\tb\nb\ts\td\nc\ts\te\n")
+    (graph / "test.tsv").write_text("a\tr\te\n")
+    tokenize_graph(graph, tmp_path / "out", codebooks_dir, replace(fast_config, use_text=False, use_images=False))
+    ranks = frequency_baseline(read_token_tables(tmp_path / "out" / "freq"), ["test"])
+    assert ranks.direction.tolist() == ["tail", "head"]
+    assert ranks.pessimistic.tolist() == [1, 2] and ranks.optimistic.tolist() == [1, 2]
 
 
 def test_ranks_do_not_depend_on_the_batch_width(example_tables):

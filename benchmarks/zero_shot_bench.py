@@ -93,9 +93,9 @@ def carved_openke(source: Path, target: Path, count: int, seed: int = 0) -> Path
     degree = np.bincount(train[:, :2].ravel(), minlength=int(train[:, :2].max()) + 1)
     carved = []
     for index in np.random.default_rng(seed).permutation(len(train)):
-        h, t = train[index, 0], train[index, 1]
         if len(carved) == count:
             break
+        h, t = train[index, 0], train[index, 1]
         if degree[h] > 1 and degree[t] > 1 and h != t:
             degree[h] -= 1
             degree[t] -= 1

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from reasoning_stage.graph_data import KnownTriples, graph_tensors, split_queries
+from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors, split_queries
 
 
 @dataclass
@@ -164,16 +164,24 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
     return Ranks(pessimistic.numpy(), optimistic.numpy(), direction, queries[:, 1].numpy(), row.numpy())
 
 
-def frequency_baseline(tables, splits, max_triples: int | None = None, seed: int = 0) -> Ranks:
-    """Filtered ranks of a no-training baseline on the same queries as :func:`evaluate_graph`: a
-    candidate scores by how often it answers the query's relation (in that direction) in the inference
-    graph, ties broken by its degree there."""
+def ranked_queries(tables, splits, max_triples: int | None = None, seed: int = 0
+                   ) -> tuple[GraphTensors, torch.Tensor, KnownTriples]:
+    """The inference graph of ``splits``, their test triples in its node ids (a seeded sample of
+    ``max_triples`` when there are more) and the known triples that filter the ranks."""
     graph = graph_tensors(tables, splits[0])
     triples = graph.to_local(torch.as_tensor(split_queries(tables, splits), dtype=torch.long))
     known = KnownTriples(tables, graph)
     if max_triples and len(triples) > max_triples:
         pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]
         triples = triples[pick]
+    return graph, triples, known
+
+
+def frequency_baseline(tables, splits, max_triples: int | None = None, seed: int = 0) -> Ranks:
+    """Filtered ranks of a no-training baseline on the same queries as :func:`evaluate_graph`: a
+    candidate scores by how often it answers the query's relation (in that direction) in the inference
+    graph, ties broken by its degree there."""
+    graph, triples, known = ranked_queries(tables, splits, max_triples, seed)
     answers = torch.zeros(2 * graph.num_relations, graph.num_entities, dtype=torch.float64)
     answers.index_put_((graph.edge_type.cpu(), graph.edge_index[1].cpu()),
                        torch.ones(graph.edge_index.shape[1], dtype=torch.float64), accumulate=True)
@@ -195,17 +203,12 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
     """
     from reasoning_stage.models import graph_plans
 
-    graph = graph_tensors(tables, splits[0])
+    graph, triples, known = ranked_queries(tables, splits, max_triples, seed)
     if drop_modalities:
         graph = replace(graph,
                         entity_tokens={m: t for m, t in graph.entity_tokens.items() if m not in drop_modalities},
                         relation_tokens={m: t for m, t in graph.relation_tokens.items() if m not in drop_modalities})
-    triples = graph.to_local(torch.as_tensor(split_queries(tables, splits), dtype=torch.long))
-    known = KnownTriples(tables, graph)
     graph = graph.to(device)
-    if max_triples and len(triples) > max_triples:
-        pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_triples]
-        triples = triples[pick]
     was_training = model.training
     model.eval()
     with torch.inference_mode():

@@ -1,0 +1,113 @@
+"""Which global assignment to rank alignments with, chosen on held-out train links (prints figures; not a test).
+
+For each alignment task artifact, its train links are split as `--fit-on-seeds` splits them (70%
+anchors read as input, the other 30% held out) and the held-out part is halved into folds A and B.
+The evidence weights are fitted on one fold and the other is ranked against its own counterparts
+(the peers' protocol), once per assignment variant: none, Sinkhorn at several temperatures (in
+standard deviations of the score matrix, as `rank_matches` scales it) and iteration counts, the
+Hungarian method (top 1 only), and CSLS before Sinkhorn. Test links are never read.
+
+    python benchmarks/assignment_bench.py runs/multitask/artifacts/DB15K-MKG-W runs/multitask/artifacts/zh_en
+
+The artifacts come from `python benchmarks/multitask_bench.py --tokenize-only`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TEMPERATURES = (0.05, 0.1, 0.25, 0.5)
+ITERATIONS = (10, 100)
+
+
+def csls(scores, k: int = 10):
+    """Cross-domain similarity local scaling: each score less the mean of its row's and its column's k best."""
+    rows = scores.topk(min(k, scores.shape[1]), dim=1).values.mean(1, keepdim=True)
+    columns = scores.topk(min(k, scores.shape[0]), dim=0).values.mean(0, keepdim=True)
+    return 2 * scores - rows - columns
+
+
+def fold_hits(scores, gold_column) -> dict[str, float]:
+    """Hits@1 of every variant on one fold's ``[n, n]`` score matrix against its own counterparts."""
+    import torch
+
+    from reasoning_stage.assignment import hungarian_top1, sinkhorn
+
+    def standard(matrix):
+        return (matrix - matrix.mean()) / matrix.std().clamp(min=1e-6)
+
+    def hits(matrix) -> float:   # ties count against the answer
+        gold = matrix[torch.arange(len(gold_column)), gold_column]
+        return float(((matrix >= gold[:, None]).sum(1) == 1).float().mean())
+
+    z = standard(scores)
+    out = {"no assignment": hits(z)}
+    for temperature in TEMPERATURES:
+        for iterations in ITERATIONS:
+            out[f"Sinkhorn T {temperature}, {iterations} it."] = hits(sinkhorn(z, iterations, temperature))
+    out["Hungarian (top 1)"] = float(np.mean(hungarian_top1(z.numpy()) == gold_column.numpy()))
+    out["CSLS, then Sinkhorn T 0.25, 10 it."] = hits(sinkhorn(standard(csls(z)), 10, 0.25))
+    return out
+
+
+def task_folds(folder: Path) -> dict[str, dict[str, float]]:
+    """Per fold (``"B"``: fitted on A, ranked B; ``"A"``: the reverse), each variant's Hits@1."""
+    import torch
+
+    from artifacts.shipped import shipped_checkpoint
+    from artifacts.task_tables import read_alignment_artifact
+    from reasoning_stage import matching, reasoning
+
+    device = torch.device("cpu")
+    artifact = read_alignment_artifact(folder)
+    loaded = reasoning.load_model(shipped_checkpoint(), device)
+    shipped_state = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    anchors, held = reasoning.held_out_seed_links(reasoning.task_pairs(artifact, "train"))
+    folds = {"A": held[: len(held) // 2], "B": held[len(held) // 2:]}
+    problem = reasoning.matching_problem(loaded, artifact, "train", device)
+    results = {}
+    for fit, ranked in (("A", "B"), ("B", "A")):
+        loaded.model.load_state_dict(shipped_state)
+        # As `reasoning.fit_evidence` fits (every anchor hop offered), then ranks (the hops it kept).
+        evidence = matching.matching_evidence(problem.source, problem.target, anchors)
+        matching.fit_evidence_weights(loaded.model, [(problem.source, problem.target, evidence, folds[fit],
+                                                      problem.task)])
+        far = loaded.model.channel_in_use(problem.task, "far_anchors")
+        evidence = matching.matching_evidence(problem.source, problem.target, anchors, far)
+        pairs = folds[ranked]
+        scores = matching.score_matrix(loaded.model, problem.source, problem.target, pairs[:, 0], problem.task,
+                                       evidence)
+        counterparts = np.unique(pairs[:, 1])
+        gold_column = torch.as_tensor(np.searchsorted(counterparts, pairs[:, 1]))
+        results[ranked] = fold_hits(scores[:, torch.as_tensor(counterparts)].cpu(), gold_column)
+        print(f"{folder.name}: fold {ranked} ranked ({len(pairs)} pairs, weights fitted on fold {fit})", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("artifacts", type=Path, nargs="+", help="alignment task artifact folders")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    table = {folder.name: task_folds(folder) for folder in args.artifacts}
+    variants = list(next(iter(next(iter(table.values())).values())))
+    header = "| variant | " + " | ".join(f"{name} fold B / A" for name in table) + " | mean |"
+    print("\n" + header + "\n" + "|---" * (len(table) + 2) + "|")
+    for variant in variants:
+        cells = [f"{folds['B'][variant]:.3f} / {folds['A'][variant]:.3f}" for folds in table.values()]
+        mean = np.mean([folds[f][variant] for folds in table.values() for f in ("A", "B")])
+        print(f"| {variant} | " + " | ".join(cells) + f" | {mean:.4f} |")
+    print("\nHits@1 of each held-out fold ranked against its own counterparts; ties count against the answer.")
+
+
+if __name__ == "__main__":
+    main()

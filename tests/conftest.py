@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from tokenizer_stage.kg_reader.files import absolute_path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data() -> Path | None:
-    """``$TOFU_DATA`` or ``../shared/data`` beside the repo, when present."""
-    candidate = Path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data"))
+    """``$TOFU_DATA`` or ``../shared/data`` beside the repo, when present; absolute, because tests write
+    it into files under temporary folders (a relative ``TOFU_DATA`` would resolve against those)."""
+    candidate = absolute_path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data"))
     return candidate if candidate.is_dir() else None
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import unicodedata
 import warnings
 from pathlib import Path
 
 import pytest
+
+from conftest import shared_data
 
 from tokenizer_stage.kg_reader import (
     KGFormatError,
@@ -699,9 +700,8 @@ def test_derive_name(ident: str, expected: str | None) -> None:
 
 
 def data_root() -> Path:
-    env = os.environ.get("TOFU_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not (root / "README.md").is_file():
+    root = shared_data()
+    if root is None or not (root / "README.md").is_file():
         pytest.skip("../shared/data not found (set TOFU_DATA to the benchmark data folder)")
     return root
 

@@ -4,8 +4,8 @@ For each alignment task artifact, its train links are split as `--fit-on-seeds` 
 anchors read as input, the other 30% held out) and the held-out part is halved into folds A and B.
 The evidence weights are fitted on one fold and the other is ranked against its own counterparts
 (the peers' protocol), once per assignment variant: none, Sinkhorn at several temperatures (in
-standard deviations of the score matrix, as `rank_matches` scales it) and iteration counts, the
-Hungarian method (top 1 only), and CSLS before Sinkhorn. Test links are never read.
+standard deviations of the score matrix: `scaled_sinkhorn`, as `rank_matches` ranks) and iteration
+counts, the Hungarian method (top 1 only), and CSLS before Sinkhorn. Test links are never read.
 
     python benchmarks/assignment_bench.py runs/multitask/artifacts/DB15K-MKG-W runs/multitask/artifacts/zh_en
 
@@ -40,26 +40,22 @@ def fold_hits(scores, gold_column) -> dict[str, float]:
     marked "(product)"."""
     import torch
 
-    from reasoning_stage.assignment import hungarian_top1, sinkhorn
+    from reasoning_stage.assignment import hungarian_top1, scaled_sinkhorn
     from reasoning_stage.evaluation import rank_of_targets
     from reasoning_stage.matching import ASSIGNMENT_ITERATIONS, ASSIGNMENT_TEMPERATURE
-
-    def standard(matrix):   # as rank_matches scales the matrix before its Sinkhorn
-        return (matrix - matrix.mean()) / matrix.std().clamp(min=1e-6)
 
     def hits(matrix) -> float:   # the evaluation's ranks: ties (within its tolerance) count against the answer
         pessimistic, _ = rank_of_targets(matrix, gold_column, torch.zeros_like(matrix, dtype=torch.bool))
         return float((pessimistic == 1).float().mean())
 
-    z = standard(scores)
-    out = {"no assignment": hits(z)}
+    out = {"no assignment": hits(scores)}
     for temperature in TEMPERATURES:
         for iterations in ITERATIONS:
             product = (temperature, iterations) == (ASSIGNMENT_TEMPERATURE, ASSIGNMENT_ITERATIONS)
             label = f"Sinkhorn T {temperature}, {iterations} it.{' (product)' if product else ''}"
-            out[label] = hits(sinkhorn(z, iterations, temperature))
-    out["Hungarian (top 1)"] = float(np.mean(hungarian_top1(z.numpy()) == gold_column.numpy()))
-    out["CSLS, then Sinkhorn T 0.25, 10 it."] = hits(sinkhorn(standard(csls(z)), 10, 0.25))
+            out[label] = hits(scaled_sinkhorn(scores, iterations, temperature))
+    out["Hungarian (top 1)"] = float(np.mean(hungarian_top1(scores.numpy()) == gold_column.numpy()))
+    out["CSLS, then Sinkhorn T 0.25, 10 it."] = hits(scaled_sinkhorn(csls(scores), 10, 0.25))
     return out
 
 

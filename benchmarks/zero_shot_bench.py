@@ -207,13 +207,18 @@ def main() -> None:
                 ranks = evaluate_graph(loaded.model, tables, splits, device, batch_size=args.batch_size,
                                        drop_modalities=hidden)
                 record("ablation", folder.name, setting, ranks, time.perf_counter() - start)
-        if group == "mmkg" and args.finetune_minutes:
+        if group == "mmkg" and (args.finetune_minutes or args.finetune_steps):
+            if args.finetune_minutes:   # a time budget: as many steps as fit, the cosine rate over the budget
+                budget = dict(max_steps=10**9, max_seconds=60.0 * args.finetune_minutes, lr_schedule="cosine",
+                              eval_every=10**9)
+            else:
+                budget = dict(max_steps=args.finetune_steps, eval_every=args.finetune_steps)
             tuned = load_model(checkpoint, device)
             start = time.perf_counter()
-            history = train(tuned.model, [tables], fine_tune_config(
-                tuned.manifest, max_steps=10**9, max_seconds=60.0 * args.finetune_minutes, lr_schedule="cosine",
-                eval_every=10**9, eval_triples=20), args.work / "finetuned" / folder.name, device)
-            setting = f"fine-tuned {args.finetune_minutes:g} min ({history[-1]['step']} steps)"
+            history = train(tuned.model, [tables], fine_tune_config(tuned.manifest, eval_triples=20, **budget),
+                            args.work / "finetuned" / folder.name, device)
+            setting = (f"fine-tuned {args.finetune_minutes:g} min ({history[-1]['step']} steps)"
+                       if args.finetune_minutes else f"fine-tuned {args.finetune_steps} steps")
             if args.carve:   # the choice reads the carved train triples only, never test
                 valid = {name: evaluate_graph(model, tables, ["valid"], device, batch_size=args.batch_size).metrics()["mrr"]
                          for name, model in (("zero-shot", loaded.model), ("fine-tuned", tuned.model))}
@@ -222,16 +227,6 @@ def main() -> None:
                             f"fine-tuned: {chosen} chosen")
             ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size, max_triples=sample)
             record(group, folder.name, setting, ranks, time.perf_counter() - start, note)
-        elif group == "mmkg" and args.finetune_steps:
-            tuned = load_model(checkpoint, device)
-            start = time.perf_counter()
-            train(tuned.model, [tables], fine_tune_config(tuned.manifest, max_steps=args.finetune_steps,
-                                                          eval_every=args.finetune_steps, eval_triples=20),
-                  args.work / "finetuned" / folder.name, device)
-            ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size,
-                                   max_triples=sample)
-            record(group, folder.name, f"fine-tuned {args.finetune_steps} steps", ranks,
-                   time.perf_counter() - start, note)
 
     write_tables(rows, args, checkpoint, time.perf_counter() - started, tokenize_seconds)
 

@@ -34,6 +34,12 @@ def sinkhorn(scores: torch.Tensor, iterations: int = 10, temperature: float = 0.
     return log_p[:rows, :cols]
 
 
+def scaled_sinkhorn(scores: torch.Tensor, iterations: int, temperature: float) -> torch.Tensor:
+    """:func:`sinkhorn` of ``scores`` in units of their own spread (standardised first), so one
+    temperature serves any score scale."""
+    return sinkhorn((scores - scores.mean()) / scores.std().clamp(min=1e-6), iterations, temperature)
+
+
 def hungarian_top1(scores: np.ndarray) -> np.ndarray:
     """For each row of ``scores`` [A, B], the column of the one-to-one assignment maximising the total
     score (scipy ``linear_sum_assignment``); -1 for rows left unmatched when A > B. Exact, but only a

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from artifacts.task_tables import AlignmentArtifact, LinkingArtifact
 from artifacts.codebooks import Codebook
 from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS, MODALITIES, LexiconMismatch, TokenTables
-from reasoning_stage.assignment import sinkhorn
+from reasoning_stage.assignment import scaled_sinkhorn
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, whole_graph
 from reasoning_stage.layers import EdgePlan
@@ -208,9 +208,7 @@ def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray
         keep = (~excluded[0]).nonzero().squeeze(1).to(scores.device)
         normalised = torch.full_like(scores, float("-inf"))
         kept = scores[:, keep]
-        # In units of the matrix's own spread, so one temperature serves any score scale.
-        normalised[:, keep] = sinkhorn((kept - kept.mean()) / kept.std().clamp(min=1e-6),
-                                       iterations=ASSIGNMENT_ITERATIONS, temperature=ASSIGNMENT_TEMPERATURE)
+        normalised[:, keep] = scaled_sinkhorn(kept, ASSIGNMENT_ITERATIONS, ASSIGNMENT_TEMPERATURE)
         p, o = rank_of_targets(normalised, pairs[:, 1].to(scores.device),
                                excluded.to(scores.device).expand(len(pairs), -1))
         return Ranks(p.cpu().numpy(), o.cpu().numpy(), np.full(len(pairs), "tail"))

@@ -5,9 +5,15 @@ anchors read as input, the other 30% held out) and the held-out part is halved i
 The evidence weights are fitted on one fold and the other is ranked against its own counterparts
 (the peers' protocol), once per assignment variant: none, Sinkhorn at several temperatures (in
 standard deviations of the score matrix: `scaled_sinkhorn`, as `rank_matches` ranks) and iteration
-counts, the Hungarian method (top 1 only), and CSLS before Sinkhorn. Test links are never read.
+counts, the Hungarian method (top 1 only), CSLS before Sinkhorn, and the product's assignment followed
+by one round of assignment anchors at several confidences (the pairs each other's best after it with
+a probability above the confidence join the anchors, and the fold is scored and assigned again:
+`matching.assigned_scores`). Test links are never read.
 
     python benchmarks/assignment_bench.py runs/multitask/artifacts/DB15K-MKG-W runs/multitask/artifacts/zh_en
+    python benchmarks/assignment_bench.py --anchor-share 0.3 runs/multitask/artifacts/DB15K-MKG-W
+
+`--anchor-share 0.3` keeps fewer anchors than held-out pairs, as at test time (30% seed links).
 
 The artifacts come from `python benchmarks/multitask_bench.py --tokenize-only`.
 """
@@ -25,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 TEMPERATURES = (0.05, 0.1, 0.25, 0.5)
 ITERATIONS = (10, 100)
+ANCHOR_CONFIDENCES = (0.5, 0.8, 0.95)
 
 
 def csls(scores, k: int = 10):
@@ -37,7 +44,7 @@ def csls(scores, k: int = 10):
 def fold_hits(scores, gold_column) -> dict[str, float]:
     """Hits@1 of every variant on one fold's ``[n, n]`` score matrix against its own counterparts
     (``gold_column[i]``: the column of row i's answer). The variant ``rank_matches`` ranks with is
-    marked "(product)"."""
+    marked "(product's first pass)"."""
     import torch
 
     from reasoning_stage.assignment import hungarian_top1, scaled_sinkhorn
@@ -52,20 +59,22 @@ def fold_hits(scores, gold_column) -> dict[str, float]:
     for temperature in TEMPERATURES:
         for iterations in ITERATIONS:
             product = (temperature, iterations) == (ASSIGNMENT_TEMPERATURE, ASSIGNMENT_ITERATIONS)
-            label = f"Sinkhorn T {temperature}, {iterations} it.{' (product)' if product else ''}"
+            mark = " (product's first pass)" if product else ""
+            label = f"Sinkhorn T {temperature}, {iterations} it.{mark}"
             out[label] = hits(scaled_sinkhorn(scores, iterations, temperature))
     out["Hungarian (top 1)"] = float(np.mean(hungarian_top1(scores.numpy()) == gold_column.numpy()))
     out["CSLS, then Sinkhorn T 0.25, 10 it."] = hits(scaled_sinkhorn(csls(scores), 10, 0.25))
     return out
 
 
-def task_folds(folder: Path) -> dict[str, dict[str, float]]:
+def task_folds(folder: Path, anchor_share: float = 0.7) -> dict[str, dict[str, float]]:
     """Per fold (``"B"``: fitted on A, ranked B; ``"A"``: the reverse), each variant's Hits@1."""
     import torch
 
     from artifacts.shipped import shipped_checkpoint
     from artifacts.task_tables import read_alignment_artifact
     from reasoning_stage import matching, reasoning
+    from reasoning_stage.evaluation import rank_of_targets
 
     device = torch.device("cpu")
     artifact = read_alignment_artifact(folder)
@@ -74,7 +83,7 @@ def task_folds(folder: Path) -> dict[str, dict[str, float]]:
         sys.exit("no shipped checkpoint in artifacts/shipped")
     loaded = reasoning.load_model(checkpoint, device)
     shipped_state = {k: v.clone() for k, v in loaded.model.state_dict().items()}
-    anchors, held = reasoning.held_out_seed_links(reasoning.task_pairs(artifact, "train"))
+    anchors, held = reasoning.held_out_seed_links(reasoning.task_pairs(artifact, "train"), anchor_share)
     # The held-out pairs keep file order, so the folds are its first and second half.
     folds = {"A": held[: len(held) // 2], "B": held[len(held) // 2:]}
     problem = reasoning.matching_problem(loaded, artifact, "train", device)
@@ -93,6 +102,15 @@ def task_folds(folder: Path) -> dict[str, dict[str, float]]:
         counterparts = np.unique(pairs[:, 1])
         gold_column = torch.as_tensor(np.searchsorted(counterparts, pairs[:, 1]))
         results[ranked] = fold_hits(scores[:, torch.as_tensor(counterparts)].cpu(), gold_column)
+        for confidence in ANCHOR_CONFIDENCES:
+            assigned = matching.assigned_scores(loaded.model, problem.source, problem.target, pairs[:, 0],
+                                                torch.as_tensor(counterparts), problem.task, evidence,
+                                                confidence=confidence)[:, torch.as_tensor(counterparts)].cpu()
+            product = confidence == matching.ASSIGNMENT_ANCHOR_CONFIDENCE
+            label = f"then assignment anchors, probability > {confidence}{' (product)' if product else ''}"
+            results[ranked][label] = float((rank_of_targets(assigned, gold_column,
+                                                            torch.zeros_like(assigned, dtype=torch.bool))[0] == 1)
+                                           .float().mean())
         print(f"{folder.name}: fold {ranked} ranked ({len(pairs)} pairs, weights fitted on fold {fit})", flush=True)
     return results
 
@@ -100,11 +118,13 @@ def task_folds(folder: Path) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("artifacts", type=Path, nargs="+", help="alignment task artifact folders")
+    parser.add_argument("--anchor-share", type=float, default=0.7,
+                        help="share of the train links read as anchors; the rest are halved into the folds")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    table = {folder.name: task_folds(folder) for folder in args.artifacts}
+    table = {folder.name: task_folds(folder, args.anchor_share) for folder in args.artifacts}
     variants = list(next(iter(next(iter(table.values())).values())))
     header = "| variant | " + " | ".join(f"{name} fold B / A" for name in table) + " | mean |"
     print("\n" + header + "\n" + "|---" * (len(table) + 2) + "|")

@@ -608,7 +608,8 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--candidates", type=click.Choice(["all", "test"]), default="all", show_default=True,
               help="align: rank every graph-2 entity, or only the split's gold counterparts (as alignment papers do).")
 @click.option("--assignment", is_flag=True,
-              help="align: rank after a global one-to-one (Sinkhorn) normalisation of the split's score matrix.")
+              help="align: rank after a global one-to-one (Sinkhorn) normalisation of the split's score matrix; "
+                   "its confident pairs join the seed links as anchors and it ranks once more.")
 @click.option("--bootstrap", default="0", show_default=True, callback=bootstrap_rounds, metavar="N|auto",
               help="align: rounds of pseudo-seed links added to the seed links before ranking: each round keeps "
                    "the unlinked entity pairs that are each other's best match with a margin above the median "

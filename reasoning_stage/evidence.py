@@ -135,6 +135,8 @@ class MatchingEvidence:
     prominence: torch.Tensor | None = None                   # [targets] in [0, 1]
     far_anchors: tuple[torch.Tensor, torch.Tensor] | None = None  # profiles of the further hops
     indexes: dict = field(default_factory=dict)             # FAISS indexes of the target's dense vectors, built on use
+    seeds: np.ndarray | None = None                          # [A, 2] the seed pairs the anchor profiles go through
+    anchor_block: "AnchorBlock | None" = None                # anchor channels of some pairs only, in place of profiles
 
     def channels(self, rows: torch.Tensor, num_targets: int, columns: torch.Tensor | None = None) -> torch.Tensor:
         """``[len(rows), targets, channels - 1]`` evidence of source owners ``rows`` against every target, or
@@ -169,6 +171,10 @@ class MatchingEvidence:
             elif name == "far_anchors" and self.far_anchors is not None:
                 source, target = self.far_anchors
                 out[:, :, i] = source.index_select(0, rows) @ pick(target).T / FAR_ANCHOR_HOPS
+            elif name in ("anchors", "far_anchors") and self.anchor_block is not None:
+                block = self.anchor_block.near if name == "anchors" else self.anchor_block.far
+                if block is not None:
+                    out[:, :, i] = self.anchor_block.lookup(block, rows, num_targets, columns)
         return out
 
     def candidates(self, rows: torch.Tensor, per_channel: int) -> torch.Tensor:
@@ -190,6 +196,73 @@ class MatchingEvidence:
             found.append(torch.topk(scores, min(per_channel, scores.shape[0]), dim=0).indices.ravel().cpu())
         pool = torch.cat(found) if found else torch.zeros(0, dtype=torch.long)
         return torch.unique(pool[pool >= 0]).to(rows.device)
+
+
+@dataclass
+class AnchorBlock:
+    """The ``anchors`` and ``far_anchors`` channels of the source owners ``rows`` against the target owners
+    ``columns`` only (``[len(rows), len(columns)]`` each; ``far`` None where not built): what ranking a known
+    set of sources among known candidates needs, in memory that does not grow with the seed count."""
+    rows: torch.Tensor
+    columns: torch.Tensor
+    near: torch.Tensor
+    far: torch.Tensor | None
+
+    def lookup(self, block: torch.Tensor, rows: torch.Tensor, num_targets: int,
+               columns: torch.Tensor | None = None) -> torch.Tensor:
+        """``[len(rows), num_targets or len(columns)]`` of ``block``; zero for targets outside the block.
+
+        Raises:
+            ValueError: for a source owner the block was not built for.
+        """
+        row_slot = torch.full((int(max(self.rows.max(), rows.max())) + 1,), -1, dtype=torch.long, device=block.device)
+        row_slot[self.rows] = torch.arange(len(self.rows), device=block.device)
+        found = row_slot[rows]
+        if bool((found < 0).any()):
+            raise ValueError(f"the anchor block holds no scores of source owner {int(rows[found < 0][0])}")
+        column_slot = torch.full((num_targets,), -1, dtype=torch.long, device=block.device)
+        column_slot[self.columns] = torch.arange(len(self.columns), device=block.device)
+        wanted = column_slot if columns is None else column_slot[columns]
+        out = torch.zeros(len(rows), len(wanted), device=block.device)
+        inside = wanted >= 0
+        out[:, inside] = block.index_select(0, found)[:, wanted[inside]]
+        return out
+
+
+def anchor_block(source_edges: torch.Tensor, source_size: int, target_edges: torch.Tensor, target_size: int,
+                 seeds: np.ndarray, rows: torch.Tensor, columns: torch.Tensor, far: bool = True,
+                 chunk: int = 1024) -> AnchorBlock:
+    """The anchor channels through ``seeds`` of source owners ``rows`` against target owners ``columns``,
+    equal to those of :func:`anchor_evidence`'s profiles, computed ``chunk`` seed pairs at a time: each
+    hop's cosine is accumulated as dot products and squared norms, so memory holds
+    ``hops x len(rows) x len(columns)`` numbers, never ``nodes x hops x seeds``."""
+    seeds_t = torch.as_tensor(np.asarray(seeds), dtype=torch.long).reshape(-1, 2)
+    hops = ANCHOR_HOPS + (FAR_ANCHOR_HOPS if far else 0)
+    rows, columns = rows.cpu(), columns.cpu()
+    source_adjacency = normalised_adjacency(source_edges.cpu(), source_size)
+    target_adjacency = normalised_adjacency(target_edges.cpu(), target_size)
+    dots = torch.zeros(hops, len(rows), len(columns))
+    source_norms, target_norms = torch.zeros(hops, len(rows)), torch.zeros(hops, len(columns))
+    for start in range(0, len(seeds_t), chunk):
+        part = seeds_t[start:start + chunk]
+        source_profile = torch.zeros(source_size, len(part))
+        source_profile[part[:, 0], torch.arange(len(part))] = 1.0
+        target_profile = torch.zeros(target_size, len(part))
+        target_profile[part[:, 1], torch.arange(len(part))] = 1.0
+        for hop in range(hops):
+            source_profile = torch.sparse.mm(source_adjacency, source_profile)
+            target_profile = torch.sparse.mm(target_adjacency, target_profile)
+            a, b = source_profile.index_select(0, rows), target_profile.index_select(0, columns)
+            dots[hop].addmm_(a, b.T)
+            source_norms[hop] += (a * a).sum(1)
+            target_norms[hop] += (b * b).sum(1)
+    source_norms, target_norms = source_norms.sqrt().clamp(min=1e-12), target_norms.sqrt().clamp(min=1e-12)
+    for hop in range(hops):   # in place: the cosines take the dot products' memory
+        dots[hop].div_(source_norms[hop][:, None]).div_(target_norms[hop][None, :])
+    device = source_edges.device
+    near = (dots[:ANCHOR_HOPS].sum(0) / ANCHOR_HOPS).to(device)
+    far_block = (dots[ANCHOR_HOPS:].sum(0) / FAR_ANCHOR_HOPS).to(device) if far else None
+    return AnchorBlock(rows.to(device), columns.to(device), near, far_block)
 
 
 def presence(matrix: torch.Tensor) -> torch.Tensor:

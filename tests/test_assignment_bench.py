@@ -17,7 +17,7 @@ def test_assignment_resolves_a_conflict_that_ranking_alone_does_not():
     hits = fold_hits(CONFLICT, GOLD)
     assert abs(hits["no assignment"] - 2 / 3) < 1e-6
     assert hits["Hungarian (top 1)"] == 1.0
-    product = [label for label in hits if label.endswith("(product)")]
+    product = [label for label in hits if label.endswith("(product's first pass)")]
     assert len(product) == 1 and hits[product[0]] == 1.0
 
 

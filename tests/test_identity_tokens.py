@@ -182,6 +182,71 @@ def test_bootstrapped_pseudo_seeds_find_what_few_seed_links_miss(tmp_path):
     assert read_metrics(tmp_path / "res")["records"][0]["bootstrap"] == chosen
 
 
+def test_the_assignment_reads_its_confident_pairs_as_anchors_and_ranks_again(tmp_path):
+    """5% seed links, graph 2 a copy that lost 30% of its triples, no text: after the assignment, the
+    test pairs each other's best with high probability join the anchors, and ranking once more through
+    them finds more counterparts than the assignment alone."""
+    from artifacts.shipped import shipped_checkpoint
+    from reasoning_stage.reasoning import load_model
+
+    artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.05, lost_share=0.3)
+    loaded = load_model(shipped_checkpoint(), CPU)
+    problem = matching_problem(loaded, artifact, "test", CPU)
+    test = artifact.links["test"]
+    counterparts = torch.as_tensor(np.unique(test[:, 1]))
+    gold = torch.as_tensor(np.searchsorted(counterparts.numpy(), test[:, 1]))
+
+    def hits(confidence):
+        scores = matching.assigned_scores(loaded.model, problem.source, problem.target, test[:, 0], counterparts,
+                                          problem.task, problem.evidence, confidence=confidence)[:, counterparts]
+        return float((scores.argmax(1) == gold).float().mean())
+
+    assigned_once, with_anchors = hits(None), hits(matching.ASSIGNMENT_ANCHOR_CONFIDENCE)
+    assert assigned_once < 0.8 and with_anchors >= assigned_once + 0.1, (assigned_once, with_anchors)
+    ranked = matching.rank_matches(loaded.model, problem.source, problem.target, test, problem.task,
+                                   evidence=problem.evidence, candidates=counterparts.numpy(), assignment=True)
+    assert abs(ranked.metrics()["hits@1"] - with_anchors) < 1e-6   # what --assignment ranks with
+
+
+def test_an_anchor_block_holds_the_anchor_channels_of_the_profiles():
+    """The second pass's block (accumulated a few seed pairs at a time) equals the channels the anchor
+    profiles give, near and far hops, for the pairs it was built for; zero outside its columns."""
+    from reasoning_stage.evidence import ANCHOR_HOPS, FAR_ANCHOR_HOPS, anchor_block, anchor_evidence
+
+    generator = torch.Generator().manual_seed(0)
+    source_edges = torch.randint(0, 60, (2, 300), generator=generator)
+    target_edges = torch.randint(0, 70, (2, 320), generator=generator)
+    seeds = np.stack([np.arange(0, 50, 2), np.arange(1, 70, 2)[:25]], 1)
+    (near_s, near_t), (far_s, far_t) = anchor_evidence(source_edges, 60, target_edges, 70, seeds, CPU)
+    rows, columns = torch.tensor([3, 7, 8, 41]), torch.tensor([0, 5, 9, 33, 69])
+    block = anchor_block(source_edges, 60, target_edges, 70, seeds, rows, columns, chunk=7)
+    assert torch.allclose(block.near, near_s[rows] @ near_t[columns].T / ANCHOR_HOPS, atol=1e-5)
+    assert torch.allclose(block.far, far_s[rows] @ far_t[columns].T / FAR_ANCHOR_HOPS, atol=1e-5)
+    assert float(block.near.abs().sum()) > 0   # the graphs do reach their seeds: a comparison that can fail
+    every = block.lookup(block.near, torch.tensor([41, 3]), 70)
+    assert every.shape == (2, 70) and torch.equal(every[:, columns], block.near[[3, 0]])
+    assert float(every[:, [c for c in range(70) if c not in columns.tolist()]].abs().sum()) == 0
+    with pytest.raises(ValueError, match="source owner 4"):
+        block.lookup(block.near, torch.tensor([4]), 70)
+    assert anchor_block(source_edges, 60, target_edges, 70, seeds, rows, columns, far=False).far is None
+
+
+def test_assignment_anchors_are_confident_mutual_best_pairs_that_no_seed_names():
+    probability = torch.tensor([[0.97, 0.02, 0.01, 0.00],    # row 0 -> column 0: mutual, confident
+                                [0.01, 0.60, 0.39, 0.00],    # row 1 -> column 1: mutual, not confident
+                                [0.00, 0.01, 0.02, 0.97],    # row 2 -> column 3: confident, but seeded
+                                [0.02, 0.37, 0.58, 0.03]])   # row 3 -> column 2: mutual, not confident
+    rows = np.array([10, 11, 12, 13])
+    seeds = np.array([[99, 3]])
+    found = matching.assignment_anchors(probability.log(), rows, seeds, confidence=0.95)
+    assert found.tolist() == [[10, 0]]
+    assert matching.assignment_anchors(probability.log(), rows, seeds, confidence=0.5).tolist() == [[10, 0], [11, 1],
+                                                                                                     [13, 2]]
+    crowded = probability.clone()
+    crowded[1, 0] = 0.98   # row 1's best is now column 0, which row 1 holds more strongly than row 0
+    assert matching.assignment_anchors(crowded.log(), rows, seeds, confidence=0.95).tolist() == [[11, 0]]
+
+
 def test_a_graph_tokenized_with_another_tokenizer_is_refused_by_name(codebooks_dir, fast_config, tmp_path):
     kb = [("e1", "Paris", "capital of France"), ("e2", "Lyon", "city in France")]
     folder = write_linking_task(tmp_path / "namesakes", kb, [("paris", "", "e1")])

@@ -41,19 +41,25 @@ def csls(scores, k: int = 10):
     return 2 * scores - rows - columns
 
 
+def hits_at_1(matrix, gold_column) -> float:
+    """Hits@1 with the evaluation's ranks: ties (within its tolerance) count against the answer."""
+    import torch
+
+    from reasoning_stage.evaluation import rank_of_targets
+
+    pessimistic, _ = rank_of_targets(matrix, gold_column, torch.zeros_like(matrix, dtype=torch.bool))
+    return float((pessimistic == 1).float().mean())
+
+
 def fold_hits(scores, gold_column) -> dict[str, float]:
     """Hits@1 of every variant on one fold's ``[n, n]`` score matrix against its own counterparts
     (``gold_column[i]``: the column of row i's answer). The variant ``rank_matches`` ranks with is
     marked "(product's first pass)"."""
-    import torch
-
     from reasoning_stage.assignment import hungarian_top1, scaled_sinkhorn
-    from reasoning_stage.evaluation import rank_of_targets
     from reasoning_stage.matching import ASSIGNMENT_ITERATIONS, ASSIGNMENT_TEMPERATURE
 
-    def hits(matrix) -> float:   # the evaluation's ranks: ties (within its tolerance) count against the answer
-        pessimistic, _ = rank_of_targets(matrix, gold_column, torch.zeros_like(matrix, dtype=torch.bool))
-        return float((pessimistic == 1).float().mean())
+    def hits(matrix) -> float:
+        return hits_at_1(matrix, gold_column)
 
     out = {"no assignment": hits(scores)}
     for temperature in TEMPERATURES:
@@ -74,7 +80,6 @@ def task_folds(folder: Path, anchor_share: float = 0.7) -> dict[str, dict[str, f
     from artifacts.shipped import shipped_checkpoint
     from artifacts.task_tables import read_alignment_artifact
     from reasoning_stage import matching, reasoning
-    from reasoning_stage.evaluation import rank_of_targets
 
     device = torch.device("cpu")
     artifact = read_alignment_artifact(folder)
@@ -99,18 +104,15 @@ def task_folds(folder: Path, anchor_share: float = 0.7) -> dict[str, dict[str, f
         pairs = folds[ranked]
         scores = matching.score_matrix(loaded.model, problem.source, problem.target, pairs[:, 0], problem.task,
                                        evidence)
-        counterparts = np.unique(pairs[:, 1])
-        gold_column = torch.as_tensor(np.searchsorted(counterparts, pairs[:, 1]))
-        results[ranked] = fold_hits(scores[:, torch.as_tensor(counterparts)].cpu(), gold_column)
+        counterparts = torch.as_tensor(np.unique(pairs[:, 1]))
+        gold_column = torch.as_tensor(np.searchsorted(counterparts.numpy(), pairs[:, 1]))
+        results[ranked] = fold_hits(scores[:, counterparts].cpu(), gold_column)
         for confidence in ANCHOR_CONFIDENCES:
             assigned = matching.assigned_scores(loaded.model, problem.source, problem.target, pairs[:, 0],
-                                                torch.as_tensor(counterparts), problem.task, evidence,
-                                                confidence=confidence)[:, torch.as_tensor(counterparts)].cpu()
+                                                counterparts, problem.task, evidence, confidence=confidence)
             product = confidence == matching.ASSIGNMENT_ANCHOR_CONFIDENCE
             label = f"then assignment anchors, probability > {confidence}{' (product)' if product else ''}"
-            results[ranked][label] = float((rank_of_targets(assigned, gold_column,
-                                                            torch.zeros_like(assigned, dtype=torch.bool))[0] == 1)
-                                           .float().mean())
+            results[ranked][label] = hits_at_1(assigned[:, counterparts].cpu(), gold_column)
         print(f"{folder.name}: fold {ranked} ranked ({len(pairs)} pairs, weights fitted on fold {fit})", flush=True)
     return results
 

@@ -54,7 +54,7 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages
     settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}))
     model = TofuModel(model_config_for(tables, ModelConfig(**settings)))
     config = TrainConfig(**TRAIN_DEFAULTS)
-    prepared = prepare(tables, config.train_split, torch.device("cpu"))
+    prepared = prepare(tables, config.train_split, torch.device("cpu"), model.config.link_strengths)
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     for number in range(warmup + steps):

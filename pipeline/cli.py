@@ -49,6 +49,15 @@ def train_option_message(message: str) -> str:
     return message
 
 
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``'0.05,0.3'`` -> ``(0.05, 0.3)`` for ``--link-strengths`` (ModelConfig checks the values)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers",
+                                 param_hint="--link-strengths") from None
+
+
 def parse_task_weights(text: str | None) -> dict[str, float] | None:
     """``'link_prediction=2,alignment=1'`` -> ``{"link_prediction": 2.0, "alignment": 1.0}``."""
     if not text:
@@ -359,6 +368,9 @@ def _check_checkpoint_target(folder: Path) -> None:
               help="Message functions to mix (comma-separated): distmult, transe, rotate.")
 @click.option("--modalities", default=",".join(model_default("modalities")), show_default=True,
               help="Token modalities to read ('' for structure-only, ULTRA-shaped).")
+@click.option("--link-strengths", default=",".join(str(t) for t in model_default("link_strengths")), show_default=True,
+              help="Cosine thresholds (comma-separated, ascending) that split each kind of relation-graph link "
+                   "by how many entities the two relations share ('' keeps ULTRA's four link types).")
 @click.option("--content-match", is_flag=True,
               help="Add a relation-conditioned match of the head's content features with each candidate's to "
                    "the scores (with --init: added to that model at zero, so it starts where the model was).")
@@ -383,7 +395,7 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout,
           weight_average, lr, dim, layers, relation_layers, messages,
-          modalities, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
+          modalities, link_strengths, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
@@ -422,7 +434,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     try:
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
-                           modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match)
+                           modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match,
+                           link_strengths=_thresholds(link_strengths))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     torch.manual_seed(seed)

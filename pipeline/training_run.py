@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 # ModelConfig fields a run from a checkpoint keeps, and the `tofu train` option of each.
 MODEL_SHAPE_FIELDS = {"dim": "dim", "entity_layers": "layers", "relation_layers": "relation-layers",
-                      "messages": "messages", "modalities": "modalities"}
+                      "messages": "messages", "modalities": "modalities", "link_strengths": "link-strengths"}
 
 
 class TrainSetupError(ValueError):
@@ -105,4 +105,4 @@ def train_model(tables: Sequence[Any], tasks: Sequence[Any], checkpoint: Path, c
 
 
 def _shown(value: Any) -> str:
-    return (",".join(value) or repr("")) if isinstance(value, tuple) else str(value)
+    return (",".join(str(v) for v in value) or repr("")) if isinstance(value, tuple) else str(value)

@@ -30,6 +30,9 @@ class ModelConfig:
     # A relation-conditioned match of the head's content features with each candidate's, added to
     # the GNN score: beyond the layers' reach a candidate's GNN score does not depend on the head.
     content_match: bool = False
+    # Cosine thresholds that split each kind of relation-graph link by its strength (ascending);
+    # () keeps ULTRA's four binary link types.
+    link_strengths: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         # Checked here, so a recipe or a command line fails before any work, not inside a layer.
@@ -47,12 +50,18 @@ class ModelConfig:
         unknown = set(self.modalities) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {MODALITIES}")
+        if isinstance(self.link_strengths, (str, int, float)):
+            raise ValueError(f"link_strengths is a list of thresholds, e.g. [0.05, 0.3], got {self.link_strengths!r}")
+        self.link_strengths = tuple(float(t) for t in self.link_strengths)
+        if list(self.link_strengths) != sorted(set(self.link_strengths)) or any(not 0 < t < 1 for t in self.link_strengths):
+            raise ValueError(f"link_strengths must be ascending distinct cosines in (0, 1), got {list(self.link_strengths)}")
         if self.expert_top_k > self.num_experts:
             raise ValueError(f"expert_top_k ({self.expert_top_k}) cannot exceed num_experts ({self.num_experts})")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["messages"], data["modalities"] = list(self.messages), list(self.modalities)
+        data["link_strengths"] = list(self.link_strengths)
         return data
 
     @classmethod

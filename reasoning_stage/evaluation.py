@@ -212,7 +212,7 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        plans = graph_plans(graph)
+        plans = graph_plans(graph, model.config.link_strengths)
         features = model.entity_features(graph, task)
         ranks = rank_triples(lambda q: model(graph, q.to(device), task=task, features=features, **plans),
                              triples, known, batch_size=batch_size, progress=progress)

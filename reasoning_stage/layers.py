@@ -51,6 +51,7 @@ class EdgePlan:
         type_counts: sparse ``[N, T]``: how many edges of each relation enter each node. A
             message term that depends on the relation alone (TransE's shift) sums into a node
             as ``type_counts @ term``, at node level instead of once per edge.
+        num_types: ``T``, the number of edge types the plan was built for.
     """
     pair_source: torch.Tensor
     pair_type: torch.Tensor
@@ -62,6 +63,7 @@ class EdgePlan:
     out_target: torch.Tensor | None = None
     out_type: torch.Tensor | None = None
     type_counts: torch.Tensor | None = None
+    num_types: int = 0
 
     @property
     def num_nodes(self) -> int:
@@ -109,7 +111,7 @@ def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int,
     order = torch.argsort(target, stable=True)
     indptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
     indptr[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
-    plan = EdgePlan(pairs // num_types, pairs % num_types, edge_pair[order], indptr, reduction)
+    plan = EdgePlan(pairs // num_types, pairs % num_types, edge_pair[order], indptr, reduction, num_types=num_types)
     by_source = torch.argsort(source, stable=True)
     plan.out_indptr = torch.zeros_like(indptr)
     plan.out_indptr[1:] = torch.cumsum(torch.bincount(source, minlength=num_nodes), 0)
@@ -371,19 +373,20 @@ class RelationGraphConv(nn.Module):
     .. math::
         x_r' = x_r + \mathrm{ReLU}(\mathrm{LN}(W [x_r \,\|\, b_r + \sum_{(s, k, r)} x_s \odot e_k]))
 
-    where :math:`k` is one of the four link types (head-head, head-tail,
-    tail-head, tail-tail) and :math:`e_k` a learned vector per type.
+    where :math:`k` is the link's type (head-head, head-tail, tail-head, tail-tail; each split
+    by strength when the relation graph is built with ``link_strengths``) and :math:`e_k` a
+    learned vector per type.
 
     Shapes:
-        x, boundary ``[2R, B, dim]``; plan: the relation graph's :class:`EdgePlan` (types 0..3).
+        x, boundary ``[2R, B, dim]``; plan: the relation graph's :class:`EdgePlan` (types
+        ``0..num_link_types - 1``).
     """
 
-    NUM_LINK_TYPES = 4
-
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, num_link_types: int = 4):
         super().__init__()
         self.dim = dim
-        self.link_embedding = nn.Embedding(self.NUM_LINK_TYPES, dim)
+        self.num_link_types = num_link_types
+        self.link_embedding = nn.Embedding(num_link_types, dim)
         self.combine = nn.Linear(2 * dim, dim)
         self.norm = nn.LayerNorm(dim)
         self.reset_parameters()
@@ -407,7 +410,7 @@ class RelationGraphConv(nn.Module):
         return self.update(x, self.aggregate(x, plan, boundary))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(dim={self.dim})"
+        return f"{type(self).__name__}(dim={self.dim}, num_link_types={self.num_link_types})"
 
 
 class RelationEncoder(nn.ModuleList):
@@ -419,13 +422,21 @@ class RelationEncoder(nn.ModuleList):
     relations' own text features, or is ``None``. The encoder is the list of its layers, so its
     weights keep the keys of a plain list of layers (``relation_layers.<i>.*`` in the model).
 
+    ``link_strengths`` are the cosine thresholds its relation graph splits each kind of link by
+    (:func:`relation_graph`); a relation graph built with other link types is refused.
+
     Shapes: asked ``[2R, B, dim]``; rel_graph: the relation graph's :class:`EdgePlan` -> ``[2R, B, dim]``.
     """
 
-    def __init__(self, dim: int, num_layers: int):
-        super().__init__(RelationGraphConv(dim) for _ in range(num_layers))
+    def __init__(self, dim: int, num_layers: int, link_strengths: Sequence[float] = ()):
+        strengths = tuple(sorted(link_strengths))
+        super().__init__(RelationGraphConv(dim, 4 * (len(strengths) + 1)) for _ in range(num_layers))
+        self.link_strengths = strengths
 
     def forward(self, asked: torch.Tensor, rel_graph: EdgePlan, text: torch.Tensor | None = None) -> torch.Tensor:
+        if len(self) and rel_graph.num_types != self[0].num_link_types:
+            raise ValueError(f"the relation graph has {rel_graph.num_types} link types, these layers read "
+                             f"{self[0].num_link_types}: build it with link_strengths={list(self.link_strengths)}")
         boundary = asked if text is None else asked + text.unsqueeze(1)
         x = boundary
         for layer in self:
@@ -449,25 +460,42 @@ def _linear_of_concat(linear: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> to
 
 
 def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relation_ids: int,
-                   num_entities: int, reduction: str = "auto") -> EdgePlan:
+                   num_entities: int, reduction: str = "auto", link_strengths: Sequence[float] = ()) -> EdgePlan:
     """Edges between relation ids that share an entity, typed hh / ht / th / tt.
 
     ``hh = H^T H`` links two relations that share a head entity, and so on, with ``H`` and ``T``
-    the sparse ``[entities x relation ids]`` incidence of heads and tails: memory follows the
+    the binary sparse ``[entities x relation ids]`` incidence of heads and tails: memory follows the
     edges and the relation graph's links, never ``entities x relation ids``. Self-links are kept
-    (as in ULTRA). Links are ordered by type, then source, then target. Returns the relation
-    graph's :class:`EdgePlan`.
+    (as in ULTRA). With ``link_strengths`` (ascending cosine thresholds), each kind of link is
+    split further by its strength, the cosine of the two relations' entity sets in those roles
+    (shared entities over the geometric mean of both counts): type ``kind * (S + 1) + bin`` with
+    ``S`` thresholds. The cosine is id-free and does not grow with the graph, so a strength means
+    the same in every graph. Links are ordered by type, then source, then target. Returns the
+    relation graph's :class:`EdgePlan` with ``4 * (S + 1)`` types.
     """
     heads, tails = edge_index[0], edge_index[1]
+    thresholds = torch.tensor(sorted(link_strengths), dtype=torch.float, device=edge_index.device)
+    bins = thresholds.numel() + 1
     index, types = [], []
-    for link, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
-        shared = torch.sparse.mm(_incidence(edge_type, a, num_relation_ids, num_entities),
-                                 _incidence(b, edge_type, num_entities, num_relation_ids))
+    for kind, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
+        first = _incidence(edge_type, a, num_relation_ids, num_entities)
+        second = _incidence(b, edge_type, num_entities, num_relation_ids)
         # Coalesced: each linked pair once, in row-major order (its value counts the shared entities).
-        linked = shared.coalesce().indices()
+        shared = torch.sparse.mm(first, second).coalesce()
+        linked = shared.indices()
+        link = torch.full_like(linked[0], kind * bins)
+        if bins > 1:
+            rows = torch.bincount(first.indices()[0], minlength=num_relation_ids).float()
+            columns = torch.bincount(second.indices()[1], minlength=num_relation_ids).float()
+            strength = shared.values() / torch.sqrt(rows[linked[0]] * columns[linked[1]])
+            link += torch.bucketize(strength, thresholds, right=True)
         index.append(linked)
-        types.append(torch.full_like(linked[0], link))
-    return edge_plan(torch.cat(index, dim=1), torch.cat(types), num_relation_ids, 4, reduction)
+        types.append(link)
+    index, types = torch.cat(index, dim=1), torch.cat(types)
+    if bins > 1:
+        order = torch.argsort((types * num_relation_ids + index[0]) * num_relation_ids + index[1])
+        index, types = index[:, order], types[order]
+    return edge_plan(index, types, num_relation_ids, 4 * bins, reduction)
 
 
 def _incidence(rows: torch.Tensor, columns: torch.Tensor, num_rows: int, num_columns: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ prediction: ``rank = 1 + #{other candidates scoring >= the answer}``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class Side:
 def make_side(graph: GraphTensors, model: TofuModel, device: torch.device, text: TextEvidence | None = None,
               lexicon: dict[str, Any] | None = None) -> Side:
     graph = graph.to(device)
-    plans = graph_plans(graph) if graph.num_edges else {}
+    plans = graph_plans(graph, model.config.link_strengths) if graph.num_edges else {}
     sizes = {m: s for m, s in model.config.codebook_sizes.items() if m in MODALITIES}
     return Side(graph, token_bags(graph.entity_tokens, graph.num_entities, sizes), plans,
                 (text or TextEvidence()).to(device), lexicon)
@@ -337,15 +337,16 @@ def matching_loss(model: TofuModel, source: Side, target: Side, pairs: torch.Ten
     return loss + balance_weight * 0.5 * (balance_s + balance_t)
 
 
-def relabelled(side: Side, permutation: torch.Tensor) -> Side:
-    """The same owners numbered ``permutation[old] = new`` (for invariance tests)."""
+def relabelled(side: Side, permutation: torch.Tensor, link_strengths: Sequence[float] = ()) -> Side:
+    """The same owners numbered ``permutation[old] = new`` (for invariance tests); ``link_strengths``:
+    the model's."""
     graph = side.graph
     inverse = torch.empty_like(permutation)
     inverse[permutation] = torch.arange(len(permutation), device=permutation.device)
     moved = replace(graph, edge_index=permutation[graph.edge_index],
                     entity_tokens={m: TokenTensor(t.codes[inverse], t.weights[inverse])
                                    for m, t in graph.entity_tokens.items()})
-    plans = graph_plans(moved) if moved.num_edges else {}
+    plans = graph_plans(moved, link_strengths) if moved.num_edges else {}
     text = TextEvidence({f: renumbered_rows(m, permutation) for f, m in side.text.lexical.items()},
                         {f: v[inverse] for f, v in side.text.dense.items()},
                         None if side.text.years is None else side.text.years[inverse])

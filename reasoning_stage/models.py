@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -108,10 +109,11 @@ class QueryBatch:
         return (arranged, order) if arranged.runs is not None else (batch, None)
 
 
-def graph_plans(graph: GraphTensors) -> dict[str, EdgePlan]:
-    """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries."""
+def graph_plans(graph: GraphTensors, link_strengths: Sequence[float] = ()) -> dict[str, EdgePlan]:
+    """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries; pass the
+    model's ``config.link_strengths`` (its relation layers refuse a relation graph of other link types)."""
     return {"rel_graph": relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
-                                        graph.num_entities),
+                                        graph.num_entities, link_strengths=link_strengths),
             "plan": edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)}
 
 
@@ -207,7 +209,7 @@ class TofuModel(nn.Module):
         self.config = config
         d = config.dim
         # The relation model; the attribute's name is its weights' key prefix in checkpoints.
-        self.relation_layers = RelationEncoder(d, config.relation_layers)
+        self.relation_layers = RelationEncoder(d, config.relation_layers, config.link_strengths)
         self.entity_layers = nn.ModuleList(MixtureOfMessageConv(d, config.messages)
                                            for _ in range(config.entity_layers))
         self.task_embedding = nn.Embedding(config.num_tasks, d)
@@ -245,6 +247,11 @@ class TofuModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ---------------------------------------------------------------- pieces
+
+    def relation_graph(self, graph: GraphTensors) -> EdgePlan:
+        """The relation graph of ``graph`` with the link types this model's relation layers read."""
+        return relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
+                              link_strengths=self.config.link_strengths)
 
     def relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
                          rel_graph: EdgePlan) -> torch.Tensor:
@@ -312,8 +319,7 @@ class TofuModel(nn.Module):
         queries, groups = batch.queries, batch.runs
         heads, relations = queries[:, 0], queries[:, 1]
         if rel_graph is None:
-            rel_graph = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
-                                       graph.num_entities)
+            rel_graph = self.relation_graph(graph)
         if plan is None:
             plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)
         batch_size = queries.shape[0]
@@ -455,7 +461,7 @@ class TofuModel(nn.Module):
         num_ids = 2 * graph.num_relations
         if num_ids and graph.num_edges:
             if rel_graph is None:
-                rel_graph = relation_graph(graph.edge_index, graph.edge_type, num_ids, graph.num_entities)
+                rel_graph = self.relation_graph(graph)
             if plan is None:
                 plan = edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, num_ids)
             asked = torch.ones(num_ids, 1, self.config.dim, device=device)

@@ -180,13 +180,15 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
                        symmetric, artifact.folder, artifact.codebook_id)
 
 
-def prepare(tables: TokenTables, split: str, device: torch.device) -> PreparedGraph:
+def prepare(tables: TokenTables, split: str, device: torch.device, link_strengths: Sequence[float] = ()) -> PreparedGraph:
+    """A training graph on ``device``; ``link_strengths``: the model's (``ModelConfig.link_strengths``)."""
     graph = graph_tensors(tables, split)
     triples = graph.to_local(torch.as_tensor(tables.queries(split), dtype=torch.long)).to(device)
     # Training filters only what the training split knows: its graph and its queries.
     known = KnownTriples(tables, graph, sets=sorted({tables.splits[split]["graph"], tables.splits[split]["queries"]}))
     graph = graph.to(device)
-    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities)
+    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
+                         link_strengths=link_strengths)
     return PreparedGraph(tables.name, graph, triples, rel, known, tables, triples[:, 1].cpu().numpy())
 
 
@@ -340,7 +342,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         history = list(manifest["training"].get("history", []))
     if config.weight_average and averaged is None:
         averaged = WeightAverage(model, config.weight_average)
-    prepared = [prepare(t, config.train_split, device) for t in graphs]
+    prepared = [prepare(t, config.train_split, device, model.config.link_strengths) for t in graphs]
     sizes = np.array([len(p.train_triples) for p in prepared], dtype=np.float64)
     if graphs and sizes.sum() == 0:
         raise ValueError("no training triples in the given graphs")

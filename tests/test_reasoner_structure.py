@@ -52,18 +52,25 @@ def _links(plan: EdgePlan) -> list[tuple[int, int, int]]:
     return list(zip(plan.pair_type[pairs].tolist(), plan.pair_source[pairs].tolist(), targets.tolist()))
 
 
-def _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction):
-    """The reference: dense ``[entities x relation ids]`` incidences and their products."""
+def _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths=()):
+    """The reference: dense ``[entities x relation ids]`` incidences, their products, and each link's
+    cosine of the two relations' entity sets read off the dense columns."""
     heads = torch.zeros(num_entities, num_ids)
     tails = torch.zeros(num_entities, num_ids)
     heads[edge_index[0], edge_type] = 1.0
     tails[edge_index[1], edge_type] = 1.0
+    bins = len(link_strengths) + 1
     index, types = [], []
-    for link, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
-        src, dst = ((a.T @ b) > 0).nonzero(as_tuple=True)
-        index.append(torch.stack([src, dst]))
-        types.append(torch.full_like(src, link))
-    return edge_plan(torch.cat(index, 1), torch.cat(types), num_ids, 4, reduction)
+    for kind, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
+        shared = a.T @ b
+        cosine = shared / torch.sqrt(a.sum(0)[:, None] * b.sum(0)[None, :]).clamp(min=1)
+        for link in range(kind * bins, (kind + 1) * bins):
+            low = link_strengths[link - kind * bins - 1] if link > kind * bins else -1.0
+            high = link_strengths[link - kind * bins] if link < (kind + 1) * bins - 1 else 2.0
+            src, dst = ((shared > 0) & (cosine >= low) & (cosine < high)).nonzero(as_tuple=True)
+            index.append(torch.stack([src, dst]))
+            types.append(torch.full_like(src, link))
+    return edge_plan(torch.cat(index, 1), torch.cat(types), num_ids, 4 * bins, reduction)
 
 
 # ------------------------------------------------------------------ the relation graph
@@ -78,9 +85,11 @@ def test_relation_graph_links_relations_that_share_an_entity():
     assert sorted(_links(plan)) == sorted(expected)
 
 
+@pytest.mark.parametrize("link_strengths", [(), (0.3,), (0.2, 0.5, 0.99)])
 @pytest.mark.parametrize("reduction", ["segment", "spmm"])
-def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction):
-    """The same links in the same order (so the same float sums downstream) as the dense products."""
+def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction, link_strengths):
+    """The same links with the same types in the same order (so the same float sums downstream) as
+    the dense products, with and without links split by strength."""
     generator = torch.Generator().manual_seed(0)
     for trial in range(25):
         num_entities = int(torch.randint(1, 50, (), generator=generator))
@@ -88,13 +97,54 @@ def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction):
         num_edges = 0 if trial == 0 else int(torch.randint(1, 150, (), generator=generator))  # repeats, isolated nodes
         edge_index = torch.randint(0, num_entities, (2, num_edges), generator=generator)
         edge_type = torch.randint(0, num_ids, (num_edges,), generator=generator)
-        sparse = relation_graph(edge_index, edge_type, num_ids, num_entities, reduction)
-        dense = _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction)
+        sparse = relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths)
+        dense = _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths)
+        assert sparse.num_types == 4 * (len(link_strengths) + 1)
         for name in ("pair_source", "pair_type", "edge_pair", "indptr", "out_indptr", "out_target", "out_type"):
             assert torch.equal(getattr(sparse, name), getattr(dense, name)), (trial, name)
         if reduction == "spmm":
             assert torch.equal(sparse.matrix.to_dense(), dense.matrix.to_dense())
     assert len(_links(sparse)) > 0
+
+
+def test_link_strength_is_the_cosine_of_the_entity_sets_and_needs_no_ids():
+    # Relation 0 has heads {0, 1, 2, 3}, relation 1 heads {0, 1}, relation 2 head {3}; tails are all
+    # distinct entities. hh cosines: 0-1 = 2 / sqrt(4 * 2) = 0.71, 0-2 = 1 / sqrt(4) = 0.5.
+    heads = torch.tensor([0, 1, 2, 3, 0, 1, 3])
+    relations = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    edge_index = torch.stack([heads, torch.arange(10, 17)])
+    plan = relation_graph(edge_index, relations, 3, 17, "segment", link_strengths=(0.6,))
+    hh_weak, hh_strong = 0, 1
+    hh = {(t, s, d) for t, s, d in _links(plan) if t in (hh_weak, hh_strong)}
+    assert hh == {(hh_strong, 0, 0), (hh_strong, 1, 1), (hh_strong, 2, 2), (hh_strong, 0, 1), (hh_strong, 1, 0),
+                  (hh_weak, 0, 2), (hh_weak, 2, 0)}
+    # Renumbering entities and relations moves the links with them and keeps every type.
+    entity_order, relation_order = torch.randperm(17, generator=torch.Generator().manual_seed(1)), torch.tensor([2, 0, 1])
+    moved = relation_graph(entity_order[edge_index], relation_order[relations], 3, 17, "segment", link_strengths=(0.6,))
+    assert sorted(_links(moved)) == sorted((t, int(relation_order[s]), int(relation_order[d])) for t, s, d in _links(plan))
+
+
+def test_relation_layers_refuse_a_relation_graph_of_other_link_types():
+    graph = _random_graph(2)
+    split = TofuModel(ModelConfig(**{**CONFIG.to_json(), "link_strengths": [0.05, 0.3]})).eval()
+    assert split.relation_layers[0].link_embedding.num_embeddings == 12
+    queries = torch.tensor([[0, 1], [2, 4]])
+    with torch.no_grad():
+        scores = split(graph, queries)   # builds its own relation graph: 12 link types
+        assert torch.equal(scores, split(graph, queries, **graph_plans(graph, (0.05, 0.3))))
+        with pytest.raises(ValueError, match=r"4 link types, these layers read 12: build it with link_strengths"):
+            split(graph, queries, **graph_plans(graph))
+
+
+@pytest.mark.parametrize("thresholds", [[0.3, 0.05], [0.0, 0.5], [0.5, 1.0], [0.2, 0.2], 0.3])
+def test_link_strengths_must_be_ascending_cosines(thresholds):
+    with pytest.raises(ValueError, match="link_strengths"):
+        ModelConfig(link_strengths=thresholds)
+
+
+def test_link_strengths_survive_the_checkpoint_config():
+    config = ModelConfig(link_strengths=[0.05, 0.3])
+    assert ModelConfig.from_json(config.to_json()) == config and config.link_strengths == (0.05, 0.3)
 
 
 def test_relation_graph_memory_follows_the_edges_not_the_entities():

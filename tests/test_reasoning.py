@@ -24,7 +24,7 @@ from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, 
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.config import ModelConfig
 from reasoning_stage.models import QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
-from reasoning_stage.reasoning import PredictionInputError, read_prediction_queries
+from reasoning_stage.reasoning import PredictionInputError, load_model, read_prediction_queries
 from reasoning_stage.config import TrainConfig
 from reasoning_stage.training import (WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare, step_graph,
                                       train, training_step)
@@ -119,6 +119,7 @@ class _TableModel(torch.nn.Module):
     def __init__(self, rows: dict[tuple[int, int], list[float]], num_entities: int):
         super().__init__()
         self.rows, self.num_entities, self.asked = rows, num_entities, []
+        self.config = ModelConfig()   # evaluate_graph builds the relation graph the config names
 
     def entity_features(self, graph, task):
         return None
@@ -632,6 +633,17 @@ def _check_train_option(tables, tmp_path: Path, option: str, key: str, good: str
     assert not (tmp_path / "cli_bad").exists()
 
 
+def test_link_strengths_option_reaches_the_model_and_its_checkpoint(example_tables, tmp_path):
+    args = _small_train_args(example_tables, "--link-strengths") + ["0.05,0.3", "--out", str(tmp_path / "split")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    loaded = load_model(tmp_path / "split", torch.device("cpu"))
+    assert loaded.model.config.link_strengths == (0.05, 0.3)
+    assert loaded.model.relation_layers[0].link_embedding.num_embeddings == 12
+    prepared = prepare(example_tables, "train", torch.device("cpu"), loaded.model.config.link_strengths)
+    assert prepared.rel_graph.num_types == 12
+
+
 def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example_tables, tmp_path):
     """``edge_dropout=p``: a step's graph lacks the batch's triples and a share of the others drawn from
     [0, p], each triple with its inverse; the hidden ones stay known answers. 0 hides the batch alone."""
@@ -1027,6 +1039,10 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
          "give one of them"),
         (["--out", str(tmp_path / "n10"), "--init", str(tmp_path / "ok"), "--dim", "32"],
          "--dim 32 (the checkpoint has 16)"),
+        (["--out", str(tmp_path / "n11"), "--link-strengths", "0.3,0.05"], "link_strengths must be ascending"),
+        (["--out", str(tmp_path / "n11"), "--link-strengths", "0.3,x"], "--link-strengths"),
+        (["--out", str(tmp_path / "n11"), "--init", str(tmp_path / "ok"), "--link-strengths", "0.3"],
+         "--link-strengths 0.3 (the checkpoint has '')"),
     ]
     for extra, expected in cases:
         args = base[:base.index("--dim")] + base[base.index("--dim") + 2:] if "--dim" in extra else base

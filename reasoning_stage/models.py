@@ -109,11 +109,16 @@ class QueryBatch:
         return (arranged, order) if arranged.runs is not None else (batch, None)
 
 
+def graph_relation_graph(graph: GraphTensors, link_strengths: Sequence[float] = ()) -> EdgePlan:
+    """The relation graph of ``graph`` (both directions of each relation) with ``link_strengths``."""
+    return relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
+                          link_strengths=link_strengths)
+
+
 def graph_plans(graph: GraphTensors, link_strengths: Sequence[float] = ()) -> dict[str, EdgePlan]:
     """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries; pass the
     model's ``config.link_strengths`` (its relation layers refuse a relation graph of other link types)."""
-    return {"rel_graph": relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations,
-                                        graph.num_entities, link_strengths=link_strengths),
+    return {"rel_graph": graph_relation_graph(graph, link_strengths),
             "plan": edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)}
 
 
@@ -250,8 +255,7 @@ class TofuModel(nn.Module):
 
     def relation_graph(self, graph: GraphTensors) -> EdgePlan:
         """The relation graph of ``graph`` with the link types this model's relation layers read."""
-        return relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
-                              link_strengths=self.config.link_strengths)
+        return graph_relation_graph(graph, self.config.link_strengths)
 
     def relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
                          rel_graph: EdgePlan) -> torch.Tensor:

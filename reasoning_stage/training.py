@@ -31,9 +31,9 @@ from artifacts.token_tables import TokenTables
 from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
-from reasoning_stage.layers import EdgePlan, relation_graph
+from reasoning_stage.layers import EdgePlan
 from reasoning_stage.config import LOSSES, TASKS, ModelConfig, TrainConfig, check_train_config
-from reasoning_stage.models import QueryBatch, TofuModel, with_current_evidence
+from reasoning_stage.models import QueryBatch, TofuModel, graph_relation_graph, with_current_evidence
 
 
 class TrainingInputError(ValueError):
@@ -187,8 +187,7 @@ def prepare(tables: TokenTables, split: str, device: torch.device, link_strength
     # Training filters only what the training split knows: its graph and its queries.
     known = KnownTriples(tables, graph, sets=sorted({tables.splits[split]["graph"], tables.splits[split]["queries"]}))
     graph = graph.to(device)
-    rel = relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
-                         link_strengths=link_strengths)
+    rel = graph_relation_graph(graph, link_strengths)
     return PreparedGraph(tables.name, graph, triples, rel, known, tables, triples[:, 1].cpu().numpy())
 
 

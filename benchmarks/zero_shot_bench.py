@@ -12,9 +12,9 @@ it, and writes ``zero_shot.csv`` and ``zero_shot.md`` into --work:
   candidate scored by how often it answers the query's relation in the
   inference graph (ties broken by its degree);
 - DB15K, MKG-W, MKG-Y: test queries over the train graph, the checkpoint
-  zero-shot, and after fine-tuning on the train split, for --finetune-steps or for --finetune-minutes (a seeded sample of test
-  triples when --mmkg-triples is set: these graphs are slow to rank on 2 CPU
-  cores). --carve N moves N train triples to the validation split, on which the
+  zero-shot, and after fine-tuning on the train split, for --finetune-steps
+  or for --finetune-minutes (a seeded sample of test triples when
+  --mmkg-triples is set: these graphs are slow to rank on 2 CPU cores). --carve N moves N train triples to the validation split, on which the
   zero-shot and the fine-tuned model are compared (the label says which wins);
 - with --ablation: the same checkpoint with token modalities hidden at
   inference (structure only / + text / + image / all).

@@ -53,8 +53,8 @@ pretrain: install
 		--codebooks runs/pretrain/artifacts/codebooks --tasks DBP15K-zh_en,WikiMEL
 	$(BIN)/tofu train runs/pretrain/artifacts runs/multitask/artifacts/zh_en runs/multitask/artifacts/WikiMEL \
 		--init runs/pretrain/checkpoint --out runs/multitask/checkpoint --max-steps 100000 --eval-every 300 \
-		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 --lr-schedule cosine --loss softmax --batch-relations 2 \
-		--edge-dropout 0.5 --max-minutes $(MULTITASK_MINUTES)
+		--task-weights link_prediction=3,alignment=1,linking=1 --lr 2e-4 \
+		--max-minutes $(MULTITASK_MINUTES)
 	$(BIN)/tofu fit-evidence runs/multitask/artifacts/zh_en runs/multitask/artifacts/WikiMEL \
 		--checkpoint runs/multitask/checkpoint --out runs/multitask/checkpoint_evidence
 	$(BIN)/tofu ship runs/multitask/checkpoint_evidence runs/pretrain/artifacts/codebooks

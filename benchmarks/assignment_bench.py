@@ -73,7 +73,7 @@ def fold_hits(scores, gold_column) -> dict[str, float]:
     return out
 
 
-def task_folds(folder: Path, anchor_share: float = 0.7) -> dict[str, dict[str, float]]:
+def task_folds(folder: Path, anchor_share: float) -> dict[str, dict[str, float]]:
     """Per fold (``"B"``: fitted on A, ranked B; ``"A"``: the reverse), each variant's Hits@1."""
     import torch
 
@@ -120,10 +120,16 @@ def task_folds(folder: Path, anchor_share: float = 0.7) -> dict[str, dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("artifacts", type=Path, nargs="+", help="alignment task artifact folders")
-    parser.add_argument("--anchor-share", type=float, default=0.7,
-                        help="share of the train links read as anchors; the rest are halved into the folds")
+    parser.add_argument("--anchor-share", type=float, default=None,
+                        help="share of the train links read as anchors; the rest are halved into the folds "
+                             "(default: reasoning.ANCHOR_SHARE, what --fit-on-seeds reads)")
     args = parser.parse_args()
     import torch
+
+    from reasoning_stage.reasoning import ANCHOR_SHARE
+
+    if args.anchor_share is None:
+        args.anchor_share = ANCHOR_SHARE
 
     torch.set_num_threads(os.cpu_count() or 1)
     table = {folder.name: task_folds(folder, args.anchor_share) for folder in args.artifacts}

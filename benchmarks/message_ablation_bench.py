@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from reasoning_stage.config import TrainConfig  # noqa: E402  (after the path is set)
+
 GRAPHS = ["fb237_v1", "WN18RR_v1", "nell_v1"]
 MESSAGE_SETS = {"distmult": ("distmult",), "transe": ("transe",), "rotate": ("rotate",),
                 "mixture": ("distmult", "transe", "rotate")}
@@ -39,7 +41,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps per model")
     parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
     parser.add_argument("--sets", default=",".join(MESSAGE_SETS), help=f"message sets, from {list(MESSAGE_SETS)}")
-    parser.add_argument("--negatives", type=int, default=256, help="negatives per query of the adversarial loss")
+    parser.add_argument("--negatives", type=int, default=TrainConfig.negatives, help="negatives per query of the adversarial loss")
     parser.add_argument("--losses", default="adversarial", help="comma-separated training losses (adversarial, softmax, both)")
     args = parser.parse_args()
     if not (args.data / "grail").is_dir():
@@ -60,7 +62,7 @@ def main() -> None:
     from reasoning_stage.evaluation import evaluate_graph
     from reasoning_stage.config import ModelConfig
     from reasoning_stage.models import TofuModel
-    from reasoning_stage.config import LOSSES, TrainConfig
+    from reasoning_stage.config import LOSSES
     from reasoning_stage.training import model_config_for, train
     from tokenize_bench import write_kg_toml
     from tokenizer_stage.config import TokenizerConfig

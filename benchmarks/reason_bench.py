@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from reasoning_stage.config import EVAL_BATCH_SIZE  # noqa: E402  (after the path is set)
+
 GRAPHS = ["fb237_v1", "WN18RR_v1", "nell_v1"]
 ULTRA = {  # queries/s (run A / run B), peak RSS MB, MRR: ULTRA's code + ultra_3g checkpoint on this machine kind
     "fb237_v1": ((148, 166), 457, 0.486),
@@ -87,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--steps", type=int, default=300, help="training steps per model")
-    parser.add_argument("--batch-size", type=int, default=16, help="queries per evaluation batch")
+    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="queries per evaluation batch")
     parser.add_argument("--work", type=Path, default=None, help="folder for artifacts and checkpoints (default: temp)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --work: reuse its artifacts and checkpoints instead of tokenizing and training")

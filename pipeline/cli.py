@@ -11,8 +11,9 @@ import click
 
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
-from pipeline.defaults import EVIDENCE_FIT_STEPS, SCHEDULER_TIMEOUT, model_default, train_default
-from reasoning_stage.config import LOSSES, LR_SCHEDULES, TrainConfig
+from pipeline.defaults import SCHEDULER_TIMEOUT, model_default, train_default
+from pipeline.example import EXAMPLE_PEOPLE
+from reasoning_stage.config import EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
 from tokenizer_stage.config import encoder_default, tokenizer_default
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
@@ -280,7 +281,7 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
 
 @main.command(short_help="Write the built-in example graph to FOLDER.")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--people", type=click.IntRange(min=5), default=60, show_default=True,
+@click.option("--people", type=click.IntRange(min=5), default=EXAMPLE_PEOPLE, show_default=True,
               help="People in the graph (with their cities, countries and colours).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the people, their facts and pictures.")
 def example(folder: Path, people: int, seed: int) -> None:
@@ -606,7 +607,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=EVAL_BATCH_SIZE, show_default=True,
               help="Distinct (entity, relation) queries scored together in evaluation.")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of the first graph's results: MRR per relation (tail and head queries) and "
@@ -714,7 +715,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
         # the tuned checkpoint stays in OUTPUT for reuse with --checkpoint.
         if not finetune_epochs:
             return loaded
-        steps = max(1, finetune_epochs * len(t.queries("train")) // 16)
+        steps = max(1, finetune_epochs * len(t.queries("train")) // train_default("batch_size"))
         tuned = output / f"finetuned_{t.name}"
         run_training(copy.deepcopy(loaded.model), [t], fine_tune_config(loaded.manifest, max_steps=steps,
                                                                          eval_every=steps), tuned, dev,

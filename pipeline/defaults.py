@@ -24,8 +24,6 @@ MODEL_DEFAULTS: dict[str, Any] = {
 # Seconds a Dask run waits for its scheduler to answer, and for a worker while the cluster has none,
 # before it fails (`tofu tokenize --scheduler-timeout`).
 SCHEDULER_TIMEOUT: float = 60.0
-# Optimiser steps of `tofu fit-evidence` (the evidence weights: a few numbers per task, fitted in seconds).
-EVIDENCE_FIT_STEPS: int = 300
 
 
 def train_default(name: str) -> Any:

@@ -53,13 +53,17 @@ def _check_example_folder(folder: Path) -> None:
     if folder.is_dir() and any(folder.iterdir()):
         toml = folder / "kg.toml"
         text = toml.read_text(encoding="utf-8", errors="replace") if toml.is_file() else ""
-        # Examples written before the mark existed held exactly this kg.toml.
+        # An example kg.toml without the mark holds exactly this text.
         if not (text.startswith(EXAMPLE_MARK) or text == 'name = "example"\n'):
             raise FileExistsError(f"{folder}: holds files that `tofu example` did not write; give a new or "
                                   "empty folder (nothing was written)")
 
 
-def write_example_graph(folder: Path, people: int = 60, seed: int = 0, images: bool = True) -> Path:
+# People in the example graph unless told otherwise (`tofu example --people`).
+EXAMPLE_PEOPLE = 60
+
+
+def write_example_graph(folder: Path, people: int = EXAMPLE_PEOPLE, seed: int = 0, images: bool = True) -> Path:
     """Write the example graph into ``folder`` (canonical layout) and return it."""
     rng = random.Random(seed)
     folder = Path(folder)

@@ -12,6 +12,11 @@ from typing import Any
 MESSAGE_FUNCTIONS = ("distmult", "transe", "rotate")
 TASKS = ("link_prediction", "alignment", "linking")
 MODALITIES = ("structure", "text", "image")
+# Distinct queries scored together when ranking (`tofu reason --batch-size`, the benchmarks).
+EVAL_BATCH_SIZE = 16
+# Optimiser steps of an evidence-weight fit (`tofu fit-evidence`, `--fit-on-seeds`): a few numbers
+# per task, fitted in seconds.
+EVIDENCE_FIT_STEPS = 300
 
 
 @dataclass

@@ -22,7 +22,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from reasoning_stage.config import EVAL_BATCH_SIZE
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors, split_queries
+
+# Resamples behind every 95% interval over distinct queries.
+BOOTSTRAP_DRAWS = 2000
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Ranks:
         base, ranks = self.relation[keep] % num_relations, self.pessimistic[keep]
         return {int(r): (float(np.mean(1.0 / ranks[base == r])), int((base == r).sum())) for r in np.unique(base)}
 
-    def mrr_interval(self, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    def mrr_interval(self, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> tuple[float, float]:
         """95% bootstrap interval of the (pessimistic) MRR, resampling distinct queries."""
         return bootstrap_interval(1.0 / self.pessimistic, self.query_group, draws, seed)
 
@@ -69,7 +73,7 @@ class Ranks:
         return out
 
 
-def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, draws: int = 2000,
+def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, draws: int = BOOTSTRAP_DRAWS,
                        seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of ``mean(values)``, resampling whole ``groups`` (cluster bootstrap).
 
@@ -128,7 +132,7 @@ def directed_queries(triples: torch.Tensor, num_relations: int) -> tuple[torch.T
 
 
 def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torch.Tensor, known: KnownTriples,
-                 batch_size: int = 16, progress=None) -> Ranks:
+                 batch_size: int = EVAL_BATCH_SIZE, progress=None) -> Ranks:
     """Rank head and tail of every triple with ``score_fn(queries [B, 2]) -> [B, N]``.
 
     Scores depend on ``(entity, relation)`` only, so each distinct query is
@@ -193,7 +197,7 @@ def frequency_baseline(tables, splits, max_triples: int | None = None, seed: int
     return rank_triples(lambda q: scores[q[:, 1]], triples, known, batch_size=256)
 
 
-def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = 16,
+def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = EVAL_BATCH_SIZE,
                    max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0,
                    drop_modalities: Sequence[str] = ()) -> Ranks:
     """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph).

@@ -343,7 +343,7 @@ class MixtureOfMessageConv(nn.Module):
         if skip_zero_rows and inplace_allowed():
             d = x.shape[-1]
             flat_x, flat_a = x.reshape(-1, d), aggregated.reshape(-1, d)
-            # abs().amax() is a fast row reduction here; any(-1) over 64 floats was 9x slower.
+            # abs().amax() is the fast row reduction here: any(-1) over 64 floats takes 9x as long.
             rows = (flat_x.abs().amax(-1).ne(0) | flat_a.abs().amax(-1).ne(0)).nonzero().squeeze(1)
             if rows.numel() <= flat_x.shape[0] // 2:
                 out = torch.relu(self.norm(self.combine.bias)).expand_as(flat_x).clone()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from artifacts.task_tables import AlignmentArtifact, LinkingArtifact
 from artifacts.codebooks import Codebook
 from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS, MODALITIES, LexiconMismatch, TokenTables
+from reasoning_stage.config import EVIDENCE_FIT_STEPS
 from reasoning_stage.assignment import scaled_sinkhorn
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, whole_graph
@@ -33,6 +34,8 @@ from reasoning_stage.config import TASKS
 from reasoning_stage.models import TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")
+# Source entities scored against all candidates at once: bounds the [sources, candidates] blocks in memory.
+MATCH_SCORE_BATCH = 512
 # Sinkhorn temperature of the "with assignment" ranking, in standard deviations of the score matrix:
 # chosen on DBP15K zh_en train links with 10 iterations (70% anchors, the other 30% ranked against each
 # other; Hits@1 0.9822 at 0.25 against 0.9748 / 0.9778 / 0.9756 / 0.9630 at 0.05 / 0.1 / 0.5 / 1.0), never
@@ -177,7 +180,7 @@ def pair_scores(model: TofuModel, z_source: torch.Tensor, z_target: torch.Tensor
 
 def score_matrix(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int,
                  evidence: MatchingEvidence | None = None, route_task: int | None = None,
-                 batch_size: int = 512) -> torch.Tensor:
+                 batch_size: int = MATCH_SCORE_BATCH) -> torch.Tensor:
     """``[len(rows), target.size]`` scores, chunk by chunk (``route_task``: see :func:`rank_matches`)."""
     was_training = model.training
     model.eval()
@@ -194,7 +197,7 @@ def score_matrix(model: TofuModel, source: Side, target: Side, rows: np.ndarray,
 
 
 def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray, task: int,
-                 route_task: int | None = None, batch_size: int = 512, evidence: MatchingEvidence | None = None,
+                 route_task: int | None = None, batch_size: int = MATCH_SCORE_BATCH, evidence: MatchingEvidence | None = None,
                  candidates: np.ndarray | None = None, assignment: bool = False) -> Ranks:
     """Rank every ``target`` owner for each ``pairs[:, 0]`` source owner; ``pairs[:, 1]`` is the answer.
 
@@ -228,7 +231,7 @@ def rank_matches(model: TofuModel, source: Side, target: Side, pairs: np.ndarray
 
 
 def assigned_scores(model: TofuModel, source: Side, target: Side, rows: np.ndarray, columns: torch.Tensor, task: int,
-                    evidence: MatchingEvidence | None = None, route_task: int | None = None, batch_size: int = 512,
+                    evidence: MatchingEvidence | None = None, route_task: int | None = None, batch_size: int = MATCH_SCORE_BATCH,
                     confidence: float | None = ASSIGNMENT_ANCHOR_CONFIDENCE) -> torch.Tensor:
     """``[len(rows), target.size]`` log-assignment scores of source owners ``rows`` over the target owners
     ``columns`` (-inf elsewhere): :func:`scaled_sinkhorn` of the score matrix.
@@ -281,7 +284,7 @@ def with_seeds(evidence: MatchingEvidence, source: Side, target: Side, seeds: np
 
 
 def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, task: int, k: int,
-                batch_size: int = 512, route_task: int | None = None, evidence: MatchingEvidence | None = None,
+                batch_size: int = MATCH_SCORE_BATCH, route_task: int | None = None, evidence: MatchingEvidence | None = None,
                 shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(indices [n, k], scores [n, k])`` of the best ``target`` owners for source owners ``rows``.
 
@@ -302,7 +305,7 @@ def top_matches(model: TofuModel, source: Side, target: Side, rows: np.ndarray, 
 
 def best_targets(model: TofuModel, z_source: torch.Tensor, z_target: torch.Tensor, source: Side, target: Side,
                  rows: np.ndarray, task: int, k: int, evidence: MatchingEvidence | None = None,
-                 shortlist: int | None = None, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                 shortlist: int | None = None, batch_size: int = MATCH_SCORE_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_matches` on embeddings already computed (e.g. a knowledge base made of several graphs)."""
     indices, values = [], []
     for start in range(0, len(rows), batch_size):
@@ -362,7 +365,7 @@ def renumbered_rows(matrix: torch.Tensor, permutation: torch.Tensor) -> torch.Te
 
 
 def fit_evidence_weights(model: TofuModel, problems: list[tuple[Side, Side, MatchingEvidence, np.ndarray, int]],
-                         steps: int = 300, learning_rate: float = 0.05, max_queries: int = 1024,
+                         steps: int = EVIDENCE_FIT_STEPS, learning_rate: float = 0.05, max_queries: int = 1024,
                          seed: int = 0) -> list[float]:
     """Learn ``model.evidence_weight`` (and nothing else) on training pairs; return each problem's final loss.
 

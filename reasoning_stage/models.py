@@ -351,7 +351,7 @@ class TofuModel(nn.Module):
             if self.fusion is not None:
                 # Entity content enters every node's state, gated by what the query asks about.
                 boundary = boundary + features.values.unsqueeze(1) * torch.sigmoid(self.feature_gate(query)).unsqueeze(0)
-            scores = self._dense_layers(boundary, boundary, plan, rel, gates, groups, query, self.fusion is None)
+            scores = self.dense_layers(boundary, boundary, plan, rel, gates, groups, query, self.fusion is None)
         if self.content_relation is None:
             return scores
         return scores + self.content_scores(features, heads, query)
@@ -367,7 +367,7 @@ class TofuModel(nn.Module):
     # constant lets it reach the GNN scores' range (several units) within a short training stage.
     CONTENT_SCALE = 16.0
 
-    def _dense_layers(self, x: torch.Tensor, boundary: torch.Tensor, plan: EdgePlan, rel: torch.Tensor,
+    def dense_layers(self, x: torch.Tensor, boundary: torch.Tensor, plan: EdgePlan, rel: torch.Tensor,
                       gates: torch.Tensor, groups: list[tuple[int, int]] | None, query: torch.Tensor,
                       zero_start: bool, first_depth: int = 0) -> torch.Tensor:
         """Entity layers ``first_depth..`` over the full ``[V, B, d]`` state, then the scores ``[B, V]``.
@@ -415,7 +415,7 @@ class TofuModel(nn.Module):
                 x.view(-1, d).index_add_(0, node * batch + column, delta)
                 boundary = generic_boundary.index_select(1, column_group)
                 boundary[heads, torch.arange(batch, device=device)] += query
-                return self._dense_layers(x, boundary, plan, rel, gates, groups, query, features is None, depth)
+                return self.dense_layers(x, boundary, plan, rel, gates, groups, query, features is None, depth)
             terms = layer.relation_terms(rel, layer_gates)
             generic_aggregated = layer.aggregate(generic, plan, terms, generic_boundary)
             generic_next = layer.update(generic, generic_aggregated, skip_zero_rows=features is None and depth == 0)

@@ -16,7 +16,7 @@ from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArt
 from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
-from reasoning_stage.config import ModelConfig
+from reasoning_stage.config import EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, ModelConfig
 from reasoning_stage.models import TofuModel, with_current_evidence
 
 
@@ -135,7 +135,11 @@ def seed_links(artifact: TaskArtifact, split: str) -> np.ndarray:
     return artifact.links.get("train", np.zeros((0, 2), np.int64))
 
 
-def held_out_seed_links(pairs: np.ndarray, anchor_share: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+# Share of an alignment's train links read as anchors when the rest are held out to learn from or validate on.
+ANCHOR_SHARE = 0.7
+
+
+def held_out_seed_links(pairs: np.ndarray, anchor_share: float = ANCHOR_SHARE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Train links split (seeded, each part in file order) into anchors, read as input as at inference,
     and held-out pairs to learn from or to validate on."""
     order = np.random.default_rng(seed).permutation(len(pairs))
@@ -143,7 +147,7 @@ def held_out_seed_links(pairs: np.ndarray, anchor_share: float = 0.7, seed: int 
     return pairs[np.sort(order[:cut])], pairs[np.sort(order[cut:])]
 
 
-def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device, anchor_share: float = 0.7,
+def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device, anchor_share: float = ANCHOR_SHARE,
                      seed: int = 0) -> tuple[MatchingProblem, np.ndarray]:
     """A task's problem on its train split, and the pairs to learn from. An alignment's train links are
     split (:func:`held_out_seed_links`) into anchors and the pairs to learn from."""
@@ -185,7 +189,7 @@ def validate_bootstrap(loaded: LoadedModel, artifact: AlignmentArtifact, device:
 
 
 def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device: torch.device,
-                 steps: int = 300) -> dict[str, float]:
+                 steps: int = EVIDENCE_FIT_STEPS) -> dict[str, float]:
     """Learn the checkpoint's evidence weights on the train splits of ``artifacts``; the loaded model is
     changed in place and its manifest records the tokenizer whose subword ids the weights saw."""
     from reasoning_stage import matching
@@ -293,7 +297,7 @@ def check_splits(tables: TokenTables, splits: Sequence[str], need_queries: bool 
 
 
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
-             batch_size: int = 16, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
+             batch_size: int = EVAL_BATCH_SIZE, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
     check_splits(tables, splits)
     require_codebook_id([tables], loaded.codebook_id)
     ranks = evaluate_graph(loaded.model, tables, list(splits), device, batch_size=batch_size, progress=progress)

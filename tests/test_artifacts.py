@@ -206,6 +206,6 @@ def test_metrics_files_have_one_schema_and_refuse_other_shapes(tmp_path):
         write_metrics(tmp_path, "ck", "linking", [{k: v for k, v in record.items() if k != "seconds"}])
     with pytest.raises(ValueError, match="names task 'linking'"):
         write_metrics(tmp_path, "ck", "alignment", [record])
-    json_path.write_text(json.dumps({"checkpoint": "ck", "graphs": [record]}))   # the shape before one schema
+    json_path.write_text(json.dumps({"checkpoint": "ck", "graphs": [record]}))   # a metrics file without the schema key
     with pytest.raises(ArtifactError, match="not a TOFU metrics file"):
         read_metrics(tmp_path)

@@ -418,7 +418,7 @@ def test_a_checkpoint_from_before_the_coverage_channels_scores_as_it_did(tmp_pat
     torch.manual_seed(0)
     model = TofuModel(ModelConfig(dim=8, entity_layers=1, relation_layers=1, modalities=("text",), codebook_sizes={"text": 4}))
     old = {k: v.clone() for k, v in model.state_dict().items()}
-    old["evidence_weight"] = old["evidence_weight"][:, :6]           # six channels, as before
+    old["evidence_weight"] = old["evidence_weight"][:, :6]           # a checkpoint of six channels
     model.load_state_dict(with_current_evidence(old, model), strict=True)
     scores, channels = torch.randn(3, 5), torch.rand(3, 5, model.evidence_weight.shape[1] - 1)
     before = torch.nn.functional.softplus(old["evidence_weight"][0])

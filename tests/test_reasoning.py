@@ -411,14 +411,14 @@ def test_reach_path_matches_the_dense_layers(example_tables, overrides, dense_sh
     heads[1], heads[4] = heads[0], heads[0]  # one head asked in two columns of a run and in another run
     queries = torch.stack([heads, torch.tensor([0, 0, 0, 4, 4, 4, 4, 2])], 1)
     handed_over = []  # the depth at which the dense layers took over, if they did
-    original = TofuModel._dense_layers
+    original = TofuModel.dense_layers
 
     def spy(self, *args, **kwargs):
         handed_over.append(args[8] if len(args) > 8 else kwargs.get("first_depth", 0))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(TofuModel, "REACH_DENSE_SHARE", dense_share)
-    monkeypatch.setattr(TofuModel, "_dense_layers", spy)
+    monkeypatch.setattr(TofuModel, "dense_layers", spy)
     with torch.no_grad():
         fast = model(graph, queries)
     if dense_share == 1.0:

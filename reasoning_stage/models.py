@@ -368,8 +368,8 @@ class TofuModel(nn.Module):
     CONTENT_SCALE = 16.0
 
     def dense_layers(self, x: torch.Tensor, boundary: torch.Tensor, plan: EdgePlan, rel: torch.Tensor,
-                      gates: torch.Tensor, groups: list[tuple[int, int]] | None, query: torch.Tensor,
-                      zero_start: bool, first_depth: int = 0) -> torch.Tensor:
+                     gates: torch.Tensor, groups: list[tuple[int, int]] | None, query: torch.Tensor,
+                     zero_start: bool, first_depth: int = 0) -> torch.Tensor:
         """Entity layers ``first_depth..`` over the full ``[V, B, d]`` state, then the scores ``[B, V]``.
         ``zero_start``: the first layer's input is zero but at the heads (no entity features)."""
         for depth in range(first_depth, len(self.entity_layers)):

@@ -8,9 +8,12 @@ metadata key; :func:`artifacts.manifest.recorded_codebook_id` reads a manifest's
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 from artifacts.errors import CodebookMismatchError
+from artifacts.manifest import recorded_codebook_id
+from artifacts.root import list_artifacts
 
 
 def require_codebook_id(artifacts: Iterable[Any], codebook_id: str | None) -> None:
@@ -63,3 +66,8 @@ def encoder_codebook_problem(codebooks: Any, modality: str, source: str, weights
             f"(weights {made_by.get('weights')}), but the {modality} encoder asked for is {source!r} "
             f"(weights {weights}); use the matching encoder, another codebook set (--codebooks), or refit "
             "(--refit-codebooks)")
+
+
+def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
+    """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
+    return [folder for folder, body in list_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]

@@ -185,9 +185,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     Graphs whose sources, encoders and codebooks are unchanged since the last
     run are skipped.
     """
+    from artifacts.compatibility import other_codebook_artifacts
     from artifacts.root import artifact_name_error
-    from pipeline.orchestrate import (GraphFailure, discover_graph_dirs, other_codebook_artifacts, stale_artifacts,
-                                      tokenize_many)
+    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, stale_artifacts, tokenize_many
     from tokenizer_stage.config import EncoderSpec
     from tokenizer_stage.naming import artifact_name
     from tokenizer_stage.config import TokenizerConfig

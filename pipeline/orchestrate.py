@@ -70,13 +70,6 @@ def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
     return stale
 
 
-def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
-    """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
-    from artifacts.manifest import recorded_codebook_id
-
-    return [folder for folder, body in list_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]
-
-
 def _is_recipe(path: Path) -> bool:
     """A pretraining recipe (``[[graph]]`` entries), given where a graph's kg.toml was expected."""
     return "[[graph]]" in path.read_text(encoding="utf-8", errors="replace")

@@ -9,11 +9,14 @@ metadata key; :func:`artifacts.manifest.recorded_codebook_id` reads a manifest's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from artifacts.errors import CodebookMismatchError
 from artifacts.manifest import recorded_codebook_id
 from artifacts.root import list_artifacts
+
+if TYPE_CHECKING:
+    from artifacts.codebooks import CodebookSet
 
 
 def require_codebook_id(artifacts: Iterable[Any], codebook_id: str | None) -> None:
@@ -71,3 +74,15 @@ def encoder_codebook_problem(codebooks: Any, modality: str, source: str, weights
 def other_codebook_artifacts(out_root: Path, codebook_id: str) -> list[Path]:
     """Artifacts under ``out_root`` made with codebooks other than ``codebook_id`` (the root's)."""
     return [folder for folder, body in list_artifacts(out_root) if recorded_codebook_id(body) != codebook_id]
+
+
+def frozen_size_conflict(codebooks: CodebookSet, asked: dict[str, int]) -> tuple[str, int, int] | None:
+    """``(modality, size asked, size fitted with)`` of the first codebook of the set fitted for another
+    size than ``asked`` gives it, or None. A fit on fewer distinct vectors than asked makes a smaller
+    codebook: the size asked then counts."""
+    for modality, size in asked.items():
+        if modality in codebooks:
+            then = codebooks[modality].fit.get("requested_size", codebooks[modality].size)
+            if size not in (then, codebooks[modality].size):
+                return modality, size, then
+    return None

@@ -262,7 +262,7 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
 
     from artifacts.codebooks import CodebookSet, codebooks_exist
     from artifacts.root import CODEBOOKS_FOLDER
-    from tokenizer_stage.tokenize import frozen_size_conflict
+    from artifacts.compatibility import frozen_size_conflict
 
     location = codebooks or out_root / CODEBOOKS_FOLDER
     if not codebooks_exist(location):

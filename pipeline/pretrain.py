@@ -177,7 +177,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.progress import make_progress
     from pipeline.training_run import train_model
     from reasoning_stage.config import ModelConfig, TrainConfig, check_train_config
-    from tokenizer_stage.tokenize import frozen_size_conflict
+    from artifacts.compatibility import frozen_size_conflict
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
     # out take the recommended settings, as `tofu train`'s options do.

@@ -398,18 +398,6 @@ def check_codebooks(codebooks: CodebookSet, config: TokenizerConfig, kg: Knowled
     return notes
 
 
-def frozen_size_conflict(codebooks: CodebookSet, asked: dict[str, int]) -> tuple[str, int, int] | None:
-    """``(modality, size asked, size fitted with)`` of the first codebook of the set fitted for another
-    size than ``asked`` gives it, or None. A fit on fewer distinct vectors than asked makes a smaller
-    codebook: the size asked then counts."""
-    for modality, size in asked.items():
-        if modality in codebooks:
-            then = codebooks[modality].fit.get("requested_size", codebooks[modality].size)
-            if size not in (then, codebooks[modality].size):
-                return modality, size, then
-    return None
-
-
 def codebooks_suit_config(codebooks: CodebookSet, config: TokenizerConfig) -> str | None:
     """Why ``codebooks`` are not what ``config`` would fit (sizes, encoders), or None if they are."""
     problem = structure_codebook_problem(codebooks, structure.FEATURES_VERSION)

@@ -715,7 +715,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
         # the tuned checkpoint stays in OUTPUT for reuse with --checkpoint.
         if not finetune_epochs:
             return loaded
-        steps = max(1, finetune_epochs * len(t.queries("train")) // train_default("batch_size"))
+        steps = max(1, finetune_epochs * len(t.queries("train")) // fine_tune_config(loaded.manifest).batch_size)
         tuned = output / f"finetuned_{t.name}"
         run_training(copy.deepcopy(loaded.model), [t], fine_tune_config(loaded.manifest, max_steps=steps,
                                                                          eval_every=steps), tuned, dev,

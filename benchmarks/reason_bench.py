@@ -135,8 +135,9 @@ def main() -> None:
                       checkpoint, torch.device("cpu"))
                 print(f"{name}: {model.num_parameters():,} parameters, {args.steps} steps in "
                       f"{time.perf_counter() - start:.0f}s")
-        if shipped_checkpoint() is not None:  # what users get: the recipe's configuration and weights
-            checkpoints[SHIPPED] = shipped_checkpoint()
+        shipped = shipped_checkpoint()
+        if shipped is not None:  # what users get: the recipe's configuration and weights
+            checkpoints[SHIPPED] = shipped
         for name, checkpoint in checkpoints.items():
             for graph in GRAPHS:
                 queue = ctx.Queue()

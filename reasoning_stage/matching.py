@@ -23,14 +23,13 @@ import torch.nn.functional as F
 from artifacts.task_tables import AlignmentArtifact, LinkingArtifact
 from artifacts.codebooks import Codebook
 from artifacts.token_tables import DENSE_FIELDS, LEXICAL_FIELDS, MODALITIES, LexiconMismatch, TokenTables
-from reasoning_stage.config import EVIDENCE_FIT_STEPS
 from reasoning_stage.assignment import scaled_sinkhorn
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, whole_graph
 from reasoning_stage.layers import EdgePlan
 from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_block, anchor_evidence, coverage_pairs,
                                       dense_matrix, lexical_matrix, lexical_pair, named_years, prominence)
-from reasoning_stage.config import TASKS
+from reasoning_stage.config import EVIDENCE_FIT_STEPS, TASKS
 from reasoning_stage.models import TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")

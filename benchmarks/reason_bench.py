@@ -24,7 +24,8 @@ another day (REFERENCE.md), and speeds move by up to 2x between runs, so the
 ratios are read as a floor only when they clear 2.0 with room.
 
     python benchmarks/reason_bench.py [--data PATH] [--steps 300] [--batch-size 16] [--repeats 3]
-    python benchmarks/reason_bench.py --work DIR --reuse    # re-evaluate the checkpoints in DIR
+    python benchmarks/reason_bench.py --work DIR --reuse    # re-evaluate the checkpoints in DIR (no data read)
+    python benchmarks/reason_bench.py --work DIR --reuse --device cuda    # the same evaluations on a GPU
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ CONFIGS = {
 SHIPPED = "shipped checkpoint"
 
 
-def _evaluate(checkpoint: str, artifact: str, batch_size: int, repeats: int, tuned_allocator: bool, queue) -> None:
+def _evaluate(checkpoint: str, artifact: str, batch_size: int, repeats: int, tuned_allocator: bool, device: str,
+              queue) -> None:
     import torch
 
     from artifacts.token_tables import read_token_tables
@@ -67,14 +69,19 @@ def _evaluate(checkpoint: str, artifact: str, batch_size: int, repeats: int, tun
         retain_freed_memory()
     torch.set_num_threads(os.cpu_count() or 1)
     tables = read_token_tables(Path(artifact))
-    loaded = load_model(Path(checkpoint), torch.device("cpu"))
+    on = torch.device(device)
+    loaded = load_model(Path(checkpoint), on)
     times = []
     for _ in range(repeats):  # the first pass is counted like the others: no warm-up is hidden
         start = time.perf_counter()
-        _, metrics = evaluate(loaded, tables, ["ind_valid", "test"], torch.device("cpu"), batch_size=batch_size)
+        _, metrics = evaluate(loaded, tables, ["ind_valid", "test"], on, batch_size=batch_size)
+        if on.type == "cuda":
+            torch.cuda.synchronize(on)
         times.append(time.perf_counter() - start)
-    queue.put({"queries": int(metrics["queries"]), "distinct": int(metrics["distinct_queries"]), "seconds": min(times), "all_seconds": times, "mrr": metrics["mrr"],
-               "hits@10": metrics["hits@10"], "peak_mb": _peak_rss_mb()})
+    peak_gpu_mb = torch.cuda.max_memory_allocated(on) / 2**20 if on.type == "cuda" else None
+    queue.put({"queries": int(metrics["queries"]), "distinct": int(metrics["distinct_queries"]), "seconds": min(times),
+               "all_seconds": times, "mrr": metrics["mrr"], "hits@10": metrics["hits@10"], "peak_mb": _peak_rss_mb(),
+               "peak_gpu_mb": peak_gpu_mb})
 
 
 def _peak_rss_mb() -> float:
@@ -83,6 +90,13 @@ def _peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    on = torch.device(device)
+    return torch.cuda.get_device_name(on) if on.type == "cuda" else "the CPU"
 
 
 def main() -> None:
@@ -95,10 +109,14 @@ def main() -> None:
                         help="with --work: reuse its artifacts and checkpoints instead of tokenizing and training")
     parser.add_argument("--repeats", type=int, default=3,
                         help="evaluations per graph in its process; the best time is reported, all are printed")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of the evaluations (training stays on the CPU); ULTRA's figures are CPU ones")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc's defaults (no retain_freed_memory) to measure what it buys")
     args = parser.parse_args()
-    if not (args.data / "grail").is_dir():
+    if args.reuse and not args.work:
+        sys.exit("--reuse needs --work: the folder of an earlier run")
+    if not args.reuse and not (args.data / "grail").is_dir():
         sys.exit(f"no GraIL data under {args.data}; pass --data or set TOFU_DATA")
 
     import torch
@@ -116,9 +134,9 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        dirs = [write_kg_toml(work / "graphs" / g, args.data, g) for g in GRAPHS]
         start = time.perf_counter()
         if not args.reuse:
+            dirs = [write_kg_toml(work / "graphs" / g, args.data, g) for g in GRAPHS]
             tokenize_many(dirs, work / "artifacts", TokenizerConfig(), workers=1, progress=False)
             print(f"tokenized {len(dirs)} graphs in {time.perf_counter() - start:.0f}s")
         tables = [read_token_tables(work / "artifacts" / g) for g in GRAPHS]
@@ -143,7 +161,7 @@ def main() -> None:
                 queue = ctx.Queue()
                 child = ctx.Process(target=_evaluate, args=(str(checkpoint), str(work / "artifacts" / graph),
                                                             args.batch_size, args.repeats,
-                                                            not args.default_allocator, queue))
+                                                            not args.default_allocator, args.device, queue))
                 child.start()
                 child.join()
                 if child.exitcode != 0:
@@ -162,12 +180,14 @@ def main() -> None:
             ultra_qps, ultra_mb, _ = ULTRA[graph]
             print(f"{name:<30}{graph + '_ind':<15}{r['queries']:>8}{r['distinct']:>9}{qps:>7.0f}{dqps:>7.0f}"
                   f"{'/'.join(map(str, ultra_qps)):>11}{qps / max(ultra_qps):>7.2f}{dqps / max(ultra_qps):>8.2f}"
-                  f"{r['peak_mb']:>9.0f}{ultra_mb:>9}{r['mrr']:>7.3f}{r['hits@10']:>7.3f}")
+                  f"{r['peak_mb']:>9.0f}{ultra_mb:>9}{r['mrr']:>7.3f}{r['hits@10']:>7.3f}"
+                  + (f"{r['peak_gpu_mb']:>9.0f} GPU MB" if r["peak_gpu_mb"] is not None else ""))
         print(f"\nq/s from the fastest of {args.repeats} passes; "
               f"allocator: {'glibc defaults' if args.default_allocator else 'retain_freed_memory()'}")
         print("ratio = our queries/s over the higher of ULTRA's two runs; d-ratio = our distinct queries/s "
               "over the same (ULTRA scores every query): the like-for-like figure, target >= 2.0. "
-              f"Machine: {os.cpu_count()} CPU(s), torch {torch.__version__}. MRR after "
+              f"Machine: {os.cpu_count()} CPU(s), torch {torch.__version__}, evaluated on {_device_name(args.device)}. "
+              "MRR after "
               f"{'the reused checkpoints' if args.reuse else f'{args.steps} training steps'} on this CPU, "
               f"the {SHIPPED}'s after its recipe (ULTRA's MRR: its 3-graph checkpoint).")
 

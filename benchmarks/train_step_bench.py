@@ -13,7 +13,7 @@ blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
 
     python benchmarks/train_step_bench.py ROOT [--graphs fb237_v4,WN18RR_v3,nell_v3 | all]
         [--allocators glibc,threshold,heap] [--steps 15] [--warmup 3]
-        [--messages distmult --messages distmult,transe,rotate]
+        [--messages distmult --messages distmult,transe,rotate] [--device cuda]
 
 ``--messages`` (repeatable) times each set of message functions in turn, alternating them per
 graph so that a slow spell of the machine falls on both (default: the recipe's).
@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 ALLOCATORS = ("glibc", "threshold", "heap")
 
 
-def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None, queue) -> None:
+def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None, device: str,
+                queue) -> None:
     import numpy as np
     import torch
 
@@ -52,9 +53,10 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages
     tables = read_token_tables(Path(artifact))
     torch.manual_seed(0)
     settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}))
-    model = TofuModel(model_config_for(tables, ModelConfig(**settings)))
+    on = torch.device(device)
+    model = TofuModel(model_config_for(tables, ModelConfig(**settings))).to(on)
     config = TrainConfig(**TRAIN_DEFAULTS)
-    prepared = prepare(tables, config.train_split, torch.device("cpu"), model.config.link_strengths)
+    prepared = prepare(tables, config.train_split, on, model.config.link_strengths)
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     for number in range(warmup + steps):
@@ -65,6 +67,8 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    if on.type == "cuda":
+        torch.cuda.synchronize(on)
     queue.put({"seconds_per_step": (time.perf_counter() - start) / steps,
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "train_triples": len(prepared.train_triples)})
@@ -77,6 +81,7 @@ def main() -> None:
     parser.add_argument("--allocators", default=",".join(ALLOCATORS))
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--messages", action="append", default=None,
                         help="comma-separated message functions (repeatable: each set is timed)")
     args = parser.parse_args()
@@ -105,7 +110,7 @@ def main() -> None:
             for messages in message_sets:
                 queue = ctx.Queue()
                 child = ctx.Process(target=_time_steps, args=(str(args.root / graph), allocator, args.steps,
-                                                              args.warmup, messages, queue))
+                                                              args.warmup, messages, args.device, queue))
                 child.start()
                 child.join()
                 if child.exitcode != 0:
@@ -134,7 +139,7 @@ def main() -> None:
                 row += f"{mean:>18.3f}{'':>9}"
             print(row)
     print(f"\n{args.steps} timed steps after {args.warmup} untimed, per fresh process; "
-          f"torch {torch.__version__}, {multiprocessing.cpu_count()} CPU(s). Weighted mean: graphs drawn by training "
+          f"torch {torch.__version__}, {multiprocessing.cpu_count()} CPU(s), device {args.device}. Weighted mean: graphs drawn by training "
           "triples, as `tofu train` draws them.")
 
 

@@ -21,6 +21,11 @@ RESERVED_NAMES = (CODEBOOKS_FOLDER, LAST_RUN_FILE)
 ARTIFACT_KINDS = (TOKEN_TABLES_KIND, ALIGNMENT_KIND, LINKING_KIND)
 
 
+def codebook_folder(out_root: Path | str, codebooks: Path | str | None = None) -> Path:
+    """The codebook set a tokenize run into ``out_root`` reads: ``codebooks`` when given, else the root's own."""
+    return Path(codebooks) if codebooks else Path(out_root) / CODEBOOKS_FOLDER
+
+
 def artifact_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name an artifact folder in a root, or None when it can."""
     if not name or not name.strip():

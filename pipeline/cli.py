@@ -261,10 +261,10 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
     from click.core import ParameterSource
 
     from artifacts.codebooks import CodebookSet, codebooks_exist
-    from artifacts.root import CODEBOOKS_FOLDER
     from artifacts.compatibility import frozen_size_conflict
+    from artifacts.root import codebook_folder
 
-    location = codebooks or out_root / CODEBOOKS_FOLDER
+    location = codebook_folder(out_root, codebooks)
     if not codebooks_exist(location):
         return
     ctx = click.get_current_context()

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, exclusive_root, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
-from artifacts.root import CODEBOOKS_FOLDER, LAST_RUN_FILE, list_artifacts
+from artifacts.root import LAST_RUN_FILE, codebook_folder, list_artifacts
 from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
@@ -143,7 +143,7 @@ def resolve_codebooks(out_root: Path, codebooks: Path | None, refit: bool, graph
     ``config`` -- so the shipped model reads the tokens; else fit new ones.
     ``refit`` always fits.
     """
-    location = Path(codebooks) if codebooks else Path(out_root) / CODEBOOKS_FOLDER
+    location = codebook_folder(out_root, codebooks)
     if codebooks and not refit and not codebooks_exist(location):
         raise FileNotFoundError(f"{location}: no codebook set there (a folder with manifest.json); "
                                 "omit --codebooks to fit one in the output root, or add --refit-codebooks")

@@ -170,7 +170,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     import torch
 
     from artifacts.codebooks import CodebookSet, codebooks_exist
-    from artifacts.root import CODEBOOKS_FOLDER
+    from artifacts.root import codebook_folder
     from artifacts.token_tables import read_token_tables
     from pipeline.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
     from pipeline.orchestrate import tokenize_many
@@ -215,7 +215,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{recipe.path}: [train]: {err}") from None
     config = tokenizer_config(recipe)
-    books = Path(work) / "artifacts" / CODEBOOKS_FOLDER
+    books = codebook_folder(Path(work) / "artifacts")
     if codebooks_exist(books):   # a reused --work: its frozen codebooks must be the recipe's
         conflict = frozen_size_conflict(CodebookSet.load(books), config.codebook_sizes())
         if conflict:

@@ -23,7 +23,7 @@ ULTRA's code does not run here; its figures are the higher of two runs of
 another day (REFERENCE.md), and speeds move by up to 2x between runs, so the
 ratios are read as a floor only when they clear 2.0 with room.
 
-    python benchmarks/reason_bench.py [--data PATH] [--steps 300] [--batch-size 16] [--repeats 3]
+    python benchmarks/reason_bench.py [--data PATH] [--steps 300] [--batch-size N] [--repeats 3]
     python benchmarks/reason_bench.py --work DIR --reuse    # re-evaluate the checkpoints in DIR (no data read)
     python benchmarks/reason_bench.py --work DIR --reuse --device cuda    # the same evaluations on a GPU
 """
@@ -42,7 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from reasoning_stage.config import EVAL_BATCH_SIZE  # noqa: E402  (after the path is set)
 
 GRAPHS = ["fb237_v1", "WN18RR_v1", "nell_v1"]
 ULTRA = {  # queries/s (run A / run B), peak RSS MB, MRR: ULTRA's code + ultra_3g checkpoint on this machine kind
@@ -103,7 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("TOFU_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--steps", type=int, default=300, help="training steps per model")
-    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="queries per evaluation batch")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="queries per evaluation batch (default: by graph size, as `tofu reason`)")
     parser.add_argument("--work", type=Path, default=None, help="folder for artifacts and checkpoints (default: temp)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --work: reuse its artifacts and checkpoints instead of tokenizing and training")

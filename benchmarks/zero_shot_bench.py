@@ -41,7 +41,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from reasoning_stage.config import EVAL_BATCH_SIZE  # noqa: E402  (after the path is set)
 
 GRAIL = [f"{family}_v{v}" for family in ("fb237", "WN18RR", "nell") for v in (1, 2, 3, 4)]
 INGRAM = ["NL-0", "NL-25", "NL-50", "NL-75", "NL-100", "WK-25", "WK-50", "WK-75", "WK-100"]
@@ -128,7 +127,8 @@ def main() -> None:
     parser.add_argument("--carve", type=int, default=0,
                         help="MMKG: move this many train triples to the valid split and choose between the zero-shot "
                              "and the fine-tuned model on them (DB15K's own valid split repeats train)")
-    parser.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="queries per evaluation batch (default: by graph size, as `tofu reason`)")
     parser.add_argument("--tokenize-only", action="store_true", help="stop after tokenizing (e.g. before training ends)")
     parser.add_argument("--ablation", action="store_true", help="also evaluate with token modalities hidden")
     parser.add_argument("--ablation-graphs", default="fb237_v1_ind,WN18RR_v1_ind,WN18RR_v2_ind,nell_v1_ind")

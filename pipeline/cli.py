@@ -13,7 +13,7 @@ from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import SCHEDULER_TIMEOUT, model_default, train_default
 from pipeline.example import EXAMPLE_PEOPLE
-from reasoning_stage.config import EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
+from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
 from tokenizer_stage.config import encoder_default, tokenizer_default
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
@@ -607,8 +607,9 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=EVAL_BATCH_SIZE, show_default=True,
-              help="Distinct (entity, relation) queries scored together in evaluation.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Distinct (entity, relation) queries scored together in evaluation "
+                   f"[default: by graph size, {EVAL_BATCH_SIZE}-{EVAL_BATCH_MAX}: more on smaller graphs].")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of the first graph's results: MRR per relation (tail and head queries) and "
                    "where the answers rank.")

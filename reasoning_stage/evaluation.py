@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from reasoning_stage.config import EVAL_BATCH_SIZE
+from reasoning_stage.config import EVAL_BATCH_SIZE, eval_batch_size
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors, split_queries
 
 # Resamples behind every 95% interval over distinct queries.
@@ -197,13 +197,14 @@ def frequency_baseline(tables, splits, max_triples: int | None = None, seed: int
     return rank_triples(lambda q: scores[q[:, 1]], triples, known, batch_size=256)
 
 
-def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int = EVAL_BATCH_SIZE,
+def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int | None = None,
                    max_triples: int | None = None, seed: int = 0, progress=None, task: int = 0,
                    drop_modalities: Sequence[str] = ()) -> Ranks:
     """Filtered ranks of a model on the queries of ``splits`` (over their shared inference graph).
 
     ``drop_modalities`` hides those token modalities from the model (entity and
-    relation tokens), as if the graph had none: inference-time ablations.
+    relation tokens), as if the graph had none: inference-time ablations. ``batch_size``:
+    distinct queries scored together; by default :func:`eval_batch_size` of the graph.
     """
     from reasoning_stage.models import graph_plans
 
@@ -219,6 +220,9 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
         plans = graph_plans(graph, model.config.link_strengths)
         features = model.entity_features(graph, task)
         ranks = rank_triples(lambda q: model(graph, q.to(device), task=task, features=features, **plans),
-                             triples, known, batch_size=batch_size, progress=progress)
+                             triples, known,
+                             batch_size=batch_size or eval_batch_size(graph.num_entities,
+                                                                      plans["rel_graph"].edge_pair.numel()),
+                             progress=progress)
     model.train(was_training)
     return ranks

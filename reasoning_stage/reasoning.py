@@ -16,7 +16,7 @@ from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArt
 from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
-from reasoning_stage.config import EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, ModelConfig
+from reasoning_stage.config import EVIDENCE_FIT_STEPS, ModelConfig
 from reasoning_stage.models import TofuModel, with_current_evidence
 
 
@@ -297,7 +297,7 @@ def check_splits(tables: TokenTables, splits: Sequence[str], need_queries: bool 
 
 
 def evaluate(loaded: LoadedModel, tables: TokenTables, splits: Sequence[str], device: torch.device,
-             batch_size: int = EVAL_BATCH_SIZE, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
+             batch_size: int | None = None, progress: Callable | None = None) -> tuple[Ranks, dict[str, float]]:
     check_splits(tables, splits)
     require_codebook_id([tables], loaded.codebook_id)
     ranks = evaluate_graph(loaded.model, tables, list(splits), device, batch_size=batch_size, progress=progress)

@@ -177,10 +177,21 @@ def test_ranks_do_not_depend_on_the_batch_width(example_tables):
     torch.manual_seed(0)
     model = TofuModel(model_config_for(example_tables, ModelConfig(modalities=(), messages=("distmult",), **SMALL)))
     runs = [evaluate_graph(model, example_tables, ["valid", "test"], torch.device("cpu"), batch_size=width)
-            for width in (1, 2, 16)]
+            for width in (1, 2, 16, None)]   # None: the graph-size rule, 128 on this small graph
     for other in runs[1:]:
         assert (other.pessimistic == runs[0].pessimistic).all() and (other.optimistic == runs[0].optimistic).all()
     assert (runs[0].pessimistic > runs[0].optimistic).any()   # there are ties to break
+
+
+def test_default_ranking_batch_narrows_as_graphs_grow_within_its_bounds():
+    from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_ROWS, EVAL_BATCH_SIZE, eval_batch_size
+
+    sizes = [eval_batch_size(n, links) for n, links in ((1, 0), (225, 928), (922, 520), (2757, 832),
+                                                        (1093, 11368), (10**6, 0))]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == EVAL_BATCH_MAX and sizes[-1] == sizes[-2] == EVAL_BATCH_SIZE
+    assert EVAL_BATCH_SIZE < sizes[3] < sizes[1] < EVAL_BATCH_MAX
+    assert all(size * (n + links) <= EVAL_BATCH_ROWS for size, (n, links) in zip(sizes[1:4], ((225, 928), (922, 520), (2757, 832))))
 
 
 def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_tables):

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from reasoning_stage.assignment import SINKHORN_ITERATIONS, SINKHORN_TEMPERATURE
 from reasoning_stage.evaluation import Ranks, rank_of_targets
 
 
@@ -86,7 +87,7 @@ def tfidf_ranks(source_names: list[str], target_names: list[str], pairs: np.ndar
 
 
 def tfidf_assignment(source_names: list[str], target_names: list[str], pairs: np.ndarray,
-                     iterations: int = 10, temperature: float = 0.05,
+                     iterations: int = SINKHORN_ITERATIONS, temperature: float = SINKHORN_TEMPERATURE,
                      hungarian: bool = True) -> tuple[Ranks, float | None]:
     """The TF-IDF cosine of the test sources against the test counterparts only, assigned globally:
     ``(ranks by Sinkhorn log-assignment scores, Hungarian H@1 or None)``. One-to-one pairs only."""

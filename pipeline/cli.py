@@ -188,13 +188,13 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     from artifacts.compatibility import other_codebook_artifacts
     from artifacts.root import artifact_name_error
     from pipeline.orchestrate import GraphFailure, discover_graph_dirs, stale_artifacts, tokenize_many
-    from tokenizer_stage.config import EncoderSpec
+    from tokenizer_stage.config import EncoderSpec, image_batch_size
     from tokenizer_stage.naming import artifact_name
     from tokenizer_stage.config import TokenizerConfig
 
     config = TokenizerConfig(
         text_encoder=EncoderSpec("text", text_encoder, batch_size=batch_size, device=device),
-        image_encoder=EncoderSpec("image", image_encoder, batch_size=max(1, batch_size // 2), device=device),
+        image_encoder=EncoderSpec("image", image_encoder, batch_size=image_batch_size(batch_size), device=device),
         text_codebook_size=text_codebook_size, image_codebook_size=image_codebook_size,
         structure_codebook_size=structure_codebook_size, tokens_per_entity=tokens_per_entity,
         use_text=not no_text, use_images=not no_images, seed=seed)
@@ -413,7 +413,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     from reasoning_stage.config import ModelConfig
     from reasoning_stage.reasoning import read_artifacts
     from reasoning_stage.config import TrainConfig, check_train_config
-    from reasoning_stage.training import log_to_file
+    from artifacts.outputs import checkpoint_log_path, log_to_file
 
     retain_freed_memory()
     ctx = click.get_current_context()
@@ -443,7 +443,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
     shape_asked = [field for field, option in MODEL_SHAPE_FIELDS.items()
                    if ctx.get_parameter_source(option.replace("-", "_")) == click.core.ParameterSource.COMMANDLINE]
-    log_path = Path(str(checkpoint).rstrip("/") + ".log.jsonl")
+    log_path = checkpoint_log_path(checkpoint)
     try:
         tables, tasks_found = select_task_artifacts(tables, tasks_found, {TASK_NAMES[t] for t in tasks} or None,
                                                     config.task_weights)
@@ -484,7 +484,7 @@ def pretrain(recipe, data, work, max_minutes, without, ship, device, quiet) -> N
     from artifacts.shipped import ship as install
     from pipeline.pretrain import read_recipe, run_recipe, without_graphs
     from reasoning_stage.allocator import retain_freed_memory
-    from reasoning_stage.training import log_to_file
+    from artifacts.outputs import log_to_file, recipe_log_path
 
     retain_freed_memory()
     parsed = read_recipe(recipe)
@@ -495,7 +495,7 @@ def pretrain(recipe, data, work, max_minutes, without, ship, device, quiet) -> N
         raise click.UsageError(f"data folder {data} not found; pass --data or set TOFU_DATA")
     _check_output_folder(work, "--work", "the recipe's work folder")
     checkpoint = work / "checkpoint"
-    log_path = work / "train_log.jsonl"
+    log_path = recipe_log_path(work)
     write_log = log_to_file(log_path, fresh=True)   # each run trains anew into work/checkpoint
 
     def log(record):
@@ -652,9 +652,10 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     import time
 
     from artifacts.metrics import write_metrics
+    from artifacts.outputs import predictions_path, write_predictions
     from pipeline.progress import make_progress
     from reasoning_stage.reasoning import (LoadedModel, check_splits, evaluate, load_model, parse_prediction_queries,
-                                           per_relation_metrics, predict, write_predictions)
+                                           per_relation_metrics, predict)
     from reasoning_stage.allocator import retain_freed_memory
     from artifacts.compatibility import require_codebook_id
     from reasoning_stage.training import fine_tune_config, train as run_training
@@ -777,11 +778,6 @@ def _query_source(predict_file: Path | None, query_texts: tuple[str, ...]) -> st
     return "--query" if query_texts else "<stdin>" if str(predict_file) == "-" else str(predict_file)
 
 
-def predictions_path(output: Path, name: str, split: str) -> Path:
-    """Where ``tofu reason`` writes the predictions of an artifact's split."""
-    return output / f"predictions_{name}_{split}.tsv"
-
-
 def plural(count: int, word: str, words: str | None = None) -> str:
     """``'1 query'``, ``'2 queries'``."""
     return f"{count} {word if count == 1 else (words or word + 's')}"
@@ -828,9 +824,10 @@ def _reason_task(task, artifacts_, checkpoint, splits, output, top_k, predict_to
     from artifacts.root import artifact_folders
     import copy
 
+    from artifacts.outputs import predictions_path, write_predictions
     from reasoning_stage.reasoning import (LoadedModel, artifact_task, best_bootstrap_rounds, evaluate_task,
                                            fit_evidence, load_model, matching_problem, predict_task, read_artifacts,
-                                           task_pairs, validate_bootstrap, write_predictions)
+                                           task_pairs, validate_bootstrap)
     from artifacts.compatibility import require_codebook_id
 
     tables, tasks = read_artifacts(artifact_folders(artifacts_))

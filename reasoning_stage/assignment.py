@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 
-def sinkhorn(scores: torch.Tensor, iterations: int = 10, temperature: float = 0.05) -> torch.Tensor:
+# Plain Sinkhorn's defaults (the name baseline's global assignment); the model's assignment over its own
+# scores uses matching.ASSIGNMENT_ITERATIONS / ASSIGNMENT_TEMPERATURE on standardised scores.
+SINKHORN_ITERATIONS = 10
+SINKHORN_TEMPERATURE = 0.05
+
+
+def sinkhorn(scores: torch.Tensor, iterations: int = SINKHORN_ITERATIONS,
+             temperature: float = SINKHORN_TEMPERATURE) -> torch.Tensor:
     """Log-domain Sinkhorn normalisation of ``scores`` [A, B] (A may differ from B).
 
     Alternately normalises rows and columns to mass 1, so a target claimed strongly by one source

@@ -1,7 +1,6 @@
 """Using a trained reasoner: evaluation tables, top-k predictions, fine-tuning."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -432,14 +431,3 @@ def known_triple_sets(tables: TokenTables, triples: np.ndarray) -> list[str]:
     asked = keys(triples)
     held = {name: np.isin(asked, keys(tables.triple_set(name))) for name in tables.manifest["counts"]["triple_sets"]}
     return [",".join(name for name, inside in held.items() if inside[i]) for i in range(len(triples))]
-
-
-def write_predictions(rows: list[dict[str, Any]], path: Path) -> None:
-    from artifacts.atomic import atomic_write_bytes
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))

@@ -65,7 +65,7 @@ class GatedMixtureOfExperts(nn.Module):
     Shapes: x ``[n, dim]``, expert_bias ``[num_experts]`` -> :class:`ExpertOutput`.
     """
 
-    def __init__(self, dim: int, num_experts: int = 4, top_k: int = 2, hidden: int | None = None):
+    def __init__(self, dim: int, num_experts: int, top_k: int, hidden: int | None = None):
         super().__init__()
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"top_k must be in 1..{num_experts}, got {top_k}")

@@ -13,7 +13,6 @@ a negative at no extra cost; or "both", their sum.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import contextmanager, nullcontext
@@ -418,15 +417,3 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     if bar:
         bar.close()
     return history
-
-
-def log_to_file(path: Path, fresh: bool = False) -> Callable[[dict[str, Any]], None]:
-    """A JSON-lines logger. ``fresh``: the first record replaces an earlier run's log (a new run
-    replaces its checkpoint, so its log starts again); otherwise records are appended (--resume)."""
-    mode = ["w" if fresh else "a"]
-
-    def write(record: dict[str, Any]) -> None:
-        with open(path, mode[0], encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-        mode[0] = "a"
-    return write

@@ -49,11 +49,17 @@ class EncoderSpec:
         return path
 
 
+def image_batch_size(text_batch_size: int) -> int:
+    """Images per encoder batch beside ``text_batch_size`` texts: half as many (an image's forward pass
+    holds far larger activations than a text's)."""
+    return max(1, text_batch_size // 2)
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     """Everything that decides the tokens; saved in every manifest. Picklable for Dask."""
     text_encoder: EncoderSpec = EncoderSpec("text", DEFAULT_TEXT)
-    image_encoder: EncoderSpec = EncoderSpec("image", DEFAULT_IMAGE, batch_size=16)
+    image_encoder: EncoderSpec = EncoderSpec("image", DEFAULT_IMAGE, batch_size=image_batch_size(EncoderSpec.batch_size))
     text_codebook_size: int = 512
     image_codebook_size: int = 256
     structure_codebook_size: int = 64

@@ -7,11 +7,12 @@ cannot reach outside the root or onto the root's own entries.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from artifacts.errors import ArtifactError
-from artifacts.manifest import MANIFEST_NAME, peek_manifest
+from artifacts.manifest import MANIFEST_NAME, peek_manifest, recorded_source
 from artifacts.task_tables import ALIGNMENT_KIND, LINKING_KIND
 from artifacts.token_tables import KIND as TOKEN_TABLES_KIND
 
@@ -88,3 +89,36 @@ def artifact_folders(paths: Sequence[Path]) -> list[Path]:
                                     "(run tofu tokenize first)")
         found.extend(inner)
     return found
+
+
+def stale_artifacts(out_root: Path, name_of: Callable[[Path], str]) -> list[tuple[Path, str]]:
+    """Artifacts under ``out_root`` that ``tofu train / reason ROOT`` would still read although no
+    graph folder makes them any more, each with the reason: the folder is gone, it now writes an
+    artifact of another name (renamed in its kg.toml / task.toml), or another artifact was made
+    from the same folder reached by another path (a symlink).
+
+    ``name_of(source)``: the artifact name a source folder is tokenized as now (stage one's naming
+    rule); a folder it cannot name (ValueError, OSError: a broken kg.toml) is left to the tokenize run,
+    which reports it with file and line.
+    """
+    stale = []
+    first_from: dict[str, Path] = {}
+    for folder, body in list_artifacts(out_root):
+        source = recorded_source(folder, body)
+        if source is None:
+            continue
+        if not source.exists():
+            stale.append((folder, f"was made from {source}, which no longer exists"))
+            continue
+        try:
+            name = name_of(source)
+        except (ValueError, OSError):
+            continue
+        if name != folder.name:
+            stale.append((folder, f"was made from {source}, which is now tokenized as {name!r}"))
+        elif os.path.realpath(source) in first_from:
+            twin = first_from[os.path.realpath(source)]
+            stale.append((folder, f"was made from {source}, the same folder as {twin} (so both read the same graph)"))
+        else:
+            first_from[os.path.realpath(source)] = folder
+    return stale

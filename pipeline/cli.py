@@ -186,8 +186,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     run are skipped.
     """
     from artifacts.compatibility import other_codebook_artifacts
-    from artifacts.root import artifact_name_error
-    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, stale_artifacts, tokenize_many
+    from artifacts.root import artifact_name_error, stale_artifacts
+    from pipeline.orchestrate import GraphFailure, discover_graph_dirs, tokenize_many
     from tokenizer_stage.config import EncoderSpec, image_batch_size
     from tokenizer_stage.naming import artifact_name
     from tokenizer_stage.config import TokenizerConfig
@@ -239,7 +239,7 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     failures = [r for r in results if isinstance(r, GraphFailure)]
     # A failed graph's earlier artifact (if any) stays; the error below names it.
     kept = [out_root / f.name for f in failures if (out_root / f.name / MANIFEST_NAME).is_file()]
-    for folder, reason in stale_artifacts(out_root):
+    for folder, reason in stale_artifacts(out_root, artifact_name):
         if folder not in kept:
             click.echo(f"  note: {folder} {reason}; delete the artifact to leave it out of `tofu train / reason "
                        "ROOT`", err=True)

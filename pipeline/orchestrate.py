@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, exclusive_root, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
-from artifacts.root import LAST_RUN_FILE, codebook_folder, list_artifacts
+from artifacts.root import LAST_RUN_FILE, codebook_folder
 from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
@@ -38,36 +38,6 @@ class GraphFailure:
     error: str
     source: str = ""    # the graph folder that failed
     status: str = "failed"   # as a GraphSummary's "tokenized" / "skipped", in last_tokenize_run.json
-
-
-def stale_artifacts(out_root: Path) -> list[tuple[Path, str]]:
-    """Artifacts under ``out_root`` that ``tofu train / reason ROOT`` would still read although no
-    graph folder makes them any more, each with the reason: the folder is gone, it now writes an
-    artifact of another name (renamed in its kg.toml / task.toml), or another artifact was made
-    from the same folder reached by another path (a symlink)."""
-    from artifacts.manifest import recorded_source
-
-    stale = []
-    first_from: dict[str, Path] = {}
-    for folder, body in list_artifacts(out_root):
-        source = recorded_source(folder, body)
-        if source is None:
-            continue
-        if not source.exists():
-            stale.append((folder, f"was made from {source}, which no longer exists"))
-            continue
-        try:
-            name = artifact_name(source)
-        except (KGFormatError, ValueError, OSError):   # a broken kg.toml is reported when it is tokenized
-            continue
-        if name != folder.name:
-            stale.append((folder, f"was made from {source}, which is now tokenized as {name!r}"))
-        elif os.path.realpath(source) in first_from:
-            twin = first_from[os.path.realpath(source)]
-            stale.append((folder, f"was made from {source}, the same folder as {twin} (so both read the same graph)"))
-        else:
-            first_from[os.path.realpath(source)] = folder
-    return stale
 
 
 def _is_recipe(path: Path) -> bool:

@@ -21,6 +21,7 @@ from artifacts.checkpoint import load_checkpoint, save_checkpoint
 from artifacts.errors import ArtifactError
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.codebooks import CodebookSet, codebooks_exist
+from artifacts.root import CODEBOOKS_FOLDER
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
@@ -31,7 +32,7 @@ def shipped_checkpoint(root: Path = SHIPPED_DIR) -> Path | None:
 
 
 def shipped_codebooks(root: Path = SHIPPED_DIR) -> Path | None:
-    folder = Path(root) / "codebooks"
+    folder = Path(root) / CODEBOOKS_FOLDER
     return folder if codebooks_exist(folder) else None
 
 
@@ -49,5 +50,5 @@ def ship(checkpoint: Path, codebooks: Path, root: Path = SHIPPED_DIR) -> Path:
     with staging_directory(Path(root)) as staging:
         save_checkpoint(staging / "checkpoint", state, manifest["model"], manifest["codebook_id"],
                         manifest["training"])
-        shutil.copytree(codebooks, staging / "codebooks")
+        shutil.copytree(codebooks, staging / CODEBOOKS_FOLDER)
     return Path(root)

@@ -13,7 +13,7 @@ from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import SCHEDULER_TIMEOUT, model_default, train_default
 from pipeline.example import EXAMPLE_PEOPLE
-from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_SIZE, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
+from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_MIN, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
 from tokenizer_stage.config import encoder_default, tokenizer_default
 
 if TYPE_CHECKING:  # torch-free at import: the CLI imports heavy libraries inside commands
@@ -485,6 +485,7 @@ def pretrain(recipe, data, work, max_minutes, without, ship, device, quiet) -> N
     from pipeline.pretrain import read_recipe, run_recipe, without_graphs
     from reasoning_stage.allocator import retain_freed_memory
     from artifacts.outputs import log_to_file, recipe_log_path
+    from artifacts.root import codebook_folder
 
     retain_freed_memory()
     parsed = read_recipe(recipe)
@@ -505,7 +506,7 @@ def pretrain(recipe, data, work, max_minutes, without, ship, device, quiet) -> N
     run_recipe(parsed, data, work, checkpoint, _device(device), max_minutes, progress=not quiet, log=log)
     click.echo(f"checkpoint written to {checkpoint} (log: {log_path})")
     if ship:
-        click.echo(f"shipped to {install(checkpoint, work / 'artifacts' / 'codebooks')}")
+        click.echo(f"shipped to {install(checkpoint, codebook_folder(work / 'artifacts'))}")
 
 
 @main.command("fit-evidence", short_help="Learn how names, descriptions and seed links count, per task.")
@@ -609,7 +610,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Distinct (entity, relation) queries scored together in evaluation "
-                   f"[default: by graph size, {EVAL_BATCH_SIZE}-{EVAL_BATCH_MAX}: more on smaller graphs].")
+                   f"[default: by graph size, {EVAL_BATCH_MIN}-{EVAL_BATCH_MAX}: more on smaller graphs].")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG of the first graph's results: MRR per relation (tail and head queries) and "
                    "where the answers rank.")

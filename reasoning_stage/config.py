@@ -13,12 +13,12 @@ MESSAGE_FUNCTIONS = ("distmult", "transe", "rotate")
 TASKS = ("link_prediction", "alignment", "linking")
 MODALITIES = ("structure", "text", "image")
 # Distinct queries scored together when ranking: by default as many as keep
-# batch x (entities + relation-graph links) within EVAL_BATCH_ROWS, between EVAL_BATCH_SIZE and
+# batch x (entities + relation-graph links) within EVAL_BATCH_ROWS, between EVAL_BATCH_MIN and
 # EVAL_BATCH_MAX (`eval_batch_size`). Graphs with few entities and relations rank up to twice as fast
 # in wider batches (a batch's fixed work does not shrink with the graph); on graphs with many
 # relations the work per query dominates, and a wider batch only costs memory.
 # `tofu reason --batch-size N` fixes the number instead.
-EVAL_BATCH_SIZE = 16
+EVAL_BATCH_MIN = 16
 EVAL_BATCH_MAX = 128
 EVAL_BATCH_ROWS = 131_072
 # Optimiser steps of an evidence-weight fit (`tofu fit-evidence`, `--fit-on-seeds`): a few numbers
@@ -186,9 +186,7 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"weight_average must be in [0, 1) (0: off), got {config.weight_average}")
 
 
-
-
 def eval_batch_size(num_entities: int, relation_links: int) -> int:
     """Distinct queries per ranking batch on a graph of ``num_entities`` whose relation graph has
     ``relation_links`` links (see ``EVAL_BATCH_ROWS``)."""
-    return max(EVAL_BATCH_SIZE, min(EVAL_BATCH_MAX, EVAL_BATCH_ROWS // max(num_entities + relation_links, 1)))
+    return max(EVAL_BATCH_MIN, min(EVAL_BATCH_MAX, EVAL_BATCH_ROWS // max(num_entities + relation_links, 1)))

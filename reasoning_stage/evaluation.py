@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from reasoning_stage.config import EVAL_BATCH_SIZE, eval_batch_size
+from reasoning_stage.config import eval_batch_size
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors, split_queries
 
 # Resamples behind every 95% interval over distinct queries.
@@ -132,7 +132,7 @@ def directed_queries(triples: torch.Tensor, num_relations: int) -> tuple[torch.T
 
 
 def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torch.Tensor, known: KnownTriples,
-                 batch_size: int = EVAL_BATCH_SIZE, progress=None) -> Ranks:
+                 batch_size: int, progress=None) -> Ranks:
     """Rank head and tail of every triple with ``score_fn(queries [B, 2]) -> [B, N]``.
 
     Scores depend on ``(entity, relation)`` only, so each distinct query is

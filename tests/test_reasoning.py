@@ -184,14 +184,15 @@ def test_ranks_do_not_depend_on_the_batch_width(example_tables):
 
 
 def test_default_ranking_batch_narrows_as_graphs_grow_within_its_bounds():
-    from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_ROWS, EVAL_BATCH_SIZE, eval_batch_size
+    from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_ROWS, EVAL_BATCH_MIN, eval_batch_size
 
     sizes = [eval_batch_size(n, links) for n, links in ((1, 0), (225, 928), (922, 520), (2757, 832),
                                                         (1093, 11368), (10**6, 0))]
     assert sizes == sorted(sizes, reverse=True)
-    assert sizes[0] == EVAL_BATCH_MAX and sizes[-1] == sizes[-2] == EVAL_BATCH_SIZE
-    assert EVAL_BATCH_SIZE < sizes[3] < sizes[1] < EVAL_BATCH_MAX
-    assert all(size * (n + links) <= EVAL_BATCH_ROWS for size, (n, links) in zip(sizes[1:4], ((225, 928), (922, 520), (2757, 832))))
+    assert sizes[0] == EVAL_BATCH_MAX and sizes[-1] == sizes[-2] == EVAL_BATCH_MIN
+    assert EVAL_BATCH_MIN < sizes[3] < sizes[1] < EVAL_BATCH_MAX
+    within = zip(sizes[1:4], ((225, 928), (922, 520), (2757, 832)))
+    assert all(size * (n + links) <= EVAL_BATCH_ROWS for size, (n, links) in within)
 
 
 def test_repeated_queries_are_scored_once_and_ranked_like_single_ones(example_tables):

@@ -85,7 +85,6 @@ class ModelConfig:
         return cls(**data)
 
 
-
 @dataclass
 class TrainConfig:
     max_steps: int = 1000

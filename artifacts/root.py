@@ -114,11 +114,12 @@ def stale_artifacts(out_root: Path, name_of: Callable[[Path], str]) -> list[tupl
             name = name_of(source)
         except (ValueError, OSError):
             continue
+        real = os.path.realpath(source)
         if name != folder.name:
             stale.append((folder, f"was made from {source}, which is now tokenized as {name!r}"))
-        elif os.path.realpath(source) in first_from:
-            twin = first_from[os.path.realpath(source)]
-            stale.append((folder, f"was made from {source}, the same folder as {twin} (so both read the same graph)"))
+        elif real in first_from:
+            stale.append((folder, f"was made from {source}, the same folder as {first_from[real]} "
+                                  "(so both read the same graph)"))
         else:
-            first_from[os.path.realpath(source)] = folder
+            first_from[real] = folder
     return stale

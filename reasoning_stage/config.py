@@ -24,6 +24,11 @@ EVAL_BATCH_ROWS = 131_072
 # Optimiser steps of an evidence-weight fit (`tofu fit-evidence`, `--fit-on-seeds`): a few numbers
 # per task, fitted in seconds.
 EVIDENCE_FIT_STEPS = 300
+# The gate share of the first listed message function in a fresh model: a mixture starts close to
+# that one function (the recipe lists DistMult first, the best single function on every graph of the
+# message ablation) and learns per query where the others help, rather than starting as an even
+# blend that has to unlearn a weaker function first.
+LEADING_MESSAGE_SHARE = 0.8
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch_scatter import scatter_add
 
-from reasoning_stage.config import MODALITIES, ModelConfig
+from reasoning_stage.config import LEADING_MESSAGE_SHARE, MODALITIES, ModelConfig
 from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan,
@@ -219,6 +219,7 @@ class TofuModel(nn.Module):
                                            for _ in range(config.entity_layers))
         self.task_embedding = nn.Embedding(config.num_tasks, d)
         self.message_gates = nn.Linear(2 * d, config.entity_layers * len(config.messages))
+        self.reset_message_gates()
         if config.modalities:
             self.router = TaskRouter(config.num_tasks, d, len(config.modalities), config.num_experts)
             self.fusion = HierarchicalFusion(config.modalities, config.codebook_sizes, d)
@@ -247,6 +248,18 @@ class TofuModel(nn.Module):
         self.overlap_weight = nn.Parameter(torch.full((config.num_tasks, len(MODALITIES)), math.log(math.e - 1)))
         # Per task: how much each identity channel counts against the model's own score (softplus).
         self.evidence_weight = nn.Parameter(initial_evidence_weight(config.num_tasks))
+
+    def reset_message_gates(self) -> None:
+        """Gate logits whose softmax gives the first listed function :data:`LEADING_MESSAGE_SHARE` of
+        every layer's mixture (the rest share the remainder evenly) before the query moves them."""
+        self.message_gates.reset_parameters()
+        count = len(self.config.messages)
+        if count == 1:
+            return
+        lead = math.log(LEADING_MESSAGE_SHARE * (count - 1) / (1 - LEADING_MESSAGE_SHARE))
+        with torch.no_grad():
+            self.message_gates.bias.zero_()
+            self.message_gates.bias.view(self.config.entity_layers, count)[:, 0] = lead
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

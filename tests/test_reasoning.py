@@ -22,7 +22,7 @@ from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, ev
                                        rank_of_targets, rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
-from reasoning_stage.config import ModelConfig
+from reasoning_stage.config import LEADING_MESSAGE_SHARE, ModelConfig
 from reasoning_stage.models import QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
 from reasoning_stage.reasoning import PredictionInputError, load_model, read_prediction_queries
 from reasoning_stage.config import TrainConfig
@@ -533,6 +533,23 @@ def test_unseen_relations_and_task_gates(example_tables):
     assert not torch.allclose(scores[0], scores[1])
     query = torch.randn(4, 16)
     assert not torch.allclose(model.gates(query, task=0), model.gates(query, task=1))
+
+
+def test_a_fresh_mixture_leads_with_its_first_message_function():
+    query = torch.randn(256, 16)
+    for messages in (("distmult", "transe"), ("distmult", "transe", "rotate"), ("rotate", "distmult")):
+        torch.manual_seed(0)
+        model = TofuModel(ModelConfig(**SMALL, messages=messages, modalities=()))
+        others = (1 - LEADING_MESSAGE_SHARE) / (len(messages) - 1)
+        # Where query and task say nothing, the first function has its share and the others split the rest.
+        silent = torch.softmax(model.message_gates(torch.zeros(1, 32)).view(SMALL["entity_layers"], -1), -1)
+        expected = torch.tensor([LEADING_MESSAGE_SHARE] + [others] * (len(messages) - 1))
+        assert torch.allclose(silent, expected.expand_as(silent), atol=1e-6)
+        # Real queries move the gates around that lead.
+        gates = model.gates(query, task=0)
+        assert gates.mean(dim=(0, 1)).argmax() == 0 and gates[:, :, 0].std() > 0.01
+    alone = TofuModel(ModelConfig(**SMALL, messages=("transe",), modalities=()))
+    assert torch.equal(alone.gates(query, task=0), torch.ones(SMALL["entity_layers"], 256, 1))
 
 
 def test_training_beats_untrained_and_checkpoint_round_trip(example_tables, tmp_path):

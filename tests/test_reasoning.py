@@ -542,7 +542,7 @@ def test_a_fresh_mixture_leads_with_its_first_message_function():
         model = TofuModel(ModelConfig(**SMALL, messages=messages, modalities=()))
         others = (1 - LEADING_MESSAGE_SHARE) / (len(messages) - 1)
         # Where query and task say nothing, the first function has its share and the others split the rest.
-        silent = torch.softmax(model.message_gates(torch.zeros(1, 32)).view(SMALL["entity_layers"], -1), -1)
+        silent = torch.softmax(model.message_gates(torch.zeros(1, 2 * SMALL["dim"])).view(SMALL["entity_layers"], -1), -1)
         expected = torch.tensor([LEADING_MESSAGE_SHARE] + [others] * (len(messages) - 1))
         assert torch.allclose(silent, expected.expand_as(silent), atol=1e-6)
         # Real queries move the gates around that lead.

@@ -608,6 +608,11 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
+@click.option("--embedding-minutes", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many CPU "
+                   "minutes and add its scores (transductive setting: test triples about entities train "
+                   "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
+                   "embedding is kept in OUTPUT/graph_embedding_<graph>.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Distinct (entity, relation) queries scored together in evaluation "
                    f"[default: by graph size, {EVAL_BATCH_MIN}-{EVAL_BATCH_MAX}: more on smaller graphs].")
@@ -641,7 +646,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
-           batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, fit_on_seeds,
+           embedding_minutes, batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, fit_on_seeds,
            shortlist, device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
@@ -651,6 +656,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     """
     import copy
     import time
+    from dataclasses import asdict
 
     from artifacts.metrics import write_metrics
     from artifacts.outputs import predictions_path, write_predictions
@@ -660,6 +666,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     from reasoning_stage.allocator import retain_freed_memory
     from artifacts.compatibility import require_codebook_id
     from reasoning_stage.training import fine_tune_config, train as run_training
+    from artifacts.graph_embedding import save_graph_embedding
+    from reasoning_stage.graph_embedding import GraphEmbeddingConfig
+    from reasoning_stage.reasoning import with_graph_embedding
 
     retain_freed_memory()
     _check_output_folder(output)  # before any work
@@ -686,8 +695,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     if exclude_known and not predicting:
         raise click.UsageError("--exclude-known applies to --predict and --query")
     if task != "link_prediction":
-        if finetune_epochs or plot_file is not None:
-            raise click.UsageError("--finetune-epochs and --plot apply to link prediction, not --task align / link")
+        if finetune_epochs or embedding_minutes or plot_file is not None:
+            raise click.UsageError("--finetune-epochs, --embedding-minutes and --plot apply to link prediction, "
+                                   "not --task align / link")
         if (candidates != "all" or assignment or bootstrap or fit_on_seeds) and TASK_NAMES[task] != "alignment":
             raise click.UsageError("--candidates test, --assignment, --bootstrap and --fit-on-seeds apply to "
                                    "--task align")
@@ -716,14 +726,26 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     def model_for(t) -> LoadedModel:
         # Each graph is fine-tuned from the checkpoint itself, not from another graph's tuning;
         # the tuned checkpoint stays in OUTPUT for reuse with --checkpoint.
-        if not finetune_epochs:
-            return loaded
-        steps = max(1, finetune_epochs * len(t.queries("train")) // fine_tune_config(loaded.manifest).batch_size)
-        tuned = output / f"finetuned_{t.name}"
-        run_training(copy.deepcopy(loaded.model), [t], fine_tune_config(loaded.manifest, max_steps=steps,
-                                                                         eval_every=steps), tuned, dev,
-                     progress=make_progress(not quiet))
-        return load_model(tuned, dev)  # with the tuned checkpoint's manifest
+        model = loaded
+        if finetune_epochs:
+            steps = max(1, finetune_epochs * len(t.queries("train")) // fine_tune_config(loaded.manifest).batch_size)
+            tuned = output / f"finetuned_{t.name}"
+            run_training(copy.deepcopy(loaded.model), [t], fine_tune_config(loaded.manifest, max_steps=steps,
+                                                                             eval_every=steps), tuned, dev,
+                         progress=make_progress(not quiet))
+            model = load_model(tuned, dev)  # with the tuned checkpoint's manifest
+        if embedding_minutes:
+            settings = GraphEmbeddingConfig(minutes=embedding_minutes)
+            model, embedding, record = with_graph_embedding(model, t, dev, settings, held_out=splits,
+                                                            progress=make_progress(not quiet))
+            save_graph_embedding(output / f"graph_embedding_{t.name}", dict(embedding.named_parameters()), t,
+                                 record["weight"], asdict(settings), {k: v for k, v in record.items() if k != "weight"})
+            where = (f"chosen on {record['chosen_on']}: MRR " + ", ".join(f"{w} {m:.3f}" for w, m in
+                                                                          record["validation_mrr"].items())
+                     if record["chosen_on"] else "no valid split to choose it on that is not evaluated")
+            click.echo(f"{t.name}: graph embedding, {record['run']['epochs']} epochs in {record['run']['seconds']:.0f}s, "
+                       f"weight {record['weight']:g} ({where})")
+        return model
 
     if queries is not None:
         rows = predict(model_for(tables[0]), tables[0], splits[0], queries, top_k, dev, exclude_known=exclude_known)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.config import EVIDENCE_FIT_STEPS, ModelConfig
 from reasoning_stage.models import TofuModel, with_current_evidence
+
+if TYPE_CHECKING:
+    from reasoning_stage.graph_embedding import GraphEmbedding, GraphEmbeddingConfig
 
 
 class PredictionInputError(ValueError):
@@ -431,3 +434,36 @@ def known_triple_sets(tables: TokenTables, triples: np.ndarray) -> list[str]:
     asked = keys(triples)
     held = {name: np.isin(asked, keys(tables.triple_set(name))) for name in tables.manifest["counts"]["triple_sets"]}
     return [",".join(name for name, inside in held.items() if inside[i]) for i in range(len(triples))]
+
+
+def with_graph_embedding(loaded: LoadedModel, tables: TokenTables, device: torch.device,
+                         config: "GraphEmbeddingConfig", held_out: Sequence[str] = (), train_split: str = "train",
+                         validation_split: str = "valid", progress: Callable | None = None
+                         ) -> tuple[LoadedModel, "GraphEmbedding", dict[str, Any]]:
+    """``loaded`` with a graph-own embedding (:mod:`reasoning_stage.graph_embedding`) fitted on the
+    ``train_split`` graph of ``tables`` and added to its link-prediction scores.
+
+    The weight is chosen on ``validation_split`` when the artifact has one with triples and it is not
+    among ``held_out`` (the splits about to be evaluated); otherwise it is ``UNVALIDATED_WEIGHT``.
+    Returns the combined model, the embedding and a record of the fit (the weight, where it was chosen,
+    each grid weight's validation MRR, the run).
+    """
+    from reasoning_stage.graph_embedding import (UNVALIDATED_WEIGHT, WithGraphEmbedding, fit_graph_embedding,
+                                                 weight_on_validation)
+
+    if train_split not in tables.splits or not len(tables.queries(train_split)):
+        raise PredictionInputError(f"{tables.folder}: no {train_split!r} triples to fit a graph embedding on "
+                                   f"(splits: {', '.join(sorted(tables.splits))})")
+    require_codebook_id([tables], loaded.codebook_id)
+    embedding, run = fit_graph_embedding(graph_tensors(tables, train_split), tables.num_entities, config, device,
+                                         progress)
+    validated = (validation_split in tables.splits and validation_split not in held_out
+                 and len(tables.queries(validation_split)) > 0)
+    record: dict[str, Any] = {"run": run, "chosen_on": validation_split if validated else None}
+    if validated:
+        weight, by_weight = weight_on_validation(loaded.model, embedding, tables, validation_split, device)
+        record["validation_mrr"] = {f"{w:g}": round(mrr, 4) for w, mrr in by_weight.items()}
+    else:
+        weight = UNVALIDATED_WEIGHT
+    record["weight"] = weight
+    return LoadedModel(WithGraphEmbedding(loaded.model, embedding, weight), loaded.manifest), embedding, record

@@ -613,6 +613,9 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
                    "minutes and add its scores (transductive setting: test triples about entities train "
                    "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
                    "embedding is kept in OUTPUT/graph_embedding_<graph>.")
+@click.option("--graph-embedding", "graph_embedding", type=click.Path(path_type=Path), default=None,
+              help="Add a graph embedding kept by an earlier --embedding-minutes run (OUTPUT/graph_embedding_<graph>) "
+                   "at its recorded weight; one ARTIFACT, the token tables it was fitted on.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Distinct (entity, relation) queries scored together in evaluation "
                    f"[default: by graph size, {EVAL_BATCH_MIN}-{EVAL_BATCH_MAX}: more on smaller graphs].")
@@ -646,7 +649,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
-           embedding_minutes, batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, fit_on_seeds,
+           embedding_minutes, graph_embedding, batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, fit_on_seeds,
            shortlist, device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
@@ -668,7 +671,7 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     from reasoning_stage.training import fine_tune_config, train as run_training
     from artifacts.graph_embedding import save_graph_embedding
     from reasoning_stage.graph_embedding import GraphEmbeddingConfig
-    from reasoning_stage.reasoning import with_graph_embedding
+    from reasoning_stage.reasoning import with_graph_embedding, with_saved_graph_embedding
 
     retain_freed_memory()
     _check_output_folder(output)  # before any work
@@ -695,9 +698,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     if exclude_known and not predicting:
         raise click.UsageError("--exclude-known applies to --predict and --query")
     if task != "link_prediction":
-        if finetune_epochs or embedding_minutes or plot_file is not None:
-            raise click.UsageError("--finetune-epochs, --embedding-minutes and --plot apply to link prediction, "
-                                   "not --task align / link")
+        if finetune_epochs or embedding_minutes or graph_embedding or plot_file is not None:
+            raise click.UsageError("--finetune-epochs, --embedding-minutes, --graph-embedding and --plot apply to "
+                                   "link prediction, not --task align / link")
         if (candidates != "all" or assignment or bootstrap or fit_on_seeds) and TASK_NAMES[task] != "alignment":
             raise click.UsageError("--candidates test, --assignment, --bootstrap and --fit-on-seeds apply to "
                                    "--task align")
@@ -710,11 +713,20 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
         raise click.UsageError("--predict-top-k, --no-routing, --candidates, --assignment, --bootstrap, "
                                "--fit-on-seeds and --shortlist "
                                "apply to --task align / link")
+    if graph_embedding is not None and (embedding_minutes or finetune_epochs):
+        raise click.UsageError("--graph-embedding adds a kept embedding to the checkpoint as it is: give it "
+                               "without --embedding-minutes and --finetune-epochs (pass a fine-tuned checkpoint "
+                               "with --checkpoint)")
     tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=not predicting)
     loaded = load_model(checkpoint, dev)
     require_codebook_id(tables, loaded.codebook_id)
+    if graph_embedding is not None:   # checked before OUTPUT exists
+        if len(tables) != 1:
+            raise click.UsageError("--graph-embedding belongs to one graph: give exactly one ARTIFACT")
+        loaded, weight = with_saved_graph_embedding(loaded, tables[0], graph_embedding, dev)
+        click.echo(f"{tables[0].name}: graph embedding {graph_embedding} at weight {weight:g}")
     queries = None
     if predicting:  # read before OUTPUT exists: a bad file leaves nothing behind
         if len(tables) != 1:

@@ -467,3 +467,19 @@ def with_graph_embedding(loaded: LoadedModel, tables: TokenTables, device: torch
         weight = UNVALIDATED_WEIGHT
     record["weight"] = weight
     return LoadedModel(WithGraphEmbedding(loaded.model, embedding, weight), loaded.manifest), embedding, record
+
+
+def with_saved_graph_embedding(loaded: LoadedModel, tables: TokenTables, folder: Path,
+                               device: torch.device) -> tuple[LoadedModel, float]:
+    """``loaded`` with the graph embedding kept in ``folder`` (``tofu reason --embedding-minutes``) added at
+    its recorded weight; refused (``ArtifactError``) unless it was fitted on ``tables``."""
+    from artifacts.graph_embedding import load_graph_embedding
+    from reasoning_stage.graph_embedding import GraphEmbedding, WithGraphEmbedding
+
+    manifest, tensors = load_graph_embedding(folder, tables)
+    embedding = GraphEmbedding(tensors["entity"].shape[0], tensors["relation"].shape[0],
+                               tensors["entity"].shape[1] // 2)
+    embedding.load_state_dict(tensors)
+    embedding = embedding.requires_grad_(False).to(device).eval()
+    weight = float(manifest["weight"])
+    return LoadedModel(WithGraphEmbedding(loaded.model, embedding, weight), loaded.manifest), weight

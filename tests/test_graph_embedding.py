@@ -3,6 +3,8 @@ graph's facts, adds to the reasoner's scores by artifact id, takes its weight fr
 files belong to the token tables it was fitted on."""
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,6 +167,26 @@ def test_reason_fits_an_embedding_keeps_it_and_says_its_weight(tables, checkpoin
     manifest, tensors = load_graph_embedding(out / f"graph_embedding_{tables.name}", tables)
     assert manifest["run"]["chosen_on"] == "valid" and manifest["weight"] in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
     assert tensors["entity"].shape == (tables.num_entities, 2 * manifest["settings"]["rank"])
+    # The kept embedding, given back, ranks as the run that fitted it did.
+    kept = out / f"graph_embedding_{tables.name}"
+    again = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint), "--quiet",
+                                      "--graph-embedding", str(kept), "--output", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert f"at weight {manifest['weight']:g}" in again.output
+    first, second = (json.loads((folder / "metrics.json").read_text())["records"][0] for folder in (out, tmp_path / "again"))
+    assert second["mrr"] == pytest.approx(first["mrr"]) and second["queries"] == first["queries"]
+    for extra, expected in ((["--embedding-minutes", "1"], "without --embedding-minutes"),
+                            (["--task", "align"], "apply to link prediction")):
+        refused = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint),
+                                            "--graph-embedding", str(kept), *extra, "--output", str(tmp_path / "r")])
+        assert refused.exit_code == 2 and expected in refused.output, refused.output
+    damaged = tmp_path / "damaged"
+    shutil.copytree(kept, damaged)
+    (damaged / "embedding.safetensors").write_bytes(b"not weights")
+    refused = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint),
+                                        "--graph-embedding", str(damaged), "--output", str(tmp_path / "r")])
+    assert refused.exit_code == 1 and "embedding.safetensors" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "r").exists()
     # Evaluating the valid split itself leaves nothing to choose on: the weight is the fixed one.
     on_valid = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint), "--quiet",
                                          "--embedding-minutes", "0.02", "--split", "valid", "--output",

@@ -6,7 +6,7 @@ fine-tuning cannot teach it the facts that single out one entity among thousands
 A shallow embedding of the graph's own ids learns exactly those, fast on a CPU: ComplEx (Trouillon et
 al. 2016) scored against every entity at once (1-N) with a softmax loss and the N3 regulariser
 (Lacroix et al. 2018), the well-tuned form of the model. :class:`WithGraphEmbedding` adds its scores to
-the reasoner's, with a weight chosen on the graph's validation split (:func:`choose_weight`); the
+the reasoner's, with a weight chosen on the graph's validation split (:func:`weight_on_validation`); the
 reasoner keeps the entities and relations the embedding never saw.
 """
 from __future__ import annotations
@@ -216,9 +216,13 @@ def weight_on_validation(reasoner: nn.Module, embedding: GraphEmbedding, tables,
         batch_size = eval_batch_size(graph.num_entities, plans["rel_graph"].edge_pair.numel())
         mrr = {0.0: rank_triples(score_both, triples, known, batch_size).metrics()["mrr"]}
         for weight in (float(w) for w in grid if w):
-            stored = iter(pairs)
-            mrr[weight] = rank_triples(lambda _: (lambda own, other: own + weight * other)(*next(stored)),
-                                       triples, known, batch_size).metrics()["mrr"]
+            stored = iter(pairs)   # rank_triples asks for the batches in the same order every time
+
+            def combined(_: torch.Tensor) -> torch.Tensor:
+                own, other = next(stored)
+                return own + weight * other
+
+            mrr[weight] = rank_triples(combined, triples, known, batch_size).metrics()["mrr"]
     reasoner.train(was_training)
     best = max(mrr.values())
     return min(w for w, value in mrr.items() if value == best), mrr

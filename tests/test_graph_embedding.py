@@ -173,7 +173,8 @@ def test_reason_fits_an_embedding_keeps_it_and_says_its_weight(tables, checkpoin
                                       "--graph-embedding", str(kept), "--output", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
     assert f"at weight {manifest['weight']:g}" in again.output
-    first, second = (json.loads((folder / "metrics.json").read_text())["records"][0] for folder in (out, tmp_path / "again"))
+    first, second = (json.loads((folder / "metrics.json").read_text())["records"][0]
+                     for folder in (out, tmp_path / "again"))
     assert second["mrr"] == pytest.approx(first["mrr"]) and second["queries"] == first["queries"]
     for extra, expected in ((["--embedding-minutes", "1"], "without --embedding-minutes"),
                             (["--task", "align"], "apply to link prediction")):

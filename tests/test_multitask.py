@@ -386,7 +386,7 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
                           (["--task", "align", str(out / "self_align"), str(out / "self_align")],
                            "two artifacts named 'self_align'"),
                           (["--task", "align", str(out / "self_align"), "--finetune-epochs", "1"],
-                           "--finetune-epochs and --plot apply to link prediction")]:
+                           "--graph-embedding and --plot apply to link prediction")]:
         result = runner.invoke(main, ["reason", *args, "--checkpoint", str(ckpt), "--output", str(tmp_path / "r4")])
         assert result.exit_code != 0 and message in result.output, (args, result.output)
         assert not (tmp_path / "r4").exists()

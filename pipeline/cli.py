@@ -649,8 +649,8 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exclude_known, top_k, finetune_epochs,
-           embedding_minutes, graph_embedding, batch_size, plot_file, task, predict_top_k, no_routing, candidates, assignment, bootstrap, fit_on_seeds,
-           shortlist, device, quiet) -> None:
+           embedding_minutes, graph_embedding, batch_size, plot_file, task, predict_top_k, no_routing, candidates,
+           assignment, bootstrap, fit_on_seeds, shortlist, device, quiet) -> None:
     """Evaluate a checkpoint on tokenized graphs or tasks, or predict answers (stage two).
 
     With --task link_prediction (default): filtered ranking of head and tail

@@ -54,6 +54,12 @@ class GraphTensors:
     codebook_id: str | None = None
     entity_ids: torch.Tensor | None = None  # [num_entities] artifact id of each local node (None: identity)
 
+    def artifact_ids(self) -> torch.Tensor:
+        """``[num_entities]``: the artifact id of each node, on the graph's device."""
+        if self.entity_ids is None:
+            return torch.arange(self.num_entities, device=self.edge_index.device)
+        return self.entity_ids
+
     def to_local(self, triples: torch.Tensor) -> torch.Tensor:
         """Artifact entity ids of ``[n, 3]`` triples -> this graph's node ids (relations unchanged)."""
         if self.entity_ids is None:

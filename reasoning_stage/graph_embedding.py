@@ -103,9 +103,7 @@ class GraphEmbedding(nn.Module):
 
 def embedding_scores(embedding: GraphEmbedding, graph: GraphTensors, queries: torch.Tensor) -> torch.Tensor:
     """The embedding's ``[B, V]`` scores of ``queries`` ``[B, 2]`` (``graph``'s nodes) over ``graph``'s nodes."""
-    device = queries.device
-    ids = (torch.arange(graph.num_entities, device=device) if graph.entity_ids is None
-           else graph.entity_ids.to(device))
+    ids = graph.artifact_ids().to(queries.device)
     return embedding(ids[queries[:, 0]], queries[:, 1]).index_select(1, ids)
 
 
@@ -120,10 +118,9 @@ def fit_graph_embedding(graph: GraphTensors, num_entities: int, config: GraphEmb
     mode, on ``device``) and ``{"epochs", "steps", "seconds",
     "loss"}`` of the run.
     """
-    heads = graph.entity_ids[graph.edge_index[0]] if graph.entity_ids is not None else graph.edge_index[0]
-    tails = graph.entity_ids[graph.edge_index[1]] if graph.entity_ids is not None else graph.edge_index[1]
     device = torch.device("cpu") if device is None else device
-    heads, tails, relations = heads.to(device), tails.to(device), graph.edge_type.to(device)
+    heads, tails = graph.artifact_ids()[graph.edge_index].to(device)
+    relations = graph.edge_type.to(device)
     if heads.numel() == 0:
         raise ValueError(f"{graph.name}: the graph has no triples to fit an embedding to")
     generator = torch.Generator().manual_seed(config.seed)

@@ -18,7 +18,7 @@ it, and writes ``zero_shot.csv`` and ``zero_shot.md`` into --work:
   zero-shot and the fine-tuned model are compared (the label says which wins);
   --embedding-minutes M then fits a graph-own ComplEx embedding (``tofu reason
   --embedding-minutes``) and ranks with it alone (a trained baseline) and added
-  to the chosen model;
+  to the chosen model (to the zero-shot one with --finetune-steps 0 and no --finetune-minutes);
 - with --ablation: the same checkpoint with token modalities hidden at
   inference (structure only / + text / + image / all).
 
@@ -31,6 +31,8 @@ move on another draw of test triples.
         [--groups grail,ingram,mmkg] [--mmkg-triples 500] [--finetune-steps 50] [--ablation]
     python benchmarks/zero_shot_bench.py --groups mmkg --carve 500 --finetune-minutes 15 --mmkg-triples 0
     python benchmarks/zero_shot_bench.py --groups mmkg --carve 500 --finetune-minutes 10 --embedding-minutes 5 \
+        --mmkg-triples 0
+    python benchmarks/zero_shot_bench.py --groups mmkg --carve 500 --finetune-steps 0 --embedding-minutes 15 \
         --mmkg-triples 0
 """
 from __future__ import annotations
@@ -133,7 +135,7 @@ def main() -> None:
                         help="MMKG: move this many train triples to the valid split and choose between the zero-shot "
                              "and the fine-tuned model on them (DB15K's own valid split repeats train)")
     parser.add_argument("--embedding-minutes", type=float, default=0.0,
-                        help="MMKG: also fit a graph-own ComplEx embedding for this many minutes after the fine-tune "
+                        help="MMKG: also fit a graph-own ComplEx embedding for this many minutes after the fine-tune, if any "
                              "(count it in the budget: --finetune-minutes 10 --embedding-minutes 5 is 15 minutes), "
                              "rank with it alone and added to the chosen model (weight chosen on the valid split)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -219,6 +221,7 @@ def main() -> None:
                 ranks = evaluate_graph(loaded.model, tables, splits, device, batch_size=args.batch_size,
                                        drop_modalities=hidden)
                 record("ablation", folder.name, setting, ranks, time.perf_counter() - start)
+        tuned, chosen = None, "zero-shot"
         if group == "mmkg" and (args.finetune_minutes or args.finetune_steps):
             if args.finetune_minutes:   # a time budget: as many steps as fit, the cosine rate over the budget
                 budget = dict(max_steps=10**9, max_seconds=60.0 * args.finetune_minutes, lr_schedule="cosine",
@@ -239,24 +242,25 @@ def main() -> None:
                             f"fine-tuned: {chosen} chosen")
             ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size, max_triples=sample)
             record(group, folder.name, setting, ranks, time.perf_counter() - start, note)
-            if args.embedding_minutes:
-                base = loaded if args.carve and chosen == "zero-shot" else tuned
-                start = time.perf_counter()
-                combined, embedding, fit = with_graph_embedding(base, tables, device,
-                                                                GraphEmbeddingConfig(minutes=args.embedding_minutes),
-                                                                held_out=splits)
-                fitted = f"ComplEx {args.embedding_minutes:g} min ({fit['run']['epochs']} epochs)"
-                record(group, folder.name, f"{fitted} alone",
-                       embedding_ranks(embedding, tables, splits, max_triples=sample),
-                       time.perf_counter() - start, note)
-                chosen_on = (f"weight {fit['weight']:g} chosen on {fit['chosen_on']} ("
-                             + ", ".join(f"{w}: {m:.3f}" for w, m in fit.get("validation_mrr", {}).items()) + ")"
-                             if fit["chosen_on"] else f"weight {fit['weight']:g}, no valid split")
-                start = time.perf_counter()
-                ranks = evaluate_graph(combined.model, tables, splits, device, batch_size=args.batch_size,
-                                       max_triples=sample)
-                record(group, folder.name, f"{'fine-tuned' if base is tuned else 'zero-shot'} + {fitted}; "
-                       f"{chosen_on}", ranks, time.perf_counter() - start, note)
+        if group == "mmkg" and args.embedding_minutes:
+            # Beside the fine-tuned reasoner unless the carved split chose the zero-shot one (or none was tuned).
+            base = tuned if tuned is not None and not (args.carve and chosen == "zero-shot") else loaded
+            start = time.perf_counter()
+            combined, embedding, fit = with_graph_embedding(base, tables, device,
+                                                            GraphEmbeddingConfig(minutes=args.embedding_minutes),
+                                                            held_out=splits)
+            fitted = f"ComplEx {args.embedding_minutes:g} min ({fit['run']['epochs']} epochs)"
+            record(group, folder.name, f"{fitted} alone",
+                   embedding_ranks(embedding, tables, splits, max_triples=sample),
+                   time.perf_counter() - start, note)
+            chosen_on = (f"weight {fit['weight']:g} chosen on {fit['chosen_on']} ("
+                         + ", ".join(f"{w}: {m:.3f}" for w, m in fit.get("validation_mrr", {}).items()) + ")"
+                         if fit["chosen_on"] else f"weight {fit['weight']:g}, no valid split")
+            start = time.perf_counter()
+            ranks = evaluate_graph(combined.model, tables, splits, device, batch_size=args.batch_size,
+                                   max_triples=sample)
+            record(group, folder.name, f"{'fine-tuned' if base is tuned else 'zero-shot'} + {fitted}; "
+                   f"{chosen_on}", ranks, time.perf_counter() - start, note)
 
     write_tables(rows, args, checkpoint, time.perf_counter() - started, tokenize_seconds)
 

@@ -21,8 +21,9 @@ from torch import nn
 
 from reasoning_stage.graph_data import GraphTensors
 
-# Weights the validation split chooses from; 0 keeps the reasoner alone when the embedding does not help.
-WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+# Weights the validation split chooses from; 0 keeps the reasoner alone when the embedding does not help,
+# and at 16 the reasoner mostly orders what the embedding ties (MKG-W and MKG-Y choose 4 of up to 4).
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # The weight of a graph without a validation split: both models are trained with a softmax over all
 # entities, so adding their scores multiplies their answer distributions, each at its own confidence.
 UNVALIDATED_WEIGHT = 1.0
@@ -38,7 +39,9 @@ class GraphEmbeddingConfig:
     max_epochs: int | None = None   # also stop after this many passes over the triples (None: the budget only)
     rank: int = 200              # complex dimensions (2 x rank real numbers per entity and relation)
     learning_rate: float = 0.1   # Adagrad's, as in Lacroix et al.
-    n3_weight: float = 0.05
+    # 0.1 ranks MKG-Y's carved train triples and its valid split better than Lacroix et al.'s 0.05
+    # (0.367 / 0.347 against 0.361 / 0.341 after 5 minutes).
+    n3_weight: float = 0.1
     batch_size: int = 1000
     init_scale: float = 1e-3
     seed: int = 0

@@ -138,6 +138,8 @@ def main() -> None:
                         help="MMKG: also fit a graph-own ComplEx embedding for this many minutes after the fine-tune, if any "
                              "(count it in the budget: --finetune-minutes 10 --embedding-minutes 5 is 15 minutes), "
                              "rank with it alone and added to the chosen model (weight chosen on the valid split)")
+    parser.add_argument("--embedding-n3", type=float, default=None,
+                        help="MMKG: the embedding's N3 weight (default: GraphEmbeddingConfig's)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="queries per evaluation batch (default: by graph size, as `tofu reason`)")
     parser.add_argument("--tokenize-only", action="store_true", help="stop after tokenizing (e.g. before training ends)")
@@ -154,7 +156,7 @@ def main() -> None:
     from pipeline.orchestrate import tokenize_many
     from reasoning_stage.allocator import retain_freed_memory
     from reasoning_stage.evaluation import evaluate_graph, frequency_baseline
-    from reasoning_stage.graph_embedding import GraphEmbeddingConfig, embedding_ranks
+    from reasoning_stage.graph_embedding import embedding_ranks
     from reasoning_stage.reasoning import load_model, with_graph_embedding
     from reasoning_stage.training import fine_tune_config, train
     from tokenizer_stage.config import TokenizerConfig
@@ -246,10 +248,9 @@ def main() -> None:
             # Beside the fine-tuned reasoner unless the carved split chose the zero-shot one (or none was tuned).
             base = tuned if tuned is not None and not (args.carve and chosen == "zero-shot") else loaded
             start = time.perf_counter()
-            combined, embedding, fit = with_graph_embedding(base, tables, device,
-                                                            GraphEmbeddingConfig(minutes=args.embedding_minutes),
-                                                            held_out=splits)
-            fitted = f"ComplEx {args.embedding_minutes:g} min ({fit['run']['epochs']} epochs)"
+            settings = embedding_settings(args)
+            combined, embedding, fit = with_graph_embedding(base, tables, device, settings, held_out=splits)
+            fitted = f"ComplEx {settings.minutes:g} min ({fit['run']['epochs']} epochs, N3 {settings.n3_weight:g})"
             record(group, folder.name, f"{fitted} alone",
                    embedding_ranks(embedding, tables, splits, max_triples=sample),
                    time.perf_counter() - start, note)
@@ -263,6 +264,14 @@ def main() -> None:
                    f"{chosen_on}", ranks, time.perf_counter() - start, note)
 
     write_tables(rows, args, checkpoint, time.perf_counter() - started, tokenize_seconds)
+
+
+def embedding_settings(args) -> "GraphEmbeddingConfig":
+    """The graph embedding's settings: its time budget, and its N3 weight where one is given."""
+    from reasoning_stage.graph_embedding import GraphEmbeddingConfig
+
+    given = {} if args.embedding_n3 is None else {"n3_weight": args.embedding_n3}
+    return GraphEmbeddingConfig(minutes=args.embedding_minutes, **given)
 
 
 def write_tables(rows, args, checkpoint, total_seconds, tokenize_seconds) -> None:

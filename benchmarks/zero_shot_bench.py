@@ -135,8 +135,9 @@ def main() -> None:
                         help="MMKG: move this many train triples to the valid split and choose between the zero-shot "
                              "and the fine-tuned model on them (DB15K's own valid split repeats train)")
     parser.add_argument("--embedding-minutes", type=float, default=0.0,
-                        help="MMKG: also fit a graph-own ComplEx embedding for this many minutes after the fine-tune, if any "
-                             "(count it in the budget: --finetune-minutes 10 --embedding-minutes 5 is 15 minutes), "
+                        help="MMKG: also fit a graph-own ComplEx embedding for this many minutes after the "
+                             "fine-tune, if any (count it in the budget: --finetune-minutes 10 --embedding-minutes 5 "
+                             "is 15 minutes), "
                              "rank with it alone and added to the chosen model (weight chosen on the valid split)")
     parser.add_argument("--embedding-n3", type=float, default=None,
                         help="MMKG: the embedding's N3 weight (default: GraphEmbeddingConfig's)")

@@ -21,8 +21,8 @@ from torch import nn
 
 from reasoning_stage.graph_data import GraphTensors
 
-# Weights the validation split chooses from; 0 keeps the reasoner alone when the embedding does not help,
-# and at 16 the reasoner mostly orders what the embedding ties (MKG-W and MKG-Y choose 4 of up to 4).
+# Weights the validation split chooses from: 0 keeps the reasoner alone when the embedding does not help;
+# at 16 the reasoner mostly orders what the embedding ties (on MKG-W and MKG-Y, 8 and 16 validate below 2).
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 # The weight of a graph without a validation split: both models are trained with a softmax over all
 # entities, so adding their scores multiplies their answer distributions, each at its own confidence.

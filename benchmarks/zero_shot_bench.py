@@ -224,7 +224,7 @@ def main() -> None:
                 ranks = evaluate_graph(loaded.model, tables, splits, device, batch_size=args.batch_size,
                                        drop_modalities=hidden)
                 record("ablation", folder.name, setting, ranks, time.perf_counter() - start)
-        tuned, chosen = None, "zero-shot"
+        base = loaded   # the reasoner the embedding joins: the fine-tuned one where the carved split prefers it
         if group == "mmkg" and (args.finetune_minutes or args.finetune_steps):
             if args.finetune_minutes:   # a time budget: as many steps as fit, the cosine rate over the budget
                 budget = dict(max_steps=10**9, max_seconds=60.0 * args.finetune_minutes, lr_schedule="cosine",
@@ -245,9 +245,8 @@ def main() -> None:
                             f"fine-tuned: {chosen} chosen")
             ranks = evaluate_graph(tuned.model, tables, splits, device, batch_size=args.batch_size, max_triples=sample)
             record(group, folder.name, setting, ranks, time.perf_counter() - start, note)
+            base = loaded if args.carve and chosen == "zero-shot" else tuned
         if group == "mmkg" and args.embedding_minutes:
-            # Beside the fine-tuned reasoner unless the carved split chose the zero-shot one (or none was tuned).
-            base = tuned if tuned is not None and not (args.carve and chosen == "zero-shot") else loaded
             start = time.perf_counter()
             settings = embedding_settings(args)
             combined, embedding, fit = with_graph_embedding(base, tables, device, settings, held_out=splits)
@@ -261,7 +260,7 @@ def main() -> None:
             start = time.perf_counter()
             ranks = evaluate_graph(combined.model, tables, splits, device, batch_size=args.batch_size,
                                    max_triples=sample)
-            record(group, folder.name, f"{'fine-tuned' if base is tuned else 'zero-shot'} + {fitted}; "
+            record(group, folder.name, f"{'zero-shot' if base is loaded else 'fine-tuned'} + {fitted}; "
                    f"{chosen_on}", ranks, time.perf_counter() - start, note)
 
     write_tables(rows, args, checkpoint, time.perf_counter() - started, tokenize_seconds)

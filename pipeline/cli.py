@@ -611,7 +611,8 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--embedding-minutes", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many CPU "
                    "minutes and add its scores (transductive setting: test triples about entities train "
-                   "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
+                   "already holds); its rows also read the entities' names where the graph has them. Its "
+                   "weight is chosen on the valid split when that is not evaluated; the "
                    "embedding is kept in OUTPUT/graph_embedding_<graph>.")
 @click.option("--graph-embedding", "graph_embedding", type=click.Path(path_type=Path), default=None,
               help="Add a graph embedding kept by an earlier --embedding-minutes run (OUTPUT/graph_embedding_<graph>) "

@@ -756,8 +756,9 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
             where = (f"chosen on {record['chosen_on']}: MRR " + ", ".join(f"{w} {m:.3f}" for w, m in
                                                                           record["validation_mrr"].items())
                      if record["chosen_on"] else "no valid split to choose it on that is not evaluated")
-            click.echo(f"{t.name}: graph embedding, {record['run']['epochs']} epochs in {record['run']['seconds']:.0f}s, "
-                       f"weight {record['weight']:g} ({where})")
+            named = " reading the entities' names" if record["run"]["names"] else ""
+            click.echo(f"{t.name}: graph embedding{named}, {record['run']['epochs']} epochs in "
+                       f"{record['run']['seconds']:.0f}s, weight {record['weight']:g} ({where})")
         return model
 
     if queries is not None:

@@ -141,7 +141,9 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
     relation, so a batch shares the relation GNN's work.
     """
     queries, targets, direction = directed_queries(triples, known.num_relations)
-    unique, inverse = torch.unique(queries, dim=0, return_inverse=True)
+    # One integer per (entity, relation): a flat unique, several times faster than a row-wise one.
+    keys, inverse = torch.unique(queries[:, 0] * (2 * known.num_relations) + queries[:, 1], return_inverse=True)
+    unique = torch.stack([keys // (2 * known.num_relations), keys % (2 * known.num_relations)], 1)
     by_relation = torch.argsort(unique[:, 1], stable=True)
     unique = unique[by_relation]
     row = torch.empty_like(by_relation)

@@ -188,8 +188,10 @@ class ReachStep:
     message_position: torch.Tensor
 
 
-def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_columns: int) -> ReachStep:
-    """Rows ``(node[i], column[i])`` and every row one edge of ``plan`` away from them, per column."""
+def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_columns: int,
+               max_rows: int | None = None) -> ReachStep | None:
+    """Rows ``(node[i], column[i])`` and every row one edge of ``plan`` away from them, per column;
+    ``None`` when the new set would hold more than ``max_rows`` rows (the caller goes dense)."""
     counts = plan.out_indptr[node + 1] - plan.out_indptr[node]
     edge_row = torch.repeat_interleave(torch.arange(node.numel(), device=node.device), counts)
     # Edge ids: each row's first out-edge plus the message's offset inside the row's run.
@@ -197,9 +199,26 @@ def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_col
     edge = first.index_select(0, edge_row) + torch.arange(edge_row.numel(), device=node.device)
     keys = torch.cat([node * num_columns + column,
                       plan.out_target.index_select(0, edge) * num_columns + column.index_select(0, edge_row)])
-    unique, position = torch.unique(keys, return_inverse=True)
+    if plan.num_nodes * num_columns <= MARKED_ROWS_LIMIT:
+        # The union as marks over all rows: it is counted before any sort, and when it is too large
+        # (the step that hands over to the dense layers) nothing more is spent on it.
+        marked = torch.zeros(plan.num_nodes * num_columns, dtype=torch.bool, device=node.device)
+        marked[keys] = True
+        if max_rows is not None and int(marked.sum()) > max_rows:
+            return None
+        unique = marked.nonzero().squeeze(1)
+        position = torch.searchsorted(unique, keys)
+    else:
+        unique, position = torch.unique(keys, return_inverse=True)
+        if max_rows is not None and unique.numel() > max_rows:
+            return None
     return ReachStep(edge_row, plan.out_type.index_select(0, edge), unique // num_columns, unique % num_columns,
                      position[:node.numel()], position[node.numel():])
+
+
+# Rows (nodes x query columns) up to which :func:`reach_step` marks its union in a bool vector
+# instead of sorting it: 16 MB of marks at most.
+MARKED_ROWS_LIMIT = 1 << 24
 
 
 class MixtureOfMessageConv(nn.Module):

@@ -199,7 +199,7 @@ def test_reason_fits_an_embedding_keeps_it_and_says_its_weight(tables, checkpoin
     result = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint), "--quiet",
                                        "--embedding-minutes", "0.02", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    assert "graph embedding" in result.output and "chosen on valid" in result.output
+    assert "graph embedding reading the entities' names" in result.output and "chosen on valid" in result.output
     manifest, tensors = load_graph_embedding(out / f"graph_embedding_{tables.name}", tables)
     assert manifest["run"]["chosen_on"] == "valid" and manifest["weight"] in WEIGHT_GRID
     assert tensors["entity"].shape == (tables.num_entities, 2 * manifest["settings"]["rank"])

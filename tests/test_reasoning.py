@@ -21,6 +21,7 @@ from pipeline.pretrain import read_recipe
 from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, evaluate_graph, frequency_baseline,
                                        rank_of_targets, rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
+from reasoning_stage import layers
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.config import LEADING_MESSAGE_SHARE, ModelConfig
 from reasoning_stage.models import QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
@@ -279,6 +280,23 @@ def test_training_filter_knows_only_the_training_split(example_tables):
     assert KnownTriples(example_tables).mask(torch.tensor([h]), torch.tensor([r]))[0, t]
 
 
+def test_the_known_triples_mask_is_every_set_s_triples_in_both_directions(example_tables):
+    """Every (entity, relation id) row of the mask, against the triple sets read directly; a triple
+    held by two sets (train repeated in test here) is masked like any other."""
+    tables = replace(example_tables, tables=dict(example_tables.tables))
+    sets = {name: example_tables.triple_set(name) for name in example_tables.manifest["counts"]["triple_sets"]}
+    repeated = np.concatenate([sets["test"], sets["train"][:7]])
+    original = example_tables.triple_set
+    tables.triple_set = lambda name: repeated if name == "test" else original(name)
+    known = KnownTriples(tables)
+    R, N = tables.num_relations, tables.num_entities
+    truth = torch.zeros(N, 2 * R, N, dtype=torch.bool)
+    for h, r, t in np.concatenate([repeated if name == "test" else rows for name, rows in sets.items()]).tolist():
+        truth[h, r, t] = truth[t, r + R, h] = True
+    heads, relations = torch.arange(N).repeat_interleave(2 * R), torch.arange(2 * R).repeat(N)
+    assert torch.equal(known.mask(heads, relations), truth.view(N * 2 * R, N))
+
+
 def textbook_messages(layer: MixtureOfMessageConv, x_src, edge_type, relations, gates):
     """The layer's docstring formula, one message function at a time."""
     w = layer.relation_projection(relations).index_select(0, edge_type)
@@ -398,13 +416,20 @@ def _ring(graph, num_relations: int = 3):
                    edge_type=torch.cat([relation, relation + num_relations]))
 
 
-def test_reach_step_grows_rows_one_hop_per_query():
+@pytest.mark.parametrize("marked", [True, False], ids=["marked-union", "sorted-union"])
+def test_reach_step_grows_rows_one_hop_per_query(marked, monkeypatch):
+    # Small graphs mark the union of rows in a bool vector, large ones sort it: the same step either way.
+    monkeypatch.setattr(layers, "MARKED_ROWS_LIMIT", layers.MARKED_ROWS_LIMIT if marked else 0)
     # 0 -> 1 -> 2 -> 3 (relation 0), 3 -> 0 (relation 1); two query columns.
     plan = edge_plan(torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]), torch.tensor([0, 0, 0, 1]), 4, 2)
     step = reach_step(plan, torch.tensor([0, 3]), torch.tensor([0, 1]), num_columns=2)
     assert list(zip(step.node.tolist(), step.column.tolist())) == [(0, 0), (0, 1), (1, 0), (3, 1)]
     assert step.edge_row.tolist() == [0, 1] and step.edge_type.tolist() == [0, 1]
     assert step.old_position.tolist() == [0, 3] and step.message_position.tolist() == [2, 1]
+    # Capped: four rows are too many for three (the caller goes dense), not for four.
+    assert reach_step(plan, torch.tensor([0, 3]), torch.tensor([0, 1]), num_columns=2, max_rows=3) is None
+    capped = reach_step(plan, torch.tensor([0, 3]), torch.tensor([0, 1]), num_columns=2, max_rows=4)
+    assert torch.equal(capped.node, step.node) and torch.equal(capped.message_position, step.message_position)
 
 
 @pytest.mark.parametrize("overrides", [dict(), dict(modalities=(), messages=("distmult",)), dict(content_match=True)],

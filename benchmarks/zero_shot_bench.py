@@ -19,10 +19,6 @@ it, and writes ``zero_shot.csv`` and ``zero_shot.md`` into --work:
   --embedding-minutes M then fits a graph-own ComplEx embedding (``tofu reason
   --embedding-minutes``) and ranks with it alone (a trained baseline) and added
   to the chosen model (to the zero-shot one with --finetune-steps 0 and no --finetune-minutes);
-- MKG-W's entity ids are Wikidata Q-ids, which name nothing; --mkg-w-names
-  gives its entities the names of their DBpedia counterparts in
-  alignment/mkg_ent_links/MKG-W/ent_links (a text file beside the kg.toml,
-  read as any entity text is);
 - with --ablation: the same checkpoint with token modalities hidden at
   inference (structure only / + text / + image / all).
 
@@ -72,11 +68,9 @@ PUBLISHED_MMKG = {"DB15K": {"MyGO": 0.3772, "TOFU paper": 0.3901},
 ABLATIONS = {"structure only": ("text", "image"), "+ text": ("image",), "+ image": ("text",), "all": ()}
 
 
-def graph_folder(work: Path, data: Path, group: str, name: str, carve: int = 0,
-                 mkg_w_names: bool = False) -> tuple[Path, list[str]]:
+def graph_folder(work: Path, data: Path, group: str, name: str, carve: int = 0) -> tuple[Path, list[str]]:
     """Write a kg.toml for one test graph; return (folder, splits to evaluate). ``carve`` > 0: an MMKG
-    graph's validation split is that many train triples (:func:`carved_openke`). ``mkg_w_names``: MKG-W's
-    entities take names from the alignment links (:func:`linked_names`)."""
+    graph's validation split is that many train triples (:func:`carved_openke`)."""
     from tokenize_bench import grail_files
 
     from tokenizer_stage.kg_reader import write_kg_toml
@@ -87,31 +81,8 @@ def graph_folder(work: Path, data: Path, group: str, name: str, carve: int = 0,
         label, files, splits = name, {"source": carved_openke(data / group / name, work / "carved" / name, carve)}, ["test"]
     else:
         label, files, splits = name, {"source": data / group / name}, ["test"]
-    if group == "mmkg" and name == "MKG-W" and mkg_w_names:
-        files["entity_text"] = [linked_names(data / "alignment" / "mkg_ent_links" / "MKG-W" / "ent_links",
-                                             work / "names" / "MKG-W" / "entity2text.txt")]
     folder = write_kg_toml(work / "graphs" / label, label, files)
     return folder, splits
-
-
-def linked_names(links: Path, target: Path) -> Path:
-    """``target``: an ``id<TAB>name`` entity text file naming the right-hand entity of each line of an
-    ent_links file (``DBpedia URI<TAB>other id``) by its DBpedia resource name."""
-    from tokenizer_stage.kg_reader import derive_name
-
-    rows = []
-    for number, line in enumerate(links.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            sys.exit(f"{links}:{number}: expected 'DBpedia URI<TAB>id', got {line[:80]!r}")
-        name = derive_name(parts[0])
-        if name:
-            rows.append(f"{parts[1].strip()}\t{name}\n")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("".join(rows), encoding="utf-8")
-    return target
 
 
 def carved_openke(source: Path, target: Path, count: int, seed: int = 0) -> Path:
@@ -170,10 +141,6 @@ def main() -> None:
                              "rank with it alone and added to the chosen model (weight chosen on the valid split)")
     parser.add_argument("--embedding-n3", type=float, default=None,
                         help="MMKG: the embedding's N3 weight (default: GraphEmbeddingConfig's)")
-    parser.add_argument("--embedding-without-names", action="store_true",
-                        help="MMKG: the embedding's entity rows do not read the entities' names")
-    parser.add_argument("--mkg-w-names", action="store_true",
-                        help="MKG-W: name its entities after their DBpedia counterparts in the ent_links file")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="queries per evaluation batch (default: by graph size, as `tofu reason`)")
     parser.add_argument("--tokenize-only", action="store_true", help="stop after tokenizing (e.g. before training ends)")
@@ -208,7 +175,7 @@ def main() -> None:
     jobs = []
     for group in groups:
         for name in names[group]:
-            folder, splits = graph_folder(args.work, args.data, group, name, args.carve, args.mkg_w_names)
+            folder, splits = graph_folder(args.work, args.data, group, name, args.carve)
             if wanted is None or folder.name in wanted:
                 jobs.append((group, folder, splits))
 
@@ -242,9 +209,7 @@ def main() -> None:
     for group, folder, splits in jobs:
         tables = read_token_tables(args.work / "artifacts" / folder.name)
         sample = args.mmkg_triples if group == "mmkg" and args.mmkg_triples else None
-        note = "; ".join(part for part in (f"{sample} sampled test triples" if sample else "",
-                                           "names from ent_links" if args.mkg_w_names and folder.name == "MKG-W"
-                                           else "") if part)
+        note = f"{sample} sampled test triples" if sample else ""
         start = time.perf_counter()
         record(group, folder.name, "relation frequency, no training",
                frequency_baseline(tables, splits, max_triples=sample), time.perf_counter() - start, note)
@@ -285,8 +250,7 @@ def main() -> None:
             start = time.perf_counter()
             settings = embedding_settings(args)
             combined, embedding, fit = with_graph_embedding(base, tables, device, settings, held_out=splits)
-            fitted = (f"ComplEx {settings.minutes:g} min ({fit['run']['epochs']} epochs, N3 {settings.n3_weight:g}"
-                      f"{', names' if fit['run']['names'] else ''})")
+            fitted = f"ComplEx {settings.minutes:g} min ({fit['run']['epochs']} epochs, N3 {settings.n3_weight:g})"
             record(group, folder.name, f"{fitted} alone",
                    embedding_ranks(embedding, tables, splits, max_triples=sample),
                    time.perf_counter() - start, note)
@@ -303,13 +267,10 @@ def main() -> None:
 
 
 def embedding_settings(args) -> "GraphEmbeddingConfig":
-    """The graph embedding's settings: its time budget, its N3 weight where one is given, and whether its
-    rows read the entities' names."""
+    """The graph embedding's settings: its time budget, and its N3 weight where one is given."""
     from reasoning_stage.graph_embedding import GraphEmbeddingConfig
 
     given = {} if args.embedding_n3 is None else {"n3_weight": args.embedding_n3}
-    if args.embedding_without_names:
-        given["names"] = False
     return GraphEmbeddingConfig(minutes=args.embedding_minutes, **given)
 
 

@@ -611,8 +611,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--embedding-minutes", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many CPU "
                    "minutes and add its scores (transductive setting: test triples about entities train "
-                   "already holds); its rows also read the entities' names where the graph has them. Its "
-                   "weight is chosen on the valid split when that is not evaluated; the "
+                   "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
                    "embedding is kept in OUTPUT/graph_embedding_<graph>.")
 @click.option("--graph-embedding", "graph_embedding", type=click.Path(path_type=Path), default=None,
               help="Add a graph embedding kept by an earlier --embedding-minutes run (OUTPUT/graph_embedding_<graph>) "
@@ -756,9 +755,8 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
             where = (f"chosen on {record['chosen_on']}: MRR " + ", ".join(f"{w} {m:.3f}" for w, m in
                                                                           record["validation_mrr"].items())
                      if record["chosen_on"] else "no valid split to choose it on that is not evaluated")
-            named = " reading the entities' names" if record["run"]["names"] else ""
-            click.echo(f"{t.name}: graph embedding{named}, {record['run']['epochs']} epochs in "
-                       f"{record['run']['seconds']:.0f}s, weight {record['weight']:g} ({where})")
+            click.echo(f"{t.name}: graph embedding, {record['run']['epochs']} epochs in {record['run']['seconds']:.0f}s, "
+                       f"weight {record['weight']:g} ({where})")
         return model
 
     if queries is not None:

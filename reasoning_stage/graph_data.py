@@ -156,19 +156,6 @@ def graph_tensors(tables: TokenTables, split: str) -> GraphTensors:
                         tables.codebook_id, None if identity else torch.as_tensor(candidates))
 
 
-def entity_name_vectors(tables: TokenTables) -> torch.Tensor | None:
-    """``[num_entities, c]`` unit text vectors of the entities' names by artifact id, decoded from the
-    tables' dense name codes (zero rows: no name); ``None`` where the tables hold none."""
-    owners, codes = tables.dense("name")
-    decoder = tables.dense_decoder
-    if not len(owners) or decoder is None:
-        return None
-    vectors = torch.as_tensor(decoder.decode(codes), dtype=torch.float32)
-    names = torch.zeros(tables.num_entities, vectors.shape[1])
-    names[torch.as_tensor(owners)] = torch.nn.functional.normalize(vectors, dim=1)
-    return names
-
-
 def split_queries(tables: TokenTables, splits: Iterable[str]) -> np.ndarray:
     """Query triples of one or more splits (e.g. GraIL's ``ind_valid`` and ``test`` together)."""
     splits = list(splits)

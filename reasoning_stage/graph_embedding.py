@@ -8,10 +8,6 @@ al. 2016) scored against every entity at once (1-N) with a softmax loss and the 
 (Lacroix et al. 2018), the well-tuned form of the model. :class:`WithGraphEmbedding` adds its scores to
 the reasoner's, with a weight chosen on the graph's validation split (:func:`weight_on_validation`); the
 reasoner keeps the entities and relations the embedding never saw.
-
-While it trains, an entity's row also reads its name (:class:`NamedGraphEmbedding`): a learned
-projection of the name's text vector, shared by all entities, lets an entity with few triples borrow
-the facts of entities whose names read alike. The fitted model folds the projection into its rows.
 """
 from __future__ import annotations
 
@@ -48,10 +44,6 @@ class GraphEmbeddingConfig:
     n3_weight: float = 0.05
     batch_size: int = 1000
     init_scale: float = 1e-3
-    # Entity rows read the entities' name vectors where the token tables have them. MRR on carved train
-    # triples after 5 minutes, with and without: MKG-Y 0.368 / 0.361, MKG-W (names from its ent_links)
-    # 0.354 / 0.342, DB15K 0.377 / 0.380.
-    names: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,55 +85,23 @@ class GraphEmbedding(nn.Module):
             for weight in (self.entity, self.relation):
                 weight.copy_(torch.randn(weight.shape, generator=generator) * scale)
 
-    def entity_table(self) -> torch.Tensor:
-        """The rows entities are scored with, ``[num_entities, 2 * rank]``."""
-        return self.entity
-
-    def query_vectors(self, heads: torch.Tensor, relations: torch.Tensor,
-                      table: torch.Tensor | None = None) -> torch.Tensor:
-        """``h * r`` in complex arithmetic, as ``[B, 2 * rank]`` (real, imaginary); ``table``: the
-        :meth:`entity_table` where the caller has it already."""
-        table = self.entity_table() if table is None else table
-        h_re, h_im = table[heads].chunk(2, -1)
+    def query_vectors(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """``h * r`` in complex arithmetic, as ``[B, 2 * rank]`` (real, imaginary)."""
+        h_re, h_im = self.entity[heads].chunk(2, -1)
         r_re, r_im = self.relation[relations].chunk(2, -1)
         return torch.cat([h_re * r_re - h_im * r_im, h_re * r_im + h_im * r_re], -1)
 
-    def forward(self, heads: torch.Tensor, relations: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         # Re(<h * r, conj(t)>) = the real dot product of (h * r) with t's (real, imaginary) halves.
-        table = self.entity_table() if table is None else table
-        return self.query_vectors(heads, relations, table) @ table.T
+        return self.query_vectors(heads, relations) @ self.entity.T
 
-    def n3_penalty(self, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor,
-                   table: torch.Tensor | None = None) -> torch.Tensor:
+    def n3_penalty(self, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of the summed cubed moduli of its heads, relations and tails."""
-        table = self.entity_table() if table is None else table
         total = 0.0
-        for rows, ids in ((table, heads), (self.relation, relations), (table, tails)):
-            real, imaginary = rows[ids].chunk(2, -1)
+        for table, ids in ((self.entity, heads), (self.relation, relations), (self.entity, tails)):
+            real, imaginary = table[ids].chunk(2, -1)
             total = total + torch.sqrt(real ** 2 + imaginary ** 2 + 1e-12).pow(3).sum()
         return total / heads.numel()
-
-
-class NamedGraphEmbedding(GraphEmbedding):
-    """A :class:`GraphEmbedding` in training whose entity rows are ``entity + names @ name_projection``:
-    ``names`` ``[num_entities, c]`` are the entities' name vectors (zero rows: no name). The projection
-    starts at zero, so the model starts as plain ComplEx; :meth:`folded` is the fitted model."""
-
-    def __init__(self, names: torch.Tensor, num_relation_ids: int, rank: int):
-        super().__init__(names.shape[0], num_relation_ids, rank)
-        self.register_buffer("names", names.float())
-        self.name_projection = nn.Parameter(torch.zeros(names.shape[1], 2 * rank))
-
-    def entity_table(self) -> torch.Tensor:
-        return torch.addmm(self.entity, self.names, self.name_projection)
-
-    def folded(self) -> GraphEmbedding:
-        """The plain :class:`GraphEmbedding` that scores as this one does (frozen, in eval mode)."""
-        plain = GraphEmbedding(self.num_entities, self.num_relation_ids, self.rank).to(self.entity.device)
-        with torch.no_grad():
-            plain.entity.copy_(self.entity_table())
-            plain.relation.copy_(self.relation)
-        return plain.requires_grad_(False).eval()
 
 
 def embedding_scores(embedding: GraphEmbedding, graph: GraphTensors, queries: torch.Tensor) -> torch.Tensor:
@@ -151,29 +111,23 @@ def embedding_scores(embedding: GraphEmbedding, graph: GraphTensors, queries: to
 
 
 def fit_graph_embedding(graph: GraphTensors, num_entities: int, config: GraphEmbeddingConfig,
-                        device: torch.device | None = None, progress: Callable | None = None,
-                        names: torch.Tensor | None = None) -> tuple[GraphEmbedding, dict[str, float]]:
+                        device: torch.device | None = None, progress: Callable | None = None
+                        ) -> tuple[GraphEmbedding, dict[str, float]]:
     """Train a :class:`GraphEmbedding` on the edges of ``graph`` (both directions) for ``config.minutes``
     (or ``config.max_epochs``, whichever ends first).
 
     ``num_entities`` is the artifact's entity count: the model is indexed by artifact ids, so it serves
-    every split's graph. ``names``: the entities' name vectors ``[num_entities, c]`` by artifact id
-    (:func:`~reasoning_stage.graph_data.entity_name_vectors`), read while training when
-    ``config.names`` is set and some entity has one. It trains on ``device`` (default: the CPU). Returns
-    the model (frozen, in eval mode, on ``device``) and ``{"epochs", "steps", "seconds", "loss",
-    "names"}`` of the run (``names``: whether the rows read them).
+    every split's graph. It trains on ``device`` (default: the CPU). Returns the model (frozen, in eval
+    mode, on ``device``) and ``{"epochs", "steps", "seconds",
+    "loss"}`` of the run.
     """
     device = torch.device("cpu") if device is None else device
     heads, tails = graph.artifact_ids()[graph.edge_index].to(device)
     relations = graph.edge_type.to(device)
     if heads.numel() == 0:
         raise ValueError(f"{graph.name}: the graph has no triples to fit an embedding to")
-    if names is not None and names.shape[0] != num_entities:
-        raise ValueError(f"{graph.name}: {names.shape[0]} name vectors for {num_entities} entities")
     generator = torch.Generator().manual_seed(config.seed)
-    named = config.names and names is not None and bool(names.abs().sum() > 0)
-    model = (NamedGraphEmbedding(names, 2 * graph.num_relations, config.rank) if named
-             else GraphEmbedding(num_entities, 2 * graph.num_relations, config.rank))
+    model = GraphEmbedding(num_entities, 2 * graph.num_relations, config.rank)
     model.reset_parameters(config.init_scale, generator)
     model = model.to(device)
     optimizer = torch.optim.Adagrad(model.parameters(), lr=config.learning_rate)
@@ -186,10 +140,9 @@ def fit_graph_embedding(graph: GraphTensors, num_entities: int, config: GraphEmb
         for first in range(0, heads.numel(), config.batch_size):
             pick = order[first:first + config.batch_size]
             h, r, t = heads[pick], relations[pick], tails[pick]
-            table = model.entity_table()
-            loss = nn.functional.cross_entropy(model(h, r, table), t)
+            loss = nn.functional.cross_entropy(model(h, r), t)
             optimizer.zero_grad(set_to_none=True)
-            (loss + config.n3_weight * model.n3_penalty(h, r, t, table)).backward()
+            (loss + config.n3_weight * model.n3_penalty(h, r, t)).backward()
             optimizer.step()
             steps, loss_value = steps + 1, float(loss.detach())
             elapsed = time.perf_counter() - start
@@ -200,9 +153,9 @@ def fit_graph_embedding(graph: GraphTensors, num_entities: int, config: GraphEmb
                 break
     if bar:
         bar.close()
-    model = model.folded() if isinstance(model, NamedGraphEmbedding) else model.requires_grad_(False).eval()
-    return model, {"epochs": epochs, "steps": steps, "seconds": round(time.perf_counter() - start, 1),
-                   "loss": round(loss_value, 4), "names": named}
+    model.requires_grad_(False)
+    return model.eval(), {"epochs": epochs, "steps": steps, "seconds": round(time.perf_counter() - start, 1),
+                          "loss": round(loss_value, 4)}
 
 
 class WithGraphEmbedding(nn.Module):

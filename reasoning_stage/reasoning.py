@@ -14,7 +14,7 @@ from artifacts.task_tables import (ALIGNMENT_KIND, AlignmentArtifact, LinkingArt
                                    read_linking_artifact, task_kind)
 from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
-from reasoning_stage.graph_data import KnownTriples, entity_name_vectors, graph_tensors
+from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.config import EVIDENCE_FIT_STEPS, ModelConfig
 from reasoning_stage.models import TofuModel, with_current_evidence
 
@@ -456,7 +456,7 @@ def with_graph_embedding(loaded: LoadedModel, tables: TokenTables, device: torch
                                    f"(splits: {', '.join(sorted(tables.splits))})")
     require_codebook_id([tables], loaded.codebook_id)
     embedding, run = fit_graph_embedding(graph_tensors(tables, train_split), tables.num_entities, config, device,
-                                         progress, names=entity_name_vectors(tables) if config.names else None)
+                                         progress)
     validated = (validation_split in tables.splits and validation_split not in held_out
                  and len(tables.queries(validation_split)) > 0)
     record: dict[str, Any] = {"run": run, "chosen_on": validation_split if validated else None}

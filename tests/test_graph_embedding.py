@@ -20,9 +20,9 @@ from artifacts.token_tables import read_token_tables
 from pipeline.cli import main
 from reasoning_stage.config import ModelConfig
 from reasoning_stage.evaluation import evaluate_graph
-from reasoning_stage.graph_data import GraphTensors, entity_name_vectors, graph_tensors
-from reasoning_stage.graph_embedding import (WEIGHT_GRID, GraphEmbedding, GraphEmbeddingConfig, NamedGraphEmbedding,
-                                             WithGraphEmbedding, fit_graph_embedding, weight_on_validation)
+from reasoning_stage.graph_data import GraphTensors, graph_tensors
+from reasoning_stage.graph_embedding import (WEIGHT_GRID, GraphEmbedding, GraphEmbeddingConfig, WithGraphEmbedding,
+                                             fit_graph_embedding, weight_on_validation)
 from reasoning_stage.models import TofuModel
 from reasoning_stage.reasoning import load_model
 from reasoning_stage.training import model_config_for
@@ -74,42 +74,6 @@ def test_a_fit_is_seeded_and_refuses_an_empty_graph_or_a_bad_setting():
                 dict(learning_rate=-1.0), dict(batch_size=True)):
         with pytest.raises(ValueError):
             GraphEmbeddingConfig(**bad)
-
-
-def test_a_named_embedding_folds_into_the_rows_it_scores_with():
-    names = torch.nn.functional.normalize(torch.randn(6, 8, generator=torch.Generator().manual_seed(0)), dim=1)
-    names[5] = 0.0   # entity 5 has no name
-    model = NamedGraphEmbedding(names, 4, 5)
-    model.reset_parameters(0.5, torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        model.name_projection.copy_(torch.randn(8, 10, generator=torch.Generator().manual_seed(3)))
-    folded = model.folded()
-    assert type(folded) is GraphEmbedding and not any(p.requires_grad for p in folded.parameters())
-    heads, relations = torch.tensor([0, 3, 5]), torch.tensor([0, 3, 1])
-    with torch.no_grad():
-        assert torch.allclose(folded(heads, relations), model(heads, relations), atol=1e-5)
-        assert torch.equal(folded.entity[5], model.entity[5])             # no name: its own row
-        assert not torch.allclose(folded.entity[0], model.entity[0])      # a name: moved by its projection
-
-
-def test_the_fit_reads_the_names_the_tables_hold(tables, fast_config):
-    from tokenizer_stage.encoders import TextEncoder
-
-    names = entity_name_vectors(tables)
-    texts = tables.tables["entities"]["name"].to_pylist()
-    named = [i for i, text in enumerate(texts) if text]
-    assert names.shape == (tables.num_entities, 384) and len(named) == tables.num_entities   # all are named here
-    assert torch.allclose(names.norm(dim=1), torch.ones(len(named)), atol=1e-5)
-    # Each row is its own entity's name: the encoder's vector of that name is the nearest row.
-    encoded = torch.as_tensor(TextEncoder(fast_config.text_encoder).pooled([texts[i] for i in named]))
-    assert ((encoded @ names[named].T).argmax(1) == torch.arange(len(named))).float().mean() > 0.9
-    graph = graph_tensors(tables, "train")
-    config = GraphEmbeddingConfig(minutes=10.0, max_epochs=2, rank=4)
-    assert fit_graph_embedding(graph, tables.num_entities, config, names=names)[1]["names"]
-    for off, given in ((replace(config, names=False), names), (config, torch.zeros_like(names)), (config, None)):
-        assert not fit_graph_embedding(graph, tables.num_entities, off, names=given)[1]["names"]
-    with pytest.raises(ValueError, match="name vectors for"):
-        fit_graph_embedding(graph, tables.num_entities, config, names=names[:-1])
 
 
 class _Constant(torch.nn.Module):
@@ -199,7 +163,7 @@ def test_reason_fits_an_embedding_keeps_it_and_says_its_weight(tables, checkpoin
     result = CliRunner().invoke(main, ["reason", str(tables.folder), "--checkpoint", str(checkpoint), "--quiet",
                                        "--embedding-minutes", "0.02", "--output", str(out)])
     assert result.exit_code == 0, result.output
-    assert "graph embedding reading the entities' names" in result.output and "chosen on valid" in result.output
+    assert "graph embedding" in result.output and "chosen on valid" in result.output
     manifest, tensors = load_graph_embedding(out / f"graph_embedding_{tables.name}", tables)
     assert manifest["run"]["chosen_on"] == "valid" and manifest["weight"] in WEIGHT_GRID
     assert tensors["entity"].shape == (tables.num_entities, 2 * manifest["settings"]["rank"])

@@ -142,8 +142,9 @@ def rank_triples(score_fn: Callable[[torch.Tensor], torch.Tensor], triples: torc
     """
     queries, targets, direction = directed_queries(triples, known.num_relations)
     # One integer per (entity, relation): a flat unique, several times faster than a row-wise one.
-    keys, inverse = torch.unique(queries[:, 0] * (2 * known.num_relations) + queries[:, 1], return_inverse=True)
-    unique = torch.stack([keys // (2 * known.num_relations), keys % (2 * known.num_relations)], 1)
+    relation_ids = 2 * known.num_relations
+    keys, inverse = torch.unique(queries[:, 0] * relation_ids + queries[:, 1], return_inverse=True)
+    unique = torch.stack([keys // relation_ids, keys % relation_ids], 1)
     by_relation = torch.argsort(unique[:, 1], stable=True)
     unique = unique[by_relation]
     row = torch.empty_like(by_relation)

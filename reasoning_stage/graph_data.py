@@ -206,10 +206,10 @@ class KnownTriples:
         start = torch.searchsorted(self.keys, query_keys)
         counts = torch.searchsorted(self.keys, query_keys, right=True) - start
         rows = torch.repeat_interleave(torch.arange(len(query_keys)), counts)
-        # Each row's run of answers: its start plus the offset inside the run.
-        offsets = torch.arange(len(rows)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        # Answer positions: each row's run start, shifted by where the row's part of the output begins.
+        first = start - (torch.cumsum(counts, 0) - counts)
         out = torch.zeros(len(query_keys), self.num_entities, dtype=torch.bool)
-        out[rows, self.answers[torch.repeat_interleave(start, counts) + offsets]] = True
+        out[rows, self.answers[first.index_select(0, rows) + torch.arange(len(rows))]] = True
         return out
 
 

@@ -188,6 +188,11 @@ class ReachStep:
     message_position: torch.Tensor
 
 
+# Rows (nodes x query columns) up to which :func:`reach_step` marks its union in a bool vector
+# instead of sorting it: 16 MB of marks at most.
+MARKED_ROWS_LIMIT = 1 << 24
+
+
 def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_columns: int,
                max_rows: int | None = None) -> ReachStep | None:
     """Rows ``(node[i], column[i])`` and every row one edge of ``plan`` away from them, per column;
@@ -214,11 +219,6 @@ def reach_step(plan: EdgePlan, node: torch.Tensor, column: torch.Tensor, num_col
             return None
     return ReachStep(edge_row, plan.out_type.index_select(0, edge), unique // num_columns, unique % num_columns,
                      position[:node.numel()], position[node.numel():])
-
-
-# Rows (nodes x query columns) up to which :func:`reach_step` marks its union in a bool vector
-# instead of sorting it: 16 MB of marks at most.
-MARKED_ROWS_LIMIT = 1 << 24
 
 
 class MixtureOfMessageConv(nn.Module):

@@ -421,8 +421,9 @@ class TofuModel(nn.Module):
         node, column, delta = heads, torch.arange(batch, device=device), query
         head_position = torch.arange(batch, device=device)
         rows = None
+        max_rows = int(self.REACH_DENSE_SHARE * num_nodes * batch)
         for depth, (layer, layer_gates) in enumerate(zip(self.entity_layers, gates)):
-            step = reach_step(plan, node, column, batch, max_rows=int(self.REACH_DENSE_SHARE * num_nodes * batch))
+            step = reach_step(plan, node, column, batch, max_rows=max_rows)
             if step is None:
                 x = generic.index_select(1, column_group)
                 x.view(-1, d).index_add_(0, node * batch + column, delta)

@@ -1,7 +1,7 @@
 """``metrics.json`` and ``metrics.csv``: what ``tofu reason`` measured, one shape for every task.
 
 ``metrics.json`` is ``{"kind": "tofu.metrics", "format_version": 1, "checkpoint": PATH, "task": TASK,
-"records": [RECORD, ...]}`` with ``TASK`` the task evaluated (``reasoning_stage.models.TASKS``). Each
+"records": [RECORD, ...]}`` with ``TASK`` the task evaluated (``reasoning_stage.config.TASKS``). Each
 record is one evaluated graph (or task artifact) and split: ``graph``, ``split``, ``task``,
 ``queries``, ``mrr``, ``mrr_low``, ``mrr_high`` (the MRR's 95% interval over distinct queries),
 ``hits@1``, ``hits@3``, ``hits@10``, ``tie_gap_mrr``, ``seconds``; link prediction adds ``details``

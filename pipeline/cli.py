@@ -12,7 +12,7 @@ import click
 from artifacts.manifest import MANIFEST_NAME
 from artifacts.version import CODE_VERSION
 from pipeline.defaults import SCHEDULER_TIMEOUT, model_default, train_default
-from pipeline.example import EXAMPLE_PEOPLE
+from pipeline.example import EXAMPLE_PEOPLE, EXAMPLE_SEED
 from reasoning_stage.config import EVAL_BATCH_MAX, EVAL_BATCH_MIN, EVIDENCE_FIT_STEPS, LOSSES, LR_SCHEDULES, TrainConfig
 from tokenizer_stage.config import encoder_default, tokenizer_default
 
@@ -283,7 +283,8 @@ def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--people", type=click.IntRange(min=5), default=EXAMPLE_PEOPLE, show_default=True,
               help="People in the graph (with their cities, countries and colours).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the people, their facts and pictures.")
+@click.option("--seed", type=int, default=EXAMPLE_SEED, show_default=True,
+              help="Seed of the people, their facts and pictures.")
 def example(folder: Path, people: int, seed: int) -> None:
     """Write the built-in example graph (texts and drawn images) to FOLDER.
 
@@ -312,8 +313,6 @@ def _device(requested: str | None):
     return device
 
 
-# Options that shape a new model -> their ModelConfig field; --init and --resume take the checkpoint's
-# shape (given ones must agree).
 def _check_checkpoint_target(folder: Path) -> None:
     """Refuse to write a checkpoint over a file or over a folder of other things (it is replaced whole)."""
     for parent in folder.parents:
@@ -528,6 +527,7 @@ def fit_evidence(artifacts_, checkpoint, output, steps, device) -> None:
     from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.config import TASKS
     from reasoning_stage.models import evidence_weights
+    from artifacts.compatibility import require_codebook_id
     from artifacts.root import artifact_folders
     from reasoning_stage.reasoning import fit_evidence as fit, load_model, read_artifacts
 
@@ -540,6 +540,7 @@ def fit_evidence(artifacts_, checkpoint, output, steps, device) -> None:
         raise click.UsageError("no alignment or linking task among the artifacts given")
     dev = _device(device)
     loaded = load_model(checkpoint, dev)
+    require_codebook_id(tasks, loaded.codebook_id)   # every task, before any evidence is computed
     losses = fit(loaded, tasks, dev, steps=steps)
     training = dict(loaded.manifest.get("training", {}))
     training["evidence"] = evidence_record(training.get("evidence"), tasks, losses, steps, loaded.manifest.get("lexicon"))
@@ -609,7 +610,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
 @click.option("--embedding-minutes", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many CPU "
+              help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many "
                    "minutes and add its scores (transductive setting: test triples about entities train "
                    "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
                    "embedding is kept in OUTPUT/graph_embedding_<graph>.")

@@ -61,9 +61,11 @@ def _check_example_folder(folder: Path) -> None:
 
 # People in the example graph unless told otherwise (`tofu example --people`).
 EXAMPLE_PEOPLE = 60
+EXAMPLE_SEED = 0
 
 
-def write_example_graph(folder: Path, people: int = EXAMPLE_PEOPLE, seed: int = 0, images: bool = True) -> Path:
+def write_example_graph(folder: Path, people: int = EXAMPLE_PEOPLE, seed: int = EXAMPLE_SEED,
+                        images: bool = True) -> Path:
     """Write the example graph into ``folder`` (canonical layout) and return it."""
     rng = random.Random(seed)
     folder = Path(folder)

@@ -87,10 +87,15 @@ class WeightAverage:
             model.load_state_dict(own)
 
 
+# The loss of the checkpoints whose manifest records none: they predate the choice of losses.
+UNRECORDED_LOSS = "adversarial"
+
+
 def fine_tune_config(manifest: dict[str, Any], **settings: Any) -> TrainConfig:
-    """A fine-tuning run of a checkpoint: its own training loss (older checkpoints: "adversarial")."""
-    loss = ((manifest.get("training") or {}).get("config") or {}).get("loss", "adversarial")
-    return TrainConfig(**{"loss": loss if loss in LOSSES else "adversarial", **settings})
+    """A fine-tuning run of a checkpoint: its own training loss (:data:`UNRECORDED_LOSS` where it
+    records none or an unknown one)."""
+    loss = ((manifest.get("training") or {}).get("config") or {}).get("loss", UNRECORDED_LOSS)
+    return TrainConfig(**{"loss": loss if loss in LOSSES else UNRECORDED_LOSS, **settings})
 
 
 def learning_rate_at(config: TrainConfig, step: int, elapsed_seconds: float) -> float:

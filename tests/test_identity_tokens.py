@@ -382,6 +382,33 @@ def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, cod
     assert not (tmp_path / "after").exists()
 
 
+def test_fit_evidence_refuses_a_checkpoint_of_other_codebooks(example_graph, codebooks_dir, fast_config, tmp_path):
+    """Tasks tokenized with other codebooks than the checkpoint reads are refused before any fit, with
+    the task named, and no checkpoint is written."""
+    from click.testing import CliRunner
+
+    from artifacts.checkpoint import save_checkpoint
+    from pipeline.cli import main
+
+    entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
+    (tmp_path / "train_links.tsv").write_text("".join(f"{e}\t{e}\n" for e in entities[:6]))
+    (tmp_path / "test_links.tsv").write_text(f"{entities[7]}\t{entities[7]}\n")
+    (tmp_path / "task.toml").write_text(
+        f'[task]\nkind = "alignment"\nname = "self"\ngraph1 = "{example_graph}"\ngraph2 = "{example_graph}"\n'
+        '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
+    tokenize_task(tmp_path, tmp_path / "out", codebooks_dir, fast_config)
+    artifact = read_alignment_artifact(tmp_path / "out" / "self")
+    loaded = small_loaded(artifact.graphs[0], artifact.codebook_id)
+    save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
+                    "0" * len(artifact.codebook_id), {"graphs": []})
+    result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
+                                       "--out", str(tmp_path / "after")])
+    assert result.exit_code == 1
+    assert "codebook" in result.output and str(artifact.folder) in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "after").exists()
+
+
 def counts(rows: list[dict[int, int]], vocabulary: int = 8) -> torch.Tensor:
     """Sparse CSR subword counts, one dict ``{subword: count}`` per owner."""
     from reasoning_stage.evidence import lexical_matrix

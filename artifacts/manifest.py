@@ -22,7 +22,8 @@ MANIFEST_NAME = "manifest.json"
 DIGEST_KEY = "manifest_sha256"
 
 
-def _with_digest(manifest: dict[str, Any]) -> dict[str, Any]:
+def with_digest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with its ``manifest_sha256``: the hash of every other key, as written."""
     body = {key: value for key, value in manifest.items() if key != DIGEST_KEY}
     return {**body, DIGEST_KEY: object_sha256(body)}
 
@@ -34,7 +35,7 @@ def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str,
     for name in sorted(data_files):
         path = Path(folder) / name
         files[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-    manifest = _with_digest({
+    manifest = with_digest({
         **body,
         "kind": kind,
         "format_version": format_version,
@@ -79,7 +80,7 @@ def record_source(folder: Path, root: Path) -> None:
     section = manifest["graph"] if isinstance(manifest.get("graph"), dict) else manifest["task"]
     if section.get("root") != str(root):
         section["root"] = str(root)
-        atomic_write_json(path, _with_digest(manifest))
+        atomic_write_json(path, with_digest(manifest))
 
 
 def check_manifest_digests(folder: Path) -> None:
@@ -93,7 +94,7 @@ def check_manifest_digests(folder: Path) -> None:
         if DIGEST_KEY not in manifest:
             raise ArtifactError(f"{path}: the manifest records no {DIGEST_KEY} (an older TOFU wrote it), so "
                                 "an edited manifest cannot be told from the one written")
-        if _with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
+        if with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
             raise ArtifactError(f"{path}: the manifest was edited after it was written (its content differs "
                                 f"from its {DIGEST_KEY}); the artifact is damaged")
 
@@ -132,6 +133,10 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
             f"(it reads versions {', '.join(map(str, supported_versions))}); "
             f"the artifact was written by TOFU {manifest.get('code_version', '?')}: "
             "regenerate it or use a matching TOFU release")
+    # Older manifests record no digest and are read as they are; a recorded one must still hold.
+    if DIGEST_KEY in manifest and with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
+        raise ArtifactError(f"{path}: the manifest was edited after it was written (its content differs from "
+                            f"its {DIGEST_KEY}); the {what.split()[0]} is damaged: regenerate it")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(meta, dict) for meta in files.values()):
         raise ArtifactError(f"{path}: manifest has no 'files' table")

@@ -83,6 +83,16 @@ def parse_task_weights(text: str | None) -> dict[str, float] | None:
     return weights
 
 
+class _FiniteFloat(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses nan and inf (``float()`` reads both)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class _Friendly(click.Group):
     """Known input errors become one clear line and exit code 1, never a traceback."""
 
@@ -93,7 +103,7 @@ class _Friendly(click.Group):
         from pipeline.orchestrate import ClusterError
         from pipeline.pretrain import RecipeError
 
-        known = (KGFormatError, ArtifactError, EncoderError, FileNotFoundError, RecipeError, ClusterError)
+        known = (KGFormatError, ArtifactError, EncoderError, RecipeError, ClusterError)
         try:
             from reasoning_stage.reasoning import PredictionInputError
             from reasoning_stage.training import TrainingInputError
@@ -105,11 +115,19 @@ class _Friendly(click.Group):
             return super().invoke(ctx)
         except known as err:
             raise click.ClickException(str(err)) from err
+        except OSError as err:   # a path that cannot be read or written: the path, then the reason
+            if err.filename and err.strerror:
+                raise click.ClickException(f"{err.filename}: {err.strerror}") from err
+            raise click.ClickException(str(err)) from err
 
 
 def _check_output_folder(folder: Path, option: str = "--output", names: str = "a folder") -> None:
+    """Before any work: ``folder`` is a folder or can become one (no file where a folder above it must be)."""
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"{folder}: exists and is not a folder ({option} names {names})")
+    above = next((p for p in folder.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise click.ClickException(f"{folder}: {above} is a file, not a folder ({option} names {names})")
 
 
 def _check_file_target(path: Path, option: str) -> None:
@@ -147,7 +165,7 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local Dask workers (default: min(graphs, CPUs); 1 runs in-process).")
 @click.option("--scheduler", default=None, help="Address of an existing Dask distributed scheduler.")
-@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True), default=SCHEDULER_TIMEOUT,
+@click.option("--scheduler-timeout", type=_FiniteFloat(min=0, min_open=True), default=SCHEDULER_TIMEOUT,
               show_default=True,
               help="Seconds to wait for the scheduler to answer, and for a worker while the cluster has none; "
                    "then fail.")
@@ -192,6 +210,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
     from tokenizer_stage.naming import artifact_name
     from tokenizer_stage.config import TokenizerConfig
 
+    if device is not None:
+        _device(device)   # an unusable device is refused before codebooks are copied or anything encoded
     config = TokenizerConfig(
         text_encoder=EncoderSpec("text", text_encoder, batch_size=batch_size, device=device),
         image_encoder=EncoderSpec("image", image_encoder, batch_size=image_batch_size(batch_size), device=device),
@@ -291,6 +311,8 @@ def example(folder: Path, people: int, seed: int) -> None:
     FOLDER must be new, empty, or an earlier example graph (which is rewritten).
     """
     from pipeline.example import write_example_graph
+
+    _check_output_folder(folder, "FOLDER", "the example graph's folder")
 
     try:
         write_example_graph(folder, people=people, seed=seed)
@@ -468,7 +490,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
               help="Benchmark data folder the recipe's paths are relative to (default: $TOFU_DATA, ../shared/data).")
 @click.option("--work", type=click.Path(path_type=Path), default=Path("runs/pretrain"), show_default=True,
               help="Folder for the graphs' kg.toml, artifacts, codebooks and the checkpoint.")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-minutes", type=_FiniteFloat(min=0, min_open=True), default=None,
               help="Override the recipe's training budget.")
 @click.option("--without", "without", multiple=True, metavar="GLOB",
               help="Leave out the recipe's graphs whose name matches (repeatable), e.g. --without 'nell_*' "
@@ -609,7 +631,7 @@ def ship(checkpoint: Path, codebooks: Path) -> None:
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tune on each graph's train split first (transductive setting), for metrics and "
                    "--predict alike; the tuned checkpoint is kept in OUTPUT/finetuned_<graph>.")
-@click.option("--embedding-minutes", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--embedding-minutes", type=_FiniteFloat(min=0), default=0.0, show_default=True,
               help="Also fit a ComplEx embedding of each graph's own ids on its train split for this many "
                    "minutes and add its scores (transductive setting: test triples about entities train "
                    "already holds). Its weight is chosen on the valid split when that is not evaluated; the "
@@ -785,16 +807,18 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
         seconds = time.perf_counter() - start
         per_relation = per_relation_metrics(ranks, t)
         if plot_file is not None and not records:
-            from pipeline.plots import evaluation_chart
-
             title = f"{t.name}: {'+'.join(splits)}, {plural(len(ranks.pessimistic), 'ranked query', 'ranked queries')}"
-            evaluation_chart(plot_file, title, per_relation,
-                             {d: ranks.pessimistic[ranks.direction == d].tolist() for d in ("tail", "head")})
+            chart = (title, per_relation, {d: ranks.pessimistic[ranks.direction == d].tolist() for d in ("tail", "head")})
         records.append({"graph": t.name, "split": "+".join(splits), "task": task, **metrics_record(ranks, metrics),
                         "seconds": round(seconds, 3), "details": metrics, "per_relation": per_relation})
     click.echo(metrics_table(records))
     json_path, csv_path = write_metrics(output, checkpoint, task, records)
-    click.echo(f"metrics: {csv_path}, {json_path}" + (f"; plot: {plot_file}" if plot_file else ""))
+    click.echo(f"metrics: {csv_path}, {json_path}")
+    if plot_file is not None:   # after the metrics: a plot that cannot be written loses no results
+        from pipeline.plots import evaluation_chart
+
+        evaluation_chart(plot_file, *chart)
+        click.echo(f"plot: {plot_file}")
 
 
 def _query_rows(predict_file: Path | None, query_texts: tuple[str, ...]):

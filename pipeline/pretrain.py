@@ -178,6 +178,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
     from pipeline.training_run import train_model
     from reasoning_stage.config import ModelConfig, TrainConfig, check_train_config
     from artifacts.compatibility import frozen_size_conflict
+    from tokenizer_stage.kg_reader import kg_toml_text, restore_kg_toml
 
     # Settings are checked before the graphs are tokenized (minutes of work). Keys the recipe leaves
     # out take the recommended settings, as `tofu train`'s options do.
@@ -223,12 +224,17 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
             raise RecipeError(f"{recipe.path}: [tokenizer]: {books}: the {modality} codebook was fitted with {then} "
                               f"codes, {asked} asked for; give a new --work, or delete {books} to fit the "
                               "recipe's codebooks (its graphs are then tokenized again)")
+    pointers = {g["name"]: kg_toml_text(Path(work) / "graphs" / g["name"]) for g in recipe.graphs}
     folders = write_graph_folders(recipe, data, work)
     # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
     results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
                                use_shipped_codebooks=False)
     failed = [r for r in results if getattr(r, "error", None)]
     if failed:
+        # A graph that failed keeps the artifact of an earlier run: its kg.toml goes back to that run's sources.
+        for r in failed:
+            if r.name in pointers:
+                restore_kg_toml(Path(work) / "graphs" / r.name, pointers[r.name])
         raise RecipeError(f"{recipe.path}: " + "; ".join(f"[[graph]] {r.name}: {r.error}" for r in failed))
     tables = [read_token_tables(Path(work) / "artifacts" / g["name"]) for g in recipe.graphs]
     torch.manual_seed(train_config.seed)

@@ -53,9 +53,11 @@ def load_model(folder: Path, device: torch.device) -> LoadedModel:
     except (RuntimeError, ValueError, TypeError) as err:
         from artifacts.errors import ArtifactError
 
-        first = str(err).strip().splitlines()[0]
+        # load_state_dict's message opens with a header line ending in ':'; the reason is the next line.
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0] if lines else type(err).__name__
         raise ArtifactError(f"{folder}: a checkpoint of another model layout (written by TOFU "
-                            f"{manifest.get('code_version', '?')}); this TOFU cannot load it: {first}") from None
+                            f"{manifest.get('code_version', '?')}); this TOFU cannot load it: {reason}") from None
     return LoadedModel(model.to(device).eval(), manifest)
 
 

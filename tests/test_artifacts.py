@@ -9,7 +9,7 @@ import pytest
 from artifacts.atomic import staging_directory
 from artifacts.codebooks import Codebook, CodebookSet
 from artifacts.errors import ArtifactError, IncompleteArtifactError, UnsupportedFormatError
-from artifacts.manifest import check_manifest_digests, record_source, recorded_source
+from artifacts.manifest import check_manifest_digests, record_source, recorded_source, with_digest
 from artifacts import token_tables
 from artifacts.token_tables import read_token_tables
 from tokenizer_stage.tokenize import tokenize_graph
@@ -21,11 +21,13 @@ def artifact(example_graph, codebooks_dir, fast_config, tmp_path):
     return tmp_path / "example"
 
 
-def _edit_manifest(folder, **changes):
+def _edit_manifest(folder, sealed: bool = False, **changes):
+    """Change manifest keys by hand; ``sealed``: with the digest recomputed, as a manifest written that
+    way would have (the checks behind the digest's are then the ones that answer)."""
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest.update(changes)
-    path.write_text(json.dumps(manifest))
+    path.write_text(json.dumps(with_digest(manifest) if sealed else manifest))
 
 
 def test_unknown_format_version_is_refused_with_reason(artifact):
@@ -56,7 +58,10 @@ def test_tampered_manifests_are_refused_by_name(artifact):
             ({"graph": {"root": "/x"}}, "damaged manifest \\(no graph name\\)"),
             ({"codebooks": "abc"}, "damaged manifest \\(no codebook id\\)"),
             ({"splits": {"test": ["train", "test"]}}, "split 'test' names no triple set")]:
-        _edit_manifest(artifact, **change)
+        _edit_manifest(artifact, **change)   # as edited by hand: its digest no longer holds
+        with pytest.raises(ArtifactError, match=f"the manifest was edited after it was written|{message}"):
+            read_token_tables(artifact)
+        _edit_manifest(artifact, sealed=True)
         with pytest.raises(ArtifactError, match=message):
             read_token_tables(artifact)
         (artifact / "manifest.json").write_text(original)
@@ -79,7 +84,8 @@ def test_edited_manifest_is_redone_not_skipped(artifact, example_graph, codebook
     assert good["splits"]["test"] == {"graph": "train", "queries": "test"}
     # Pointing test at the valid triples keeps every table intact and changes every test figure.
     _edit_manifest(artifact, splits={**good["splits"], "test": {"graph": "train", "queries": "valid"}})
-    assert np.array_equal(read_token_tables(artifact).queries("test"), read_token_tables(artifact).queries("valid"))
+    with pytest.raises(ArtifactError, match="manifest.json: the manifest was edited after it was written"):
+        read_token_tables(artifact)   # stage two refuses it, as stage one redoes it
     with pytest.warns(UserWarning, match="manifest.json: the manifest was edited after it was written .*: "
                                          "tokenized again"):
         summary = tokenize_graph(example_graph, artifact.parent, codebooks_dir, fast_config)
@@ -189,7 +195,7 @@ def test_checkpoint_files_get_the_umask_mode(tmp_path):
     with pytest.raises(ValueError, match="needs the id of the codebooks"):
         save_checkpoint(tmp_path / "no_id", {"w": torch.ones(2)}, {"dim": 2}, None, {"step": 0})
     assert not (tmp_path / "no_id").exists()
-    _edit_manifest(tmp_path / "ckpt", codebook_id=None)
+    _edit_manifest(tmp_path / "ckpt", sealed=True, codebook_id=None)
     with pytest.raises(ArtifactError, match="damaged checkpoint manifest \\(no valid codebook_id\\)"):
         load_checkpoint(tmp_path / "ckpt")
 

@@ -139,6 +139,18 @@ def test_paths_that_are_files_fail_without_traceback(tmp_path, example_graph):
     result = _run("tokenize", str(example_graph), "--out", str(a_file), *SMALL)
     assert result.exit_code == 1 and "a_file: exists and is not a folder" in result.output
     assert a_file.read_text() == "x"
+    # A folder to create below a file: refused before any work, in one line.
+    result = _run("tokenize", str(example_graph), "--out", str(a_file / "sub"), *SMALL)
+    assert result.exit_code == 1 and f"{a_file} is a file, not a folder" in result.output
+    result = _run("example", str(a_file / "sub"))
+    assert result.exit_code == 1 and str(a_file / "sub") in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    # A device or a timeout that cannot work is an option error, before codebooks are copied.
+    for option, value in (("--device", "bogus"), ("--device", "meta"), ("--scheduler-timeout", "nan")):
+        result = CliRunner().invoke(main, ["tokenize", str(example_graph), "--out", str(tmp_path / "out2"),
+                                           option, value, *SMALL])
+        assert result.exit_code == 2 and option in result.output, (option, value, result.output)
+    assert not (tmp_path / "out2").exists()
     # A recipe is no graph: said so, with the command that runs it.
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "pretrain.toml"
     result = _run("tokenize", str(recipe), "--out", str(tmp_path / "out"), *SMALL)

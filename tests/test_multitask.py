@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from click.testing import CliRunner
 
+from artifacts.manifest import with_digest
 from artifacts.metrics import RECORD_FIELDS, read_metrics
 from artifacts.task_tables import read_alignment_artifact, read_linking_artifact
 from pipeline.cli import main
@@ -393,7 +394,8 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     # Codebooks that differ are refused before any task is built or any output is written.
     shutil.copytree(ckpt, tmp_path / "ckpt_other")
     manifest = json.loads((tmp_path / "ckpt_other" / "manifest.json").read_text())
-    (tmp_path / "ckpt_other" / "manifest.json").write_text(json.dumps({**manifest, "codebook_id": "other"}))
+    # (written with its digest: a checkpoint made with other codebooks, not a damaged one)
+    (tmp_path / "ckpt_other" / "manifest.json").write_text(json.dumps(with_digest({**manifest, "codebook_id": "other"})))
     result = runner.invoke(main, ["reason", "--task", "align", str(out / "self_align"), "--checkpoint",
                                   str(tmp_path / "ckpt_other"), "--output", str(tmp_path / "r5"), "--predict-top-k"])
     assert result.exit_code == 1 and "tokenized with codebooks" in result.output, result.output
@@ -401,7 +403,7 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     shutil.copytree(out / "example", tmp_path / "elsewhere" / "example")
     manifest = json.loads((tmp_path / "elsewhere" / "example" / "manifest.json").read_text())
     manifest["codebooks"]["id"] = "other"
-    (tmp_path / "elsewhere" / "example" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "elsewhere" / "example" / "manifest.json").write_text(json.dumps(with_digest(manifest)))
     result = runner.invoke(main, ["train", str(out / "self_align"), str(tmp_path / "elsewhere" / "example"),
                                   "--out", str(tmp_path / "mixed"), "--max-steps", "1", "--quiet"])
     assert result.exit_code == 1 and "tokenized with codebooks" in result.output and "other" in result.output, \

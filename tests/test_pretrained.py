@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,17 @@ source = "example"
     assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
     books = tmp_path / "work" / "artifacts" / "codebooks"
     assert manifest["codebook_id"] == CodebookSet.load(books).codebook_id
+    # A source that fails to tokenize leaves the graph's kg.toml pointing where its artifact came from.
+    pointer = tmp_path / "work" / "graphs" / "example" / "kg.toml"
+    before = pointer.read_text()
+    shutil.copytree(example_graph, data / "broken")
+    with open(data / "broken" / "train.tsv", "a") as handle:
+        handle.write("only\ttwo\n")
+    broken = (tmp_path / "r.toml").read_text().replace('source = "example"', 'source = "broken"')
+    with pytest.raises(RecipeError, match="train.tsv:"):
+        run_recipe(read_recipe(_recipe(tmp_path / "r3.toml", broken)), data, tmp_path / "work",
+                   tmp_path / "work" / "ck", torch.device("cpu"), progress=False)
+    assert pointer.read_text() == before and load_checkpoint(checkpoint)[0]["training"]["step"] == 3
     # The same --work with another codebook size is refused, not trained on the old codebooks.
     resized = (tmp_path / "r.toml").read_text().replace(f"text_codebook_size = {fast_config.text_codebook_size}",
                                                         f"text_codebook_size = {fast_config.text_codebook_size * 2}")

@@ -248,6 +248,53 @@ def test_unreadable_or_refused_checkpoint_files_are_one_error_line(tables, check
         assert "Traceback" not in result.output
 
 
+def test_paths_and_numbers_that_cannot_work_fail_in_one_line_and_keep_the_results(tables, checkpoint, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    # An output folder below a file is refused before any work.
+    result = _reason(tables, checkpoint, "--output", str(a_file / "sub"))
+    assert result.exit_code == 1 and f"{a_file / 'sub'}: {a_file} is a file, not a folder" in result.output
+    assert isinstance(result.exception, SystemExit) and a_file.read_text() == "x"
+    # Minutes that are no number of minutes: a usage error, and no output folder.
+    for bad in ("nan", "inf"):
+        result = _reason(tables, checkpoint, "--output", str(tmp_path / "none"), "--embedding-minutes", bad)
+        assert result.exit_code == 2 and "is not a finite number" in result.output, result.output
+    assert not (tmp_path / "none").exists()
+    # A chart that cannot be written fails after the metrics are written, naming the chart's own path.
+    if Path("/proc").is_dir():
+        plot = Path("/proc") / "tofu_chart.png"
+        result = _reason(tables, checkpoint, "--output", str(tmp_path / "res"), "--plot", str(plot))
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert f"Error: {plot}: " in result.output and ".tmp-" not in result.output
+        assert json.loads((tmp_path / "res" / "metrics.json").read_text())["records"]
+
+
+def test_edited_manifests_are_refused_and_a_layout_mismatch_says_why(tables, checkpoint, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(checkpoint, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["model"]["dim"] = 2 * manifest["model"]["dim"]
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    result = _reason(tables, edited, "--output", str(tmp_path / "r1"))
+    assert result.exit_code == 1 and "the manifest was edited after it was written" in result.output
+    # The same manifest as written by a tool: the weights do not fit the layout it names, and the
+    # message says which tensor.
+    _recorded_again(edited)
+    result = _reason(tables, edited, "--output", str(tmp_path / "r2"))
+    assert result.exit_code == 1 and "a checkpoint of another model layout" in result.output
+    assert "size mismatch for" in result.output and len(result.output.strip().splitlines()) == 1
+    # Token tables whose manifest was edited (here: which triples the test split asks) are refused too.
+    artifact = tmp_path / "artifact"
+    shutil.copytree(tables.folder, artifact)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["splits"]["test"]["queries"] = manifest["splits"]["train"]["queries"]
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["reason", "--checkpoint", str(checkpoint), str(artifact), "--quiet",
+                                       "--output", str(tmp_path / "r3")])
+    assert result.exit_code == 1 and f"{artifact / 'manifest.json'}: the manifest was edited" in result.output
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()
+
+
 def test_a_chart_of_many_relations_shows_the_most_asked(tmp_path):
     from pipeline.plots import MAX_RELATIONS, evaluation_chart
 

@@ -69,7 +69,7 @@ Modules: ``read`` (read_kg), ``layout`` (where a graph is, which layout),
 
 from tokenizer_stage.kg_reader.derived_names import derive_name
 from tokenizer_stage.kg_reader.errors import KGFormatError, KGWarning
-from tokenizer_stage.kg_reader.kg_toml import write_kg_toml
+from tokenizer_stage.kg_reader.kg_toml import kg_toml_text, restore_kg_toml, write_kg_toml
 from tokenizer_stage.kg_reader.layout import detect_layout, graph_name
 from tokenizer_stage.kg_reader.model import LAYOUTS, KnowledgeGraph, Split, SplitRequest, Text
 from tokenizer_stage.kg_reader.read import read_kg
@@ -89,5 +89,7 @@ __all__ = [
     "read_kg",
     "derive_name",
     "graph_name",
+    "kg_toml_text",
+    "restore_kg_toml",
     "write_kg_toml",
 ]

@@ -36,6 +36,22 @@ def write_kg_toml(folder: Path, name: str, files: dict[str, Path | list[Path]]) 
     return folder
 
 
+def kg_toml_text(folder: Path) -> str | None:
+    """``folder/kg.toml`` as it stands, ``None`` when there is none (for :func:`restore_kg_toml`)."""
+    path = Path(folder) / "kg.toml"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def restore_kg_toml(folder: Path, text: str | None) -> None:
+    """Put back a ``kg.toml`` read by :func:`kg_toml_text` before :func:`write_kg_toml` replaced it
+    (``None``: remove the one written since)."""
+    path = Path(folder) / "kg.toml"
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
 _TOP_KEYS = ("name", "layout", "files", "split")
 _FILE_KEYS = ("train", "valid", "test", "graph", "all", "source", "entity_text", "relation_text", "images")
 _TRIPLE_KEYS = ("train", "valid", "test", "graph", "all")

@@ -305,7 +305,8 @@ def test_example_writes_only_new_empty_or_earlier_example_folders(tmp_path):
     mine = tmp_path / "mine"
     _write(mine, "train.tsv", "a\tr\tb\n")
     (tmp_path / "a_file").write_text("x")
-    for target, message in [(mine, "holds files that `tofu example` did not write"), (tmp_path / "a_file", "a_file: exists and is not a folder")]:
+    for target, message in [(mine, "holds files that `tofu example` did not write"),
+                            (tmp_path / "a_file", "a_file: exists and is not a folder")]:
         result = _run("example", str(target))
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert [p.name for p in mine.iterdir()] == ["train.tsv"] and (mine / "train.tsv").read_text() == "a\tr\tb\n"

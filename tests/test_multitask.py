@@ -395,7 +395,8 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     shutil.copytree(ckpt, tmp_path / "ckpt_other")
     manifest = json.loads((tmp_path / "ckpt_other" / "manifest.json").read_text())
     # (written with its digest: a checkpoint made with other codebooks, not a damaged one)
-    (tmp_path / "ckpt_other" / "manifest.json").write_text(json.dumps(with_digest({**manifest, "codebook_id": "other"})))
+    other = with_digest({**manifest, "codebook_id": "other"})
+    (tmp_path / "ckpt_other" / "manifest.json").write_text(json.dumps(other))
     result = runner.invoke(main, ["reason", "--task", "align", str(out / "self_align"), "--checkpoint",
                                   str(tmp_path / "ckpt_other"), "--output", str(tmp_path / "r5"), "--predict-top-k"])
     assert result.exit_code == 1 and "tokenized with codebooks" in result.output, result.output

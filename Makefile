@@ -7,12 +7,14 @@ DEMO   ?= demo_out
 .PHONY: install demo pretrain test test-fast bench-tokenize bench-reason bench-zero-shot bench-multitask clean
 
 # torch is pinned to the local CPU wheel (an unpinned torch pulls GB of CUDA wheels);
-# torch-scatter has no wheel for it and builds from source against that torch.
-$(BIN)/.installed: pyproject.toml
+# torch-scatter has no wheel for it and builds from source against that torch, as does the
+# reasoner's fused CPU kernel (kernels/, about half a minute; TOFU runs without it, slower).
+$(BIN)/.installed: pyproject.toml kernels/setup.py kernels/tofu_kernels/fused.cpp
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-build-isolation torch-scatter
+	$(BIN)/pip install -q --no-build-isolation ./kernels
 	touch $@
 
 install: $(BIN)/.installed

@@ -1,0 +1,88 @@
+"""The fused CPU kernel (``kernels/``, package ``tofu_kernels``) against the torch-operator path it
+replaces at inference: the same sums for every message function, with and without query runs, and the
+same scores from a whole model."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reasoning_stage import layers
+from reasoning_stage.config import ModelConfig
+from reasoning_stage.layers import MixtureOfMessageConv, edge_plan
+from reasoning_stage.models import QueryBatch, TofuModel, graph_plans
+
+pytest.importorskip("tofu_kernels", reason="the fused kernel is not built (pip install --no-build-isolation ./kernels)")
+
+
+def _graph(seed: int, nodes: int = 30, types: int = 6, edges: int = 120):
+    generator = torch.Generator().manual_seed(seed)
+    # Nodes 0-2 receive no edge: their sums are the boundary alone.
+    source = torch.randint(0, nodes, (edges,), generator=generator)
+    target = torch.randint(3, nodes, (edges,), generator=generator)
+    edge_type = torch.randint(0, types, (edges,), generator=generator)
+    edge_type[:4] = edge_type[4]   # repeated (source, type) pairs and repeated edges
+    source[:4], target[:2] = source[4], target[4]
+    return torch.stack([source, target]), edge_type, nodes, types
+
+
+def _count_kernel_calls(monkeypatch) -> list[int]:
+    calls = []
+    kernel = layers._fused_propagate
+
+    def counted(*args):
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(layers, "_fused_propagate", counted)
+    return calls
+
+
+@pytest.mark.parametrize("messages", [("distmult",), ("distmult", "transe"), ("distmult", "transe", "rotate"),
+                                      ("rotate",)])
+@pytest.mark.parametrize("runs", [None, [(0, 3), (3, 4), (4, 7)]])
+def test_fused_sums_equal_the_torch_path(messages, runs, monkeypatch):
+    edge_index, edge_type, nodes, types = _graph(0)
+    torch.manual_seed(1)
+    layer = MixtureOfMessageConv(8, messages).eval()
+    columns = 7
+    groups = columns if runs is None else len(runs)
+    x, boundary = torch.randn(nodes, columns, 8), torch.randn(nodes, columns, 8)
+    relations, gates = torch.randn(types, groups, 8), torch.softmax(torch.randn(groups, len(messages)), -1)
+    for reduction in ("spmm", "segment"):
+        plan = edge_plan(edge_index, edge_type, nodes, types, reduction=reduction)
+        with torch.inference_mode():
+            terms = layer.relation_terms(relations, gates)
+            calls = _count_kernel_calls(monkeypatch)
+            fused = layer.aggregate(x, plan, terms, boundary, runs)
+            assert len(calls) == 1
+            monkeypatch.setattr(layers, "_fused_propagate", None)
+            reference = layer.aggregate(x, plan, terms, boundary, runs)
+        monkeypatch.undo()
+        assert torch.allclose(fused, reference, atol=1e-5), (reduction, float((fused - reference).abs().max()))
+        assert torch.equal(fused[:3], boundary[:3] if "transe" not in messages else reference[:3])
+
+
+def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(monkeypatch):
+    edge_index, edge_type, nodes, types = _graph(2)
+    num_relations = types // 2
+    from reasoning_stage.graph_data import GraphTensors
+
+    graph = GraphTensors("random", nodes, num_relations, edge_index, edge_type)
+    torch.manual_seed(0)
+    model = TofuModel(ModelConfig(dim=16, entity_layers=3, relation_layers=2, modalities=(),
+                                  messages=("distmult", "transe", "rotate"))).eval()
+    plans = graph_plans(graph)
+    queries = torch.tensor([[5, 0], [9, 0], [7, 1], [3, 2], [11, 4]])
+    calls = _count_kernel_calls(monkeypatch)
+    with torch.enable_grad():   # training: the torch path, which autograd records
+        model.train()(graph, queries, **plans).sum().backward()
+    assert not calls
+    model.eval()
+    with torch.inference_mode():
+        for reach in (True, False):
+            fused = model(graph, QueryBatch.in_runs(queries)[0], reach=reach, **plans)
+            assert calls
+            with monkeypatch.context() as patch:
+                patch.setattr(layers, "_fused_propagate", None)
+                reference = model(graph, QueryBatch.in_runs(queries)[0], reach=reach, **plans)
+            assert torch.allclose(fused, reference, atol=1e-4), float((fused - reference).abs().max())

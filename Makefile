@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml kernels/setup.py kernels/tofu_kernels/fused.cp
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-build-isolation torch-scatter
-	$(BIN)/pip install -q --no-build-isolation ./kernels
+	$(BIN)/pip install -q --no-build-isolation ./kernels || echo "note: the fused kernel (kernels/) did not build; TOFU runs without it, slower on the CPU"
 	touch $@
 
 install: $(BIN)/.installed

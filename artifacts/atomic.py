@@ -29,7 +29,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as err:   # the error names the file asked for, not the temporary one
-        raise type(err)(err.errno, err.strerror, str(path)) from err
+        if err.filename is not None and str(err.filename) == str(tmp):
+            err.filename, err.filename2 = str(path), None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

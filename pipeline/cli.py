@@ -115,10 +115,12 @@ class _Friendly(click.Group):
             return super().invoke(ctx)
         except known as err:
             raise click.ClickException(str(err)) from err
-        except OSError as err:   # a path that cannot be read or written: the path, then the reason
-            if err.filename and err.strerror:
+        except OSError as err:
+            if err.filename and err.strerror:   # a path that cannot be read or written: the path, then why
                 raise click.ClickException(f"{err.filename}: {err.strerror}") from err
-            raise click.ClickException(str(err)) from err
+            if isinstance(err, FileNotFoundError):   # TOFU's own, which say what is missing and what to do
+                raise click.ClickException(str(err)) from err
+            raise   # not about a path the user gave: a bug or the system's, with its traceback
 
 
 def _check_output_folder(folder: Path, option: str = "--output", names: str = "a folder") -> None:

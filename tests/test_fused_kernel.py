@@ -62,15 +62,38 @@ def test_fused_sums_equal_the_torch_path(messages, runs, monkeypatch):
         assert torch.equal(fused[:3], boundary[:3] if "transe" not in messages else reference[:3])
 
 
-def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(monkeypatch):
-    edge_index, edge_type, nodes, types = _graph(2)
-    num_relations = types // 2
-    from reasoning_stage.graph_data import GraphTensors
+def test_one_column_of_terms_serves_every_query(monkeypatch):
+    """Terms ``[T, 1, dim]`` (one run's, as training and entity embedding pass them) broadcast over x's columns."""
+    edge_index, edge_type, nodes, types = _graph(1)
+    torch.manual_seed(2)
+    layer = MixtureOfMessageConv(8, ("distmult", "rotate")).eval()
+    plan = edge_plan(edge_index, edge_type, nodes, types)
+    x, boundary = torch.randn(nodes, 5, 8), torch.randn(nodes, 5, 8)
+    with torch.inference_mode():
+        terms = layer.relation_terms(torch.randn(types, 1, 8), torch.softmax(torch.randn(1, 2), -1))
+        fused = layers.fused_propagate(plan, x, terms, boundary)
+        monkeypatch.setattr(layers, "_fused_propagate", None)
+        assert layers.fused_propagate(plan, x, terms, boundary) is None
+        reference = layer.aggregate(x, plan, terms, boundary)
+    assert fused is not None and torch.allclose(fused, reference, atol=1e-5)
 
-    graph = GraphTensors("random", nodes, num_relations, edge_index, edge_type)
+
+@pytest.mark.parametrize("modalities", [(), ("text",)])
+def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(modalities, monkeypatch):
+    from reasoning_stage.graph_data import GraphTensors, TokenTensor
+
+    edge_index, edge_type, nodes, types = _graph(2)
+    generator = torch.Generator().manual_seed(3)
+
+    def tokens(owners: int) -> TokenTensor:
+        return TokenTensor(torch.randint(0, 20, (owners, 2), generator=generator), torch.ones(owners, 2))
+
+    graph = GraphTensors("random", nodes, types // 2, edge_index, edge_type,
+                         entity_tokens={"text": tokens(nodes)}, relation_tokens={"text": tokens(types // 2)})
     torch.manual_seed(0)
-    model = TofuModel(ModelConfig(dim=16, entity_layers=3, relation_layers=2, modalities=(),
-                                  messages=("distmult", "transe", "rotate"))).eval()
+    text = dict(codebook_sizes={"text": 20}, relation_text_codebook_size=20) if modalities else {}
+    model = TofuModel(ModelConfig(dim=16, entity_layers=3, relation_layers=2, modalities=modalities,
+                                  messages=("distmult", "transe", "rotate"), **text)).eval()
     plans = graph_plans(graph)
     queries = torch.tensor([[5, 0], [9, 0], [7, 1], [3, 2], [11, 4]])
     calls = _count_kernel_calls(monkeypatch)
@@ -80,9 +103,25 @@ def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(monkeypatc
     model.eval()
     with torch.inference_mode():
         for reach in (True, False):
+            calls.clear()
             fused = model(graph, QueryBatch.in_runs(queries)[0], reach=reach, **plans)
-            assert calls
+            assert calls, reach
             with monkeypatch.context() as patch:
                 patch.setattr(layers, "_fused_propagate", None)
                 reference = model(graph, QueryBatch.in_runs(queries)[0], reach=reach, **plans)
             assert torch.allclose(fused, reference, atol=1e-4), float((fused - reference).abs().max())
+
+
+def test_a_plan_that_does_not_fit_the_tensors_is_an_error_not_a_wild_read():
+    from tofu_kernels import fused_propagate as kernel
+
+    x, boundary, scale = torch.randn(3, 2, 4), torch.zeros(3, 2, 4), torch.randn(2, 1, 4)
+    indptr, source, relation = torch.tensor([0, 1, 1, 2]), torch.tensor([1, 2]), torch.tensor([0, 1])
+    group = torch.zeros(2, dtype=torch.long)
+    assert kernel(x, boundary, indptr, source, relation, group, scale).shape == x.shape
+    for bad, message in [((indptr, source, torch.tensor([0, 5]), group), "edge_type"),
+                         ((indptr, torch.tensor([0, 9]), relation, group), "edge_source"),
+                         ((indptr, source, relation, torch.tensor([0, 3])), "column_group"),
+                         ((torch.tensor([0, 10**6, 10**6, 2]), source, relation, group), "indptr")]:
+        with pytest.raises(RuntimeError, match=message):
+            kernel(x, boundary, *bad, scale)

@@ -382,13 +382,18 @@ def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, cod
     assert not (tmp_path / "after").exists()
 
 
-def test_fit_evidence_refuses_a_checkpoint_of_other_codebooks(example_graph, codebooks_dir, fast_config, tmp_path):
+def test_fit_evidence_refuses_a_checkpoint_of_other_codebooks(example_graph, codebooks_dir, fast_config, tmp_path,
+                                                           monkeypatch):
     """Tasks tokenized with other codebooks than the checkpoint reads are refused before any fit, with
     the task named, and no checkpoint is written."""
     from click.testing import CliRunner
 
+    import reasoning_stage.reasoning
     from artifacts.checkpoint import save_checkpoint
     from pipeline.cli import main
+
+    fits = []
+    monkeypatch.setattr(reasoning_stage.reasoning, "fit_evidence", lambda *args, **kwargs: fits.append(args))
 
     entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
     (tmp_path / "train_links.tsv").write_text("".join(f"{e}\t{e}\n" for e in entities[:6]))
@@ -405,7 +410,7 @@ def test_fit_evidence_refuses_a_checkpoint_of_other_codebooks(example_graph, cod
                                        "--out", str(tmp_path / "after")])
     assert result.exit_code == 1
     assert "codebook" in result.output and str(artifact.folder) in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and not fits
     assert not (tmp_path / "after").exists()
 
 

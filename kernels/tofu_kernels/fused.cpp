@@ -39,16 +39,37 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
   TORCH_CHECK(indptr.scalar_type() == torch::kInt64 && edge_source.scalar_type() == torch::kInt64 &&
               edge_type.scalar_type() == torch::kInt64 && column_group.scalar_type() == torch::kInt64,
               "indices: int64");
+  for (const torch::Tensor* tensor : {&boundary, &indptr, &edge_source, &edge_type, &column_group, &scale}) {
+    TORCH_CHECK(tensor->device().is_cpu(), "fused_propagate runs on CPU tensors only");
+  }
   TORCH_CHECK(column_group.numel() == x.size(1), "column_group: one entry per column of x");
   TORCH_CHECK(indptr.numel() == x.size(0) + 1, "indptr: V + 1 offsets");
+  TORCH_CHECK(edge_source.numel() == edge_type.numel(), "edge_source and edge_type: one entry per edge");
   const int64_t nodes = x.size(0), columns = x.size(1), dim = x.size(2);
-  const int64_t groups = scale.size(1);
-  torch::Tensor out = boundary.contiguous().clone();
+  const int64_t groups = scale.size(1), types = scale.size(0);
+  // Every index is checked before any is followed (an O(V + E) pass): a bad plan is an error, never a
+  // read outside the tensors.
+  auto within = [](const torch::Tensor& ids, int64_t size, const char* what) {
+    if (ids.numel() == 0) return;
+    const auto range = torch::aminmax(ids);
+    TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < size, what);
+  };
+  within(edge_source, nodes, "edge_source: ids of nodes of x");
+  within(edge_type, types, "edge_type: rows of scale");
+  within(column_group, groups, "column_group: columns of scale");
+  if (indptr.numel() > 0) {
+    TORCH_CHECK(indptr[0].item<int64_t>() == 0 && indptr[-1].item<int64_t>() == edge_source.numel() &&
+                    (nodes == 0 || (indptr.diff() >= 0).all().item<bool>()),
+                "indptr: non-decreasing offsets from 0 to the number of edges");
+  }
+  torch::Tensor out = boundary.clone(at::MemoryFormat::Contiguous);
   const torch::Tensor sc = scale.contiguous();
   torch::Tensor swap;
   if (swap_scale.has_value()) {
     swap = swap_scale->contiguous();
-    TORCH_CHECK(swap.sizes() == sc.sizes() && dim % 2 == 0, "swap_scale: the shape of scale, even dim");
+    TORCH_CHECK(swap.device().is_cpu() && swap.scalar_type() == torch::kFloat32 && swap.sizes() == sc.sizes() &&
+                    dim % 2 == 0,
+                "swap_scale: float32 on the CPU, the shape of scale, an even dim");
   }
   const torch::Tensor ptr = indptr.contiguous(), src = edge_source.contiguous(), typ = edge_type.contiguous();
   const torch::Tensor grp = column_group.contiguous();
@@ -92,5 +113,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_propagate", &fused_propagate,
         "boundary + the sum of x[source] * scale[type, column group] over each target's edges (CPU, float32)",
         py::arg("x"), py::arg("boundary"), py::arg("indptr"), py::arg("edge_source"), py::arg("edge_type"),
-        py::arg("column_group"), py::arg("scale"), py::arg("swap_scale") = py::none());
+        py::arg("column_group"), py::arg("scale"), py::arg("swap_scale") = py::none(),
+        py::call_guard<py::gil_scoped_release>());
 }

@@ -161,10 +161,11 @@ def propagate(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tenso
 
 def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tensor], boundary: torch.Tensor,
                     groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor | None:
-    """``boundary + sum of the messages`` of :meth:`MixtureOfMessageConv.message` in one fused CPU pass, or
-    ``None`` where it does not apply (no ``tofu_kernels``, autograd, not a float32 CPU tensor): the
-    caller then takes the torch path. ``terms`` as :meth:`MixtureOfMessageConv.relation_terms` gives them
-    (their ``shift`` already summed into ``boundary``)."""
+    """``boundary`` plus the sum of the messages of :meth:`MixtureOfMessageConv.message` and of their
+    relation-only ``shift``, in one fused CPU pass; ``None`` where it does not apply (no
+    ``tofu_kernels``, autograd, not float32 CPU tensors): the caller then takes the torch path.
+    ``terms`` as :meth:`MixtureOfMessageConv.relation_terms` gives them. The shift is summed per node
+    and query run (``[V, G, dim]``, :func:`shift_sums`) and added per column inside the pass."""
     scale = terms["scale"]
     if (_fused_propagate is None or not inplace_allowed() or plan.edge_source is None
             or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (x, boundary, scale))):
@@ -176,8 +177,9 @@ def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tens
         column_group = torch.zeros(x.shape[1], dtype=torch.long)
     else:
         column_group = torch.arange(x.shape[1])
+    node_shift = shift_sums(plan, terms["shift"]) if "shift" in terms else None
     return _fused_propagate(x.contiguous(), boundary.expand_as(x), plan.indptr, plan.edge_source, plan.edge_type,
-                            column_group, scale, terms.get("swap_scale"))
+                            column_group, scale, terms.get("swap_scale"), node_shift)
 
 
 def _propagate_segments(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
@@ -383,11 +385,11 @@ class MixtureOfMessageConv(nn.Module):
         With ``groups`` and autograd (training), each run of queries is propagated apart with its
         own column of terms: the terms are gathered ``[p, 1, dim]`` per run, not ``[p, B, dim]``, and
         their gradients are sums over the run's columns rather than scatters of ``[p, B, dim]``."""
-        if "shift" in terms:
-            boundary = boundary + shift_sums(plan, terms["shift"], groups)
         fused = fused_propagate(plan, x, terms, boundary, groups)
         if fused is not None:
             return fused
+        if "shift" in terms:
+            boundary = boundary + shift_sums(plan, terms["shift"], groups)
         if groups is not None and not inplace_allowed():
             return torch.cat([propagate(plan, self.message(x[:, lo:hi], plan.pair_source, plan.pair_type,
                                                            {key: value[:, run:run + 1] for key, value in terms.items()}),

@@ -1,4 +1,4 @@
-// out[v, c] = boundary[v, c] + sum over edges (u, t) into v of
+// out[v, c] = boundary[v, c] (+ node_shift[v, group[c]]) + sum over edges (u, t) into v of
 //             x[u, c] * scale[t, group[c]]  (+ swap(x[u, c]) * swap_scale[t, group[c]])
 // with swap(y) = [y[d/2:], y[:d/2]]: the gather, the product and the sum in one pass, with no
 // [edges x columns x dim] tensor. Targets are split across torch's threads; each output row has one writer.
@@ -18,6 +18,11 @@ void add_products(float* out, const float* x, const float* w, int64_t dim) {
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
+void add_vector(float* out, const float* y, int64_t dim) {
+  for (int64_t k = 0; k < dim; ++k) out[k] += y[k];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void add_swapped_products(float* out, const float* x, const float* w, int64_t dim) {
   const int64_t half = dim / 2;
   for (int64_t k = 0; k < half; ++k) out[k] += x[k + half] * w[k];
@@ -29,7 +34,8 @@ void add_swapped_products(float* out, const float* x, const float* w, int64_t di
 torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& boundary, const torch::Tensor& indptr,
                               const torch::Tensor& edge_source, const torch::Tensor& edge_type,
                               const torch::Tensor& column_group, const torch::Tensor& scale,
-                              const c10::optional<torch::Tensor>& swap_scale) {
+                              const c10::optional<torch::Tensor>& swap_scale,
+                              const c10::optional<torch::Tensor>& node_shift) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 3 && x.is_contiguous(),
               "x: a contiguous float32 CPU tensor [V, B, dim]");
   TORCH_CHECK(boundary.sizes() == x.sizes() && boundary.scalar_type() == torch::kFloat32,
@@ -71,6 +77,13 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
                     dim % 2 == 0,
                 "swap_scale: float32 on the CPU, the shape of scale, an even dim");
   }
+  torch::Tensor shift;
+  if (node_shift.has_value()) {
+    shift = node_shift->contiguous();
+    TORCH_CHECK(shift.device().is_cpu() && shift.scalar_type() == torch::kFloat32 && shift.dim() == 3 &&
+                    shift.size(0) == nodes && shift.size(1) == groups && shift.size(2) == dim,
+                "node_shift: float32 on the CPU, [V, G, dim]");
+  }
   const torch::Tensor ptr = indptr.contiguous(), src = edge_source.contiguous(), typ = edge_type.contiguous();
   const torch::Tensor grp = column_group.contiguous();
   const int64_t* p = ptr.data_ptr<int64_t>();
@@ -80,6 +93,7 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
   const float* xs = x.data_ptr<float>();
   const float* w = sc.data_ptr<float>();
   const float* ws = swap.defined() ? swap.data_ptr<float>() : nullptr;
+  const float* ns = shift.defined() ? shift.data_ptr<float>() : nullptr;
   float* o = out.data_ptr<float>();
   const int64_t row = columns * dim;
   // Torch's own thread pool (not a second OpenMP runtime beside torch's), which splits a range into one
@@ -95,6 +109,9 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
   at::parallel_for(0, num_runs, 1, [&](int64_t first_run, int64_t last_run) {
     for (int64_t v = run_start[first_run]; v < run_start[last_run]; ++v) {
       float* out_row = o + v * row;
+      if (ns) {
+        for (int64_t c = 0; c < columns; ++c) add_vector(out_row + c * dim, ns + (v * groups + g[c]) * dim, dim);
+      }
       for (int64_t e = p[v]; e < p[v + 1]; ++e) {
         const float* x_row = xs + s[e] * row;
         const float* w_type = w + t[e] * groups * dim;
@@ -114,5 +131,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "boundary + the sum of x[source] * scale[type, column group] over each target's edges (CPU, float32)",
         py::arg("x"), py::arg("boundary"), py::arg("indptr"), py::arg("edge_source"), py::arg("edge_type"),
         py::arg("column_group"), py::arg("scale"), py::arg("swap_scale") = py::none(),
+        py::arg("node_shift") = py::none(),
         py::call_guard<py::gil_scoped_release>());
 }

@@ -26,6 +26,7 @@ ratios are read as a floor only when they clear 2.0 with room.
     python benchmarks/reason_bench.py [--data PATH] [--steps 300] [--batch-size N] [--repeats 3]
     python benchmarks/reason_bench.py --work DIR --reuse    # re-evaluate the checkpoints in DIR (no data read)
     python benchmarks/reason_bench.py --work DIR --reuse --device cuda    # the same evaluations on a GPU
+    python benchmarks/reason_bench.py --work DIR --reuse --no-fused-kernel   # the CPU's torch path, for A/B
 """
 from __future__ import annotations
 
@@ -113,7 +114,15 @@ def main() -> None:
                         help="torch device of the evaluations (training stays on the CPU); ULTRA's figures are CPU ones")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc's defaults (no retain_freed_memory) to measure what it buys")
+    parser.add_argument("--no-fused-kernel", action="store_true",
+                        help="rank with the torch path even where the fused kernel (kernels/) is built")
     args = parser.parse_args()
+    from reasoning_stage.layers import FUSED_KERNEL_SWITCH
+
+    if args.no_fused_kernel:   # read by the evaluating processes, which import reasoning_stage afresh
+        os.environ[FUSED_KERNEL_SWITCH] = "0"
+    from reasoning_stage.layers import fused_kernel_state
+
     if args.reuse and not args.work:
         sys.exit("--reuse needs --work: the folder of an earlier run")
     if not args.reuse and not (args.data / "grail").is_dir():
@@ -182,8 +191,10 @@ def main() -> None:
                   f"{'/'.join(map(str, ultra_qps)):>11}{qps / max(ultra_qps):>7.2f}{dqps / max(ultra_qps):>8.2f}"
                   f"{r['peak_mb']:>9.0f}{ultra_mb:>9}{r['mrr']:>7.3f}{r['hits@10']:>7.3f}"
                   + (f"{r['peak_gpu_mb']:>9.0f} GPU MB" if r["peak_gpu_mb"] is not None else ""))
+        kernel = "off (--no-fused-kernel)" if args.no_fused_kernel else fused_kernel_state()
         print(f"\nq/s from the fastest of {args.repeats} passes; "
-              f"allocator: {'glibc defaults' if args.default_allocator else 'retain_freed_memory()'}")
+              f"allocator: {'glibc defaults' if args.default_allocator else 'retain_freed_memory()'}; "
+              f"fused kernel: {kernel}{'' if args.device == 'cpu' else ' (CPU only)'}")
         print("ratio = our queries/s over the higher of ULTRA's two runs; d-ratio = our distinct queries/s "
               "over the same (ULTRA scores every query): the like-for-like figure, target >= 2.0. "
               f"Machine: {os.cpu_count()} CPU(s), torch {torch.__version__}, evaluated on {_device_name(args.device)}. "

@@ -27,7 +27,9 @@ with autograd or on a GPU, the reductions above run; a test holds the two equal.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -38,10 +40,22 @@ from torch_scatter import segment_csr
 
 from reasoning_stage.config import MESSAGE_FUNCTIONS
 
-try:   # built ahead of time by `make install` (kernels/); nothing compiles on import
+# Built ahead of time by `make install` (kernels/); nothing compiles on import. TOFU_FUSED_KERNEL=0 keeps
+# the torch path where it is built (benchmarks time the two on the same code).
+FUSED_KERNEL_SWITCH = "TOFU_FUSED_KERNEL"
+try:
     from tofu_kernels import fused_propagate as _fused_propagate
 except ImportError:
     _fused_propagate = None
+if os.environ.get(FUSED_KERNEL_SWITCH) == "0":
+    _fused_propagate = None
+
+
+def fused_kernel_state() -> str:
+    """``"on"``, ``"off"`` (built, switched off by ``TOFU_FUSED_KERNEL=0``) or ``"not built"``."""
+    if _fused_propagate is not None:
+        return "on"
+    return "off" if importlib.util.find_spec("tofu_kernels") is not None else "not built"
 
 _CHUNK_ELEMENTS = 1 << 22  # floats of gathered messages per chunk (16 MB)
 

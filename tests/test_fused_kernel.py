@@ -125,3 +125,17 @@ def test_a_plan_that_does_not_fit_the_tensors_is_an_error_not_a_wild_read():
                          ((torch.tensor([0, 10**6, 10**6, 2]), source, relation, group), "indptr")]:
         with pytest.raises(RuntimeError, match=message):
             kernel(x, boundary, *bad, scale)
+
+
+def test_the_switch_keeps_the_torch_path_where_the_kernel_is_built():
+    import os
+    import subprocess
+    import sys
+
+    probe = "from reasoning_stage import layers; print(layers.fused_kernel_state(), layers._fused_propagate is None)"
+    states = {}
+    for value in ("0", "1"):
+        env = {**os.environ, layers.FUSED_KERNEL_SWITCH: value}
+        states[value] = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                                       check=True).stdout.split()
+    assert states == {"0": ["off", "True"], "1": ["on", "False"]}

@@ -225,10 +225,17 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
                               f"codes, {asked} asked for; give a new --work, or delete {books} to fit the "
                               "recipe's codebooks (its graphs are then tokenized again)")
     pointers = {g["name"]: kg_toml_text(Path(work) / "graphs" / g["name"]) for g in recipe.graphs}
-    folders = write_graph_folders(recipe, data, work)
-    # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
-    results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
-                               use_shipped_codebooks=False)
+    try:
+        folders = write_graph_folders(recipe, data, work)
+        # The recipe's own codebooks (fitted on its graphs on the first run), never the shipped ones.
+        results, _ = tokenize_many(folders, Path(work) / "artifacts", config, workers=1, progress=progress,
+                                   use_shipped_codebooks=False)
+    except BaseException:
+        # Stopped part-way (an error, Ctrl-C): every kg.toml goes back to the earlier run's sources. A graph
+        # tokenized meanwhile then differs from its kg.toml, which stage one notices and redoes next run.
+        for name, text in pointers.items():
+            restore_kg_toml(Path(work) / "graphs" / name, text)
+        raise
     failed = [r for r in results if getattr(r, "error", None)]
     if failed:
         # A graph that failed keeps the artifact of an earlier run: its kg.toml goes back to that run's sources.

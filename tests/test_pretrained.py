@@ -227,6 +227,16 @@ source = "example"
         run_recipe(read_recipe(_recipe(tmp_path / "r3.toml", broken)), data, tmp_path / "work",
                    tmp_path / "work" / "ck", torch.device("cpu"), progress=False)
     assert pointer.read_text() == before and load_checkpoint(checkpoint)[0]["training"]["step"] == 3
+    # So does a run stopped part-way through stage one (an error, Ctrl-C).
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(orchestrate, "tokenize_many", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_recipe(read_recipe(_recipe(tmp_path / "r3.toml", broken)), data, tmp_path / "work",
+                       tmp_path / "work" / "ck", torch.device("cpu"), progress=False)
+    assert pointer.read_text() == before
     # The same --work with another codebook size is refused, not trained on the old codebooks.
     resized = (tmp_path / "r.toml").read_text().replace(f"text_codebook_size = {fast_config.text_codebook_size}",
                                                         f"text_codebook_size = {fast_config.text_codebook_size * 2}")

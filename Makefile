@@ -80,4 +80,4 @@ bench-zero-shot: install
 	$(BIN)/python benchmarks/zero_shot_bench.py --ablation
 
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) .pytest_cache kernels/build kernels/*.egg-info

@@ -44,11 +44,11 @@ from reasoning_stage.config import MESSAGE_FUNCTIONS
 # the torch path where it is built (benchmarks time the two on the same code).
 FUSED_KERNEL_SWITCH = "TOFU_FUSED_KERNEL"
 try:
-    from tofu_kernels import fused_propagate as _fused_propagate
+    from tofu_kernels import fused_propagate as _fused_propagate, relation_term_grads as _relation_term_grads
 except ImportError:
-    _fused_propagate = None
+    _fused_propagate = _relation_term_grads = None
 if os.environ.get(FUSED_KERNEL_SWITCH) == "0":
-    _fused_propagate = None
+    _fused_propagate = _relation_term_grads = None
 
 
 def fused_kernel_state() -> str:
@@ -70,8 +70,8 @@ class EdgePlan:
         indptr: ``[N + 1]`` CSR offsets of each target's edges in ``edge_pair``.
         reduction: ``"spmm"`` or ``"segment"`` (see the module docstring).
         matrix: for ``"spmm"``, the CSR ``[N, P]`` matrix summing pairs into targets.
-        edge_source, edge_type: ``[E]`` each edge's source and relation, in ``edge_pair``'s order (for
-            the fused kernel, which reads the sources' states directly).
+        edge_source, edge_target, edge_type: ``[E]`` each edge's source, target and relation, in
+            ``edge_pair``'s order (for the fused kernel, which reads the sources' states directly).
         out_indptr, out_target, out_type: the edges again, sorted by source: ``[N + 1]``
             offsets of each source's edges, then ``[E]`` targets and relations
             (for :func:`reach_step`).
@@ -87,6 +87,7 @@ class EdgePlan:
     reduction: str = "segment"
     matrix: torch.Tensor | None = None  # CSR [N, P] of ones, for reduction "spmm"
     edge_source: torch.Tensor | None = None
+    edge_target: torch.Tensor | None = None
     edge_type: torch.Tensor | None = None
     out_indptr: torch.Tensor | None = None
     out_target: torch.Tensor | None = None
@@ -141,7 +142,7 @@ def edge_plan(edge_index: torch.Tensor, edge_type: torch.Tensor, num_nodes: int,
     indptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
     indptr[1:] = torch.cumsum(torch.bincount(target, minlength=num_nodes), 0)
     plan = EdgePlan(pairs // num_types, pairs % num_types, edge_pair[order], indptr, reduction, num_types=num_types)
-    plan.edge_source, plan.edge_type = source[order], edge_type[order]
+    plan.edge_source, plan.edge_target, plan.edge_type = source[order], target[order], edge_type[order]
     by_source = torch.argsort(source, stable=True)
     plan.out_indptr = torch.zeros_like(indptr)
     plan.out_indptr[1:] = torch.cumsum(torch.bincount(source, minlength=num_nodes), 0)
@@ -181,7 +182,7 @@ def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tens
     ``terms`` as :meth:`MixtureOfMessageConv.relation_terms` gives them. The shift is summed per node
     and query run (``[V, G, dim]``, :func:`shift_sums`) and added per column inside the pass."""
     scale = terms["scale"]
-    if (_fused_propagate is None or not inplace_allowed() or plan.edge_source is None
+    if (_fused_propagate is None or plan.edge_source is None or plan.out_indptr is None
             or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (x, boundary, scale))):
         return None
     if groups is not None:
@@ -192,8 +193,47 @@ def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tens
     else:
         column_group = torch.arange(x.shape[1])
     node_shift = shift_sums(plan, terms["shift"]) if "shift" in terms else None
-    return _fused_propagate(x.contiguous(), boundary.expand_as(x), plan.indptr, plan.edge_source, plan.edge_type,
-                            column_group, scale, terms.get("swap_scale"), node_shift)
+    if inplace_allowed():
+        return _fused_propagate(x.contiguous(), boundary.expand_as(x), plan.indptr, plan.edge_source,
+                                plan.edge_type, column_group, scale, terms.get("swap_scale"), node_shift)
+    return _FusedAggregation.apply(x, boundary.expand_as(x), scale, terms.get("swap_scale"), node_shift, plan,
+                                   column_group)
+
+
+class _FusedAggregation(torch.autograd.Function):
+    """:func:`fused_propagate` under autograd. For an edge ``(u, t) -> v`` and column ``c`` the forward adds
+    ``x[u, c] * s + swap(x[u, c]) * w`` to ``out[v, c]`` (``s, w``: the relation's terms for the column's
+    run), so ``d x[u, c]`` sums ``d out[v, c] * s + swap(d out[v, c]) * swap(w)`` over ``u``'s out-edges:
+    the same kernel over the edges sorted by source; the terms' gradients are edge sums
+    (``relation_term_grads``)."""
+
+    @staticmethod
+    def forward(ctx, x, boundary, scale, swap_scale, node_shift, plan, column_group):
+        x = x.contiguous()
+        ctx.save_for_backward(x, scale, swap_scale, column_group)
+        ctx.plan = plan
+        return _fused_propagate(x, boundary, plan.indptr, plan.edge_source, plan.edge_type, column_group, scale,
+                                swap_scale, node_shift)
+
+    @staticmethod
+    def backward(ctx, d_out):
+        x, scale, swap_scale, column_group = ctx.saved_tensors
+        plan = ctx.plan
+        d_out = d_out.contiguous()
+        d_x = d_scale = d_swap = d_shift = None
+        if ctx.needs_input_grad[0]:
+            half = scale.shape[-1] // 2
+            swapped = None if swap_scale is None else torch.cat([swap_scale[..., half:], swap_scale[..., :half]], -1)
+            d_x = _fused_propagate(d_out, d_out.new_zeros(()).expand_as(d_out), plan.out_indptr, plan.out_target,
+                                   plan.out_type, column_group, scale, swapped)
+        if ctx.needs_input_grad[2] or (swap_scale is not None and ctx.needs_input_grad[3]):
+            grads = _relation_term_grads(x, d_out, plan.edge_source, plan.edge_target, plan.edge_type, column_group,
+                                         scale.shape[0], scale.shape[1], swap_scale is not None)
+            d_scale = grads[0]
+            d_swap = grads[1] if swap_scale is not None else None
+        if ctx.needs_input_grad[4]:
+            d_shift = d_out.new_zeros(d_out.shape[0], scale.shape[1], d_out.shape[2]).index_add_(1, column_group, d_out)
+        return d_x, d_out if ctx.needs_input_grad[1] else None, d_scale, d_swap, d_shift, None, None
 
 
 def _propagate_segments(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The fused CPU kernel (``kernels/``, package ``tofu_kernels``) against the torch-operator path it
-replaces at inference: the same sums for every message function, with and without query runs, and the
-same scores from a whole model."""
+replaces: the same sums and gradients for every message function, with and without query runs, and the
+same scores and training gradients from a whole model."""
 from __future__ import annotations
 
 import pytest
@@ -35,6 +35,37 @@ def _count_kernel_calls(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(layers, "_fused_propagate", counted)
     return calls
+
+
+@pytest.mark.parametrize("messages", [("distmult",), ("distmult", "transe"), ("distmult", "transe", "rotate"),
+                                      ("rotate",)])
+@pytest.mark.parametrize("runs", [None, [(0, 3), (3, 4), (4, 7)]])
+def test_fused_gradients_equal_autograd_of_the_torch_path(messages, runs, monkeypatch):
+    edge_index, edge_type, nodes, types = _graph(4)
+    plan = edge_plan(edge_index, edge_type, nodes, types)
+    torch.manual_seed(1)
+    layer = MixtureOfMessageConv(8, messages)
+    groups = 7 if runs is None else len(runs)
+    inputs = [torch.randn(nodes, 7, 8, requires_grad=True), torch.randn(nodes, 7, 8, requires_grad=True),
+              torch.randn(types, groups, 8, requires_grad=True),
+              torch.softmax(torch.randn(groups, len(messages)), -1).requires_grad_()]
+    weights = torch.randn(nodes, 7, 8)
+    results = {}
+    for kernel in (True, False):
+        with monkeypatch.context() as patch:
+            if not kernel:
+                patch.setattr(layers, "_fused_propagate", None)
+            x, boundary, relations, gates = inputs
+            out = layer.aggregate(x, plan, layer.relation_terms(relations, gates), boundary, runs)
+            (out * weights).sum().backward()
+        results[kernel] = [out.detach()] + [None if t.grad is None else t.grad.clone() for t in inputs] + \
+            [None if p.grad is None else p.grad.clone() for p in layer.parameters()]
+        for t in [*inputs, *layer.parameters()]:
+            t.grad = None
+    for fused, reference in zip(results[True], results[False]):
+        assert (fused is None) == (reference is None)
+        if fused is not None:
+            assert torch.allclose(fused, reference, atol=1e-4, rtol=1e-4), float((fused - reference).abs().max())
 
 
 @pytest.mark.parametrize("messages", [("distmult",), ("distmult", "transe"), ("distmult", "transe", "rotate"),
@@ -79,7 +110,7 @@ def test_one_column_of_terms_serves_every_query(monkeypatch):
 
 
 @pytest.mark.parametrize("modalities", [(), ("text",)])
-def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(modalities, monkeypatch):
+def test_scores_and_training_gradients_equal_without_the_kernel(modalities, monkeypatch):
     from reasoning_stage.graph_data import GraphTensors, TokenTensor
 
     edge_index, edge_type, nodes, types = _graph(2)
@@ -97,9 +128,19 @@ def test_the_kernel_stays_out_of_autograd_and_scores_equal_without_it(modalities
     plans = graph_plans(graph)
     queries = torch.tensor([[5, 0], [9, 0], [7, 1], [3, 2], [11, 4]])
     calls = _count_kernel_calls(monkeypatch)
-    with torch.enable_grad():   # training: the torch path, which autograd records
-        model.train()(graph, queries, **plans).sum().backward()
-    assert not calls
+    weights = torch.randn(len(queries), nodes, generator=generator)
+    gradients = {}
+    for kernel in (True, False):   # training: the kernel's gradients against autograd's of the torch path
+        with monkeypatch.context() as patch:
+            if not kernel:
+                patch.setattr(layers, "_fused_propagate", None)
+            model.zero_grad(set_to_none=True)
+            with torch.enable_grad():
+                (model.train()(graph, queries, **plans) * weights).sum().backward()
+        gradients[kernel] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert calls and gradients[True].keys() == gradients[False].keys() and len(gradients[True]) > 10
+    for name, grad in gradients[True].items():
+        assert torch.allclose(grad, gradients[False][name], atol=1e-4, rtol=1e-3), name
     model.eval()
     with torch.inference_mode():
         for reach in (True, False):

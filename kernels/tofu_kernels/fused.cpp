@@ -126,11 +126,86 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
   return out;
 }
 
+// The gradients of fused_propagate's relation terms: for each edge (u, t) -> v and column c,
+//   d_scale[t, group[c]]      += x[u, c] * d_out[v, c]
+//   d_swap_scale[t, group[c]] += swap(x[u, c]) * d_out[v, c]     (when with_swap)
+// Edges are split across torch's threads, each summing into its own [T, G, dim] buffers; the buffers
+// are added at the end (they are small: relation terms, not states).
+std::vector<torch::Tensor> relation_term_grads(const torch::Tensor& x, const torch::Tensor& d_out,
+                                               const torch::Tensor& edge_source, const torch::Tensor& edge_target,
+                                               const torch::Tensor& edge_type, const torch::Tensor& column_group,
+                                               int64_t types, int64_t groups, bool with_swap) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 3 && x.is_contiguous(),
+              "x: a contiguous float32 CPU tensor [V, B, dim]");
+  TORCH_CHECK(d_out.sizes() == x.sizes() && d_out.scalar_type() == torch::kFloat32 && d_out.device().is_cpu(),
+              "d_out: float32 on the CPU, the shape of x");
+  for (const torch::Tensor* tensor : {&edge_source, &edge_target, &edge_type, &column_group}) {
+    TORCH_CHECK(tensor->device().is_cpu() && tensor->scalar_type() == torch::kInt64, "indices: int64 CPU tensors");
+  }
+  TORCH_CHECK(edge_source.numel() == edge_target.numel() && edge_source.numel() == edge_type.numel(),
+              "edge_source, edge_target, edge_type: one entry per edge");
+  TORCH_CHECK(column_group.numel() == x.size(1), "column_group: one entry per column of x");
+  const int64_t nodes = x.size(0), columns = x.size(1), dim = x.size(2), edges = edge_source.numel();
+  TORCH_CHECK(!with_swap || dim % 2 == 0, "swapped terms need an even dim");
+  auto within = [](const torch::Tensor& ids, int64_t size, const char* what) {
+    if (ids.numel() == 0) return;
+    const auto range = torch::aminmax(ids);
+    TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < size, what);
+  };
+  within(edge_source, nodes, "edge_source: ids of nodes of x");
+  within(edge_target, nodes, "edge_target: ids of nodes of x");
+  within(edge_type, types, "edge_type: below types");
+  within(column_group, groups, "column_group: below groups");
+  const torch::Tensor xs = x, dout = d_out.contiguous();
+  const torch::Tensor src = edge_source.contiguous(), tgt = edge_target.contiguous(), typ = edge_type.contiguous();
+  const torch::Tensor grp = column_group.contiguous();
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t slab = types * groups * dim;
+  torch::Tensor buffers = torch::zeros({threads, with_swap ? 2 : 1, slab}, x.options());
+  const float* xp = xs.data_ptr<float>();
+  const float* dp = dout.data_ptr<float>();
+  const int64_t* s = src.data_ptr<int64_t>();
+  const int64_t* t = tgt.data_ptr<int64_t>();
+  const int64_t* r = typ.data_ptr<int64_t>();
+  const int64_t* g = grp.data_ptr<int64_t>();
+  float* bp = buffers.data_ptr<float>();
+  const int64_t row = columns * dim, half = dim / 2;
+  at::parallel_for(0, edges, 16, [&](int64_t first, int64_t last) {
+    const int64_t thread = std::min<int64_t>(at::get_thread_num(), threads - 1);
+    float* d_scale = bp + thread * (with_swap ? 2 : 1) * slab;
+    float* d_swap = with_swap ? d_scale + slab : nullptr;
+    for (int64_t e = first; e < last; ++e) {
+      const float* x_row = xp + s[e] * row;
+      const float* d_row = dp + t[e] * row;
+      for (int64_t c = 0; c < columns; ++c) {
+        float* ds = d_scale + (r[e] * groups + g[c]) * dim;
+        const float* xc = x_row + c * dim;
+        const float* dc = d_row + c * dim;
+        add_products(ds, xc, dc, dim);
+        if (d_swap) {
+          float* dw = d_swap + (r[e] * groups + g[c]) * dim;
+          for (int64_t k = 0; k < half; ++k) dw[k] += xc[k + half] * dc[k];
+          for (int64_t k = half; k < dim; ++k) dw[k] += xc[k - half] * dc[k];
+        }
+      }
+    }
+  });
+  torch::Tensor summed = buffers.sum(0);
+  std::vector<torch::Tensor> grads{summed[0].view({types, groups, dim})};
+  if (with_swap) grads.push_back(summed[1].view({types, groups, dim}));
+  return grads;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_propagate", &fused_propagate,
         "boundary + the sum of x[source] * scale[type, column group] over each target's edges (CPU, float32)",
         py::arg("x"), py::arg("boundary"), py::arg("indptr"), py::arg("edge_source"), py::arg("edge_type"),
         py::arg("column_group"), py::arg("scale"), py::arg("swap_scale") = py::none(),
         py::arg("node_shift") = py::none(),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("relation_term_grads", &relation_term_grads,
+        "gradients of fused_propagate's scale (and swap_scale) from its output's gradient (CPU, float32)",
+        py::arg("x"), py::arg("d_out"), py::arg("edge_source"), py::arg("edge_target"), py::arg("edge_type"),
+        py::arg("column_group"), py::arg("types"), py::arg("groups"), py::arg("with_swap"),
         py::call_guard<py::gil_scoped_release>());
 }

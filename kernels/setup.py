@@ -13,7 +13,7 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension
 setup(
     name="tofu-kernels",
     version="0.1.0",
-    description="Fused gather-multiply-sum message passing for TOFU's reasoner (CPU, inference)",
+    description="Fused gather-multiply-sum message passing for TOFU's reasoner, and its gradients (CPU)",
     packages=["tofu_kernels"],
     ext_modules=[CppExtension("tofu_kernels._fused", ["tofu_kernels/fused.cpp"],
                               extra_compile_args=["-O3", "-fopenmp"], extra_link_args=["-fopenmp"])],

@@ -19,11 +19,12 @@ then summed into each target. Two interchangeable reductions, chosen per
   target-sorted edges, chunked to bound memory. The portable path, and the
   reference the sparse product is tested against.
 
-At inference on the CPU, where the ``tofu_kernels`` package is built (``kernels/``, `make install`),
+On the CPU, where the ``tofu_kernels`` package is built (``kernels/``, `make install`),
 :meth:`MixtureOfMessageConv.aggregate` skips both: one C++ pass per target reads its sources' states,
 multiplies them by the relation terms and sums them, with no ``[pairs x B x dim]`` tensor at all
-(2.5-5x faster than gather, product and sparse sum on nell_v1 and fb237_v1). Without the package, and
-with autograd or on a GPU, the reductions above run; a test holds the two equal.
+(2.5-5x faster than gather, product and sparse sum on nell_v1 and fb237_v1), and under autograd its
+backward runs the same pass over the edges sorted by source. Without the package, and on a GPU, the
+reductions above run; tests hold the two equal, gradients included.
 """
 from __future__ import annotations
 

@@ -217,6 +217,7 @@ class _FusedAggregation(torch.autograd.Function):
                                 swap_scale, node_shift)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable   # no second derivatives: training never asks for them
     def backward(ctx, d_out):
         x, scale, swap_scale, column_group = ctx.saved_tensors
         plan = ctx.plan

@@ -53,10 +53,13 @@ if os.environ.get(FUSED_KERNEL_SWITCH) == "0":
 
 
 def fused_kernel_state() -> str:
-    """``"on"``, ``"off"`` (built, switched off by ``TOFU_FUSED_KERNEL=0``) or ``"not built"``."""
+    """``"on"``, ``"off"`` (switched off by ``TOFU_FUSED_KERNEL=0``), ``"not built"``, or ``"stale"`` (a
+    build of older sources, without a function this code calls: `make install` rebuilds it)."""
     if _fused_propagate is not None:
         return "on"
-    return "off" if importlib.util.find_spec("tofu_kernels") is not None else "not built"
+    if os.environ.get(FUSED_KERNEL_SWITCH) == "0":
+        return "off"
+    return "stale" if importlib.util.find_spec("tofu_kernels") is not None else "not built"
 
 _CHUNK_ELEMENTS = 1 << 22  # floats of gathered messages per chunk (16 MB)
 
@@ -75,7 +78,7 @@ class EdgePlan:
             ``edge_pair``'s order (for the fused kernel, which reads the sources' states directly).
         out_indptr, out_target, out_type: the edges again, sorted by source: ``[N + 1]``
             offsets of each source's edges, then ``[E]`` targets and relations
-            (for :func:`reach_step`).
+            (for :func:`reach_step`, and the fused kernel's gradient of the states).
         type_counts: sparse ``[N, T]``: how many edges of each relation enter each node. A
             message term that depends on the relation alone (TransE's shift) sums into a node
             as ``type_counts @ term``, at node level instead of once per edge.
@@ -178,8 +181,9 @@ def propagate(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tenso
 def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tensor], boundary: torch.Tensor,
                     groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor | None:
     """``boundary`` plus the sum of the messages of :meth:`MixtureOfMessageConv.message` and of their
-    relation-only ``shift``, in one fused CPU pass; ``None`` where it does not apply (no
-    ``tofu_kernels``, autograd, not float32 CPU tensors): the caller then takes the torch path.
+    relation-only ``shift``, in one fused CPU pass (with autograd, through :class:`_FusedAggregation`);
+    ``None`` where it does not apply (no ``tofu_kernels``, not float32 CPU tensors): the caller then
+    takes the torch path.
     ``terms`` as :meth:`MixtureOfMessageConv.relation_terms` gives them. The shift is summed per node
     and query run (``[V, G, dim]``, :func:`shift_sums`) and added per column inside the pass."""
     scale = terms["scale"]

@@ -129,8 +129,9 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
 // The gradients of fused_propagate's relation terms: for each edge (u, t) -> v and column c,
 //   d_scale[t, group[c]]      += x[u, c] * d_out[v, c]
 //   d_swap_scale[t, group[c]] += swap(x[u, c]) * d_out[v, c]     (when with_swap)
-// Edges are split across torch's threads, each summing into its own [T, G, dim] buffers; the buffers
-// are added at the end (they are small: relation terms, not states).
+// The edges are cut into one slice per thread, each summed into its own [T, G, dim] buffers, which are
+// added at the end: no two slices share a buffer, and the order of the sums is fixed by the thread
+// count alone. (The buffers hold relation terms: threads x T x G x dim floats, G the query runs.)
 std::vector<torch::Tensor> relation_term_grads(const torch::Tensor& x, const torch::Tensor& d_out,
                                                const torch::Tensor& edge_source, const torch::Tensor& edge_target,
                                                const torch::Tensor& edge_type, const torch::Tensor& column_group,
@@ -159,9 +160,9 @@ std::vector<torch::Tensor> relation_term_grads(const torch::Tensor& x, const tor
   const torch::Tensor xs = x, dout = d_out.contiguous();
   const torch::Tensor src = edge_source.contiguous(), tgt = edge_target.contiguous(), typ = edge_type.contiguous();
   const torch::Tensor grp = column_group.contiguous();
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), edges));
   const int64_t slab = types * groups * dim;
-  torch::Tensor buffers = torch::zeros({threads, with_swap ? 2 : 1, slab}, x.options());
+  torch::Tensor buffers = torch::zeros({slices, with_swap ? 2 : 1, slab}, x.options());
   const float* xp = xs.data_ptr<float>();
   const float* dp = dout.data_ptr<float>();
   const int64_t* s = src.data_ptr<int64_t>();
@@ -169,23 +170,20 @@ std::vector<torch::Tensor> relation_term_grads(const torch::Tensor& x, const tor
   const int64_t* r = typ.data_ptr<int64_t>();
   const int64_t* g = grp.data_ptr<int64_t>();
   float* bp = buffers.data_ptr<float>();
-  const int64_t row = columns * dim, half = dim / 2;
-  at::parallel_for(0, edges, 16, [&](int64_t first, int64_t last) {
-    const int64_t thread = std::min<int64_t>(at::get_thread_num(), threads - 1);
-    float* d_scale = bp + thread * (with_swap ? 2 : 1) * slab;
-    float* d_swap = with_swap ? d_scale + slab : nullptr;
-    for (int64_t e = first; e < last; ++e) {
-      const float* x_row = xp + s[e] * row;
-      const float* d_row = dp + t[e] * row;
-      for (int64_t c = 0; c < columns; ++c) {
-        float* ds = d_scale + (r[e] * groups + g[c]) * dim;
-        const float* xc = x_row + c * dim;
-        const float* dc = d_row + c * dim;
-        add_products(ds, xc, dc, dim);
-        if (d_swap) {
-          float* dw = d_swap + (r[e] * groups + g[c]) * dim;
-          for (int64_t k = 0; k < half; ++k) dw[k] += xc[k + half] * dc[k];
-          for (int64_t k = half; k < dim; ++k) dw[k] += xc[k - half] * dc[k];
+  const int64_t row = columns * dim;
+  at::parallel_for(0, slices, 1, [&](int64_t first_slice, int64_t last_slice) {
+    for (int64_t slice = first_slice; slice < last_slice; ++slice) {
+      float* d_scale = bp + slice * (with_swap ? 2 : 1) * slab;
+      float* d_swap = with_swap ? d_scale + slab : nullptr;
+      for (int64_t e = edges * slice / slices; e < edges * (slice + 1) / slices; ++e) {
+        const float* x_row = xp + s[e] * row;
+        const float* d_row = dp + t[e] * row;
+        for (int64_t c = 0; c < columns; ++c) {
+          const int64_t term = (r[e] * groups + g[c]) * dim;
+          const float* xc = x_row + c * dim;
+          const float* dc = d_row + c * dim;
+          add_products(d_scale + term, xc, dc, dim);
+          if (d_swap) add_swapped_products(d_swap + term, xc, dc, dim);
         }
       }
     }

@@ -28,6 +28,14 @@ def with_digest(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**body, DIGEST_KEY: object_sha256(body)}
 
 
+_EDITED = f"the manifest was edited after it was written (its content differs from its {DIGEST_KEY})"
+
+
+def _was_edited(manifest: dict[str, Any]) -> bool:
+    """Whether ``manifest``'s recorded digest no longer matches its content."""
+    return with_digest(manifest)[DIGEST_KEY] != manifest.get(DIGEST_KEY)
+
+
 def write_manifest(folder: Path, kind: str, format_version: int, body: dict[str, Any],
                    data_files: list[str]) -> dict[str, Any]:
     """Write the manifest of ``folder`` after its ``data_files`` are in place."""
@@ -94,9 +102,8 @@ def check_manifest_digests(folder: Path) -> None:
         if DIGEST_KEY not in manifest:
             raise ArtifactError(f"{path}: the manifest records no {DIGEST_KEY} (an older TOFU wrote it), so "
                                 "an edited manifest cannot be told from the one written")
-        if with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
-            raise ArtifactError(f"{path}: the manifest was edited after it was written (its content differs "
-                                f"from its {DIGEST_KEY}); the artifact is damaged")
+        if _was_edited(manifest):
+            raise ArtifactError(f"{path}: {_EDITED}; the artifact is damaged")
 
 
 def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
@@ -134,9 +141,8 @@ def read_manifest(folder: Path, kind: str, supported_versions: tuple[int, ...],
             f"the artifact was written by TOFU {manifest.get('code_version', '?')}: "
             "regenerate it or use a matching TOFU release")
     # Older manifests record no digest and are read as they are; a recorded one must still hold.
-    if DIGEST_KEY in manifest and with_digest(manifest)[DIGEST_KEY] != manifest[DIGEST_KEY]:
-        raise ArtifactError(f"{path}: the manifest was edited after it was written (its content differs from "
-                            f"its {DIGEST_KEY}); the {what.split()[0]} is damaged: regenerate it")
+    if DIGEST_KEY in manifest and _was_edited(manifest):
+        raise ArtifactError(f"{path}: {_EDITED}; the {what.split()[0]} is damaged: regenerate it")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(meta, dict) for meta in files.values()):
         raise ArtifactError(f"{path}: manifest has no 'files' table")

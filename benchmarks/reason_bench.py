@@ -117,11 +117,10 @@ def main() -> None:
     parser.add_argument("--no-fused-kernel", action="store_true",
                         help="rank with the torch path even where the fused kernel (kernels/) is built")
     args = parser.parse_args()
-    from reasoning_stage.layers import FUSED_KERNEL_SWITCH
+    from reasoning_stage.layers import FUSED_KERNEL_SWITCH, fused_kernel_state
 
     if args.no_fused_kernel:   # read by the evaluating processes, which import reasoning_stage afresh
         os.environ[FUSED_KERNEL_SWITCH] = "0"
-    from reasoning_stage.layers import fused_kernel_state
 
     if args.reuse and not args.work:
         sys.exit("--reuse needs --work: the folder of an earlier run")

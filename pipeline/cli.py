@@ -123,12 +123,18 @@ class _Friendly(click.Group):
             raise   # not about a path the user gave: a bug or the system's, with its traceback
 
 
+def _file_above(path: Path) -> Path | None:
+    """The nearest existing path above ``path`` when it is a file, where a folder would have to be."""
+    above = next((p for p in path.parents if p.exists()), None)
+    return above if above is not None and not above.is_dir() else None
+
+
 def _check_output_folder(folder: Path, option: str = "--output", names: str = "a folder") -> None:
     """Before any work: ``folder`` is a folder or can become one (no file where a folder above it must be)."""
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"{folder}: exists and is not a folder ({option} names {names})")
-    above = next((p for p in folder.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = _file_above(folder)
+    if above is not None:
         raise click.ClickException(f"{folder}: {above} is a file, not a folder ({option} names {names})")
 
 
@@ -137,8 +143,8 @@ def _check_file_target(path: Path, option: str) -> None:
     if path.is_dir():
         raise click.BadParameter(f"{path}: is a folder; give a file name (e.g. {path / 'ranks.png'})",
                                  param_hint=option)
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = _file_above(path)
+    if above is not None:
         raise click.BadParameter(f"{path}: {above} is a file, not a folder", param_hint=option)
 
 

@@ -178,6 +178,12 @@ def propagate(plan: EdgePlan, pair_messages: torch.Tensor, boundary: torch.Tenso
     return _propagate_segments(plan, pair_messages, boundary)
 
 
+def column_runs(groups: Sequence[tuple[int, int]], device: torch.device | None = None) -> torch.Tensor:
+    """``[B]``: for each query column, the index of its run in ``groups`` (the column of the run's terms)."""
+    return torch.repeat_interleave(torch.arange(len(groups), device=device),
+                                   torch.tensor([hi - lo for lo, hi in groups], device=device))
+
+
 def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tensor], boundary: torch.Tensor,
                     groups: Sequence[tuple[int, int]] | None = None) -> torch.Tensor | None:
     """``boundary`` plus the sum of the messages of :meth:`MixtureOfMessageConv.message` and of their
@@ -191,8 +197,7 @@ def fused_propagate(plan: EdgePlan, x: torch.Tensor, terms: dict[str, torch.Tens
             or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in (x, boundary, scale))):
         return None
     if groups is not None:
-        column_group = torch.repeat_interleave(torch.arange(len(groups)),
-                                               torch.tensor([hi - lo for lo, hi in groups]))
+        column_group = column_runs(groups)
     elif scale.shape[1] == 1:   # one column of terms for every query
         column_group = torch.zeros(x.shape[1], dtype=torch.long)
     else:
@@ -262,9 +267,7 @@ def shift_sums(plan: EdgePlan, shift: torch.Tensor, groups: Sequence[tuple[int, 
     summed = torch.sparse.mm(plan.type_counts, shift.reshape(types, columns * dim)).view(-1, columns, dim)
     if groups is None:
         return summed
-    runs = torch.repeat_interleave(torch.arange(len(groups), device=shift.device),
-                                   torch.tensor([hi - lo for lo, hi in groups], device=shift.device))
-    return summed.index_select(1, runs)
+    return summed.index_select(1, column_runs(groups, shift.device))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch_scatter import scatter_add
 from reasoning_stage.config import LEADING_MESSAGE_SHARE, MODALITIES, ModelConfig
 from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
-from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan,
+from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, column_runs, edge_plan,
                                     inplace_allowed, reach_step, relation_graph)
 from reasoning_stage.routing import GatedMixtureOfExperts, Route, TaskRouter
 
@@ -410,8 +410,7 @@ class TofuModel(nn.Module):
         """
         num_nodes, batch, d = graph.num_entities, heads.numel(), self.config.dim
         device = heads.device
-        counts = torch.tensor([hi - lo for lo, hi in groups], device=device)
-        column_group = torch.repeat_interleave(torch.arange(len(groups), device=device), counts)   # [B]
+        column_group = column_runs(groups, device)   # [B]
         if features is None:
             generic_boundary = torch.zeros(num_nodes, len(groups), d, device=device)
         else:

@@ -357,16 +357,16 @@ def test_a_short_list_from_the_name_channels_keeps_the_best_candidates(codebooks
     assert short[:, 0].tolist() == every[:, 0].tolist() == list(range(len(kb)))
 
 
-def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, codebooks_dir, fast_config, tmp_path):
-    """One train link of an alignment is all anchor (70% of one): nothing is left to fit on."""
-    from click.testing import CliRunner
-
+def _self_alignment(example_graph, codebooks_dir, fast_config, tmp_path, train, test: int,
+                    other_codebooks: bool = False):
+    """The example graph aligned with itself (entities ``train`` as train links, entity ``test`` as the
+    test link), tokenized, and a small untrained checkpoint in ``tmp_path / "before"`` that reads the
+    task's codebooks, or an id of other ones."""
     from artifacts.checkpoint import save_checkpoint
-    from pipeline.cli import main
 
     entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
-    (tmp_path / "train_links.tsv").write_text(f"{entities[0]}\t{entities[0]}\n")
-    (tmp_path / "test_links.tsv").write_text(f"{entities[1]}\t{entities[1]}\n")
+    (tmp_path / "train_links.tsv").write_text("".join(f"{entities[i]}\t{entities[i]}\n" for i in train))
+    (tmp_path / "test_links.tsv").write_text(f"{entities[test]}\t{entities[test]}\n")
     (tmp_path / "task.toml").write_text(
         f'[task]\nkind = "alignment"\nname = "self"\ngraph1 = "{example_graph}"\ngraph2 = "{example_graph}"\n'
         '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
@@ -374,7 +374,17 @@ def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, cod
     artifact = read_alignment_artifact(tmp_path / "out" / "self")
     loaded = small_loaded(artifact.graphs[0], artifact.codebook_id)
     save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
-                    artifact.codebook_id, {"graphs": []})
+                    "0" * len(artifact.codebook_id) if other_codebooks else artifact.codebook_id, {"graphs": []})
+    return artifact
+
+
+def test_fit_evidence_without_training_pairs_is_a_clear_error(example_graph, codebooks_dir, fast_config, tmp_path):
+    """One train link of an alignment is all anchor (70% of one): nothing is left to fit on."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    artifact = _self_alignment(example_graph, codebooks_dir, fast_config, tmp_path, train=range(1), test=1)
     result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
                                        "--out", str(tmp_path / "after")])
     assert result.exit_code == 1
@@ -389,23 +399,13 @@ def test_fit_evidence_refuses_a_checkpoint_of_other_codebooks(example_graph, cod
     from click.testing import CliRunner
 
     import reasoning_stage.reasoning
-    from artifacts.checkpoint import save_checkpoint
     from pipeline.cli import main
 
     fits = []
     monkeypatch.setattr(reasoning_stage.reasoning, "fit_evidence", lambda *args, **kwargs: fits.append(args))
 
-    entities = [line.split("\t")[0] for line in (example_graph / "entities.tsv").read_text().splitlines()[1:]]
-    (tmp_path / "train_links.tsv").write_text("".join(f"{e}\t{e}\n" for e in entities[:6]))
-    (tmp_path / "test_links.tsv").write_text(f"{entities[7]}\t{entities[7]}\n")
-    (tmp_path / "task.toml").write_text(
-        f'[task]\nkind = "alignment"\nname = "self"\ngraph1 = "{example_graph}"\ngraph2 = "{example_graph}"\n'
-        '[links]\ntrain = "train_links.tsv"\ntest = "test_links.tsv"\n', encoding="utf-8")
-    tokenize_task(tmp_path, tmp_path / "out", codebooks_dir, fast_config)
-    artifact = read_alignment_artifact(tmp_path / "out" / "self")
-    loaded = small_loaded(artifact.graphs[0], artifact.codebook_id)
-    save_checkpoint(tmp_path / "before", loaded.model.state_dict(), loaded.model.config.to_json(),
-                    "0" * len(artifact.codebook_id), {"graphs": []})
+    artifact = _self_alignment(example_graph, codebooks_dir, fast_config, tmp_path, train=range(6), test=7,
+                               other_codebooks=True)
     result = CliRunner().invoke(main, ["fit-evidence", str(artifact.folder), "--checkpoint", str(tmp_path / "before"),
                                        "--out", str(tmp_path / "after")])
     assert result.exit_code == 1

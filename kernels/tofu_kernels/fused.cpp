@@ -29,6 +29,21 @@ void add_swapped_products(float* out, const float* x, const float* w, int64_t di
   for (int64_t k = half; k < dim; ++k) out[k] += x[k - half] * w[k];
 }
 
+void check_states(const torch::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 3 && x.is_contiguous(),
+              "x: a contiguous float32 CPU tensor [V, B, dim]");
+}
+
+// Ids are int64 CPU tensors, every one in [0, size): checked before any is followed (an O(n) pass), so a
+// bad plan is an error, never a read outside the tensors.
+void check_ids(const torch::Tensor& ids, int64_t size, const char* what) {
+  TORCH_CHECK(ids.device().is_cpu() && ids.scalar_type() == torch::kInt64, what, ": an int64 CPU tensor");
+  if (ids.numel() == 0) return;
+  const auto range = torch::aminmax(ids);
+  TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < size, what,
+              ": ids out of range");
+}
+
 }  // namespace
 
 torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& boundary, const torch::Tensor& indptr,
@@ -36,33 +51,22 @@ torch::Tensor fused_propagate(const torch::Tensor& x, const torch::Tensor& bound
                               const torch::Tensor& column_group, const torch::Tensor& scale,
                               const c10::optional<torch::Tensor>& swap_scale,
                               const c10::optional<torch::Tensor>& node_shift) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 3 && x.is_contiguous(),
-              "x: a contiguous float32 CPU tensor [V, B, dim]");
-  TORCH_CHECK(boundary.sizes() == x.sizes() && boundary.scalar_type() == torch::kFloat32,
-              "boundary: float32, the shape of x");
-  TORCH_CHECK(scale.dim() == 3 && scale.size(2) == x.size(2) && scale.scalar_type() == torch::kFloat32,
-              "scale: float32 [T, G, dim]");
-  TORCH_CHECK(indptr.scalar_type() == torch::kInt64 && edge_source.scalar_type() == torch::kInt64 &&
-              edge_type.scalar_type() == torch::kInt64 && column_group.scalar_type() == torch::kInt64,
-              "indices: int64");
-  for (const torch::Tensor* tensor : {&boundary, &indptr, &edge_source, &edge_type, &column_group, &scale}) {
-    TORCH_CHECK(tensor->device().is_cpu(), "fused_propagate runs on CPU tensors only");
-  }
+  check_states(x);
+  TORCH_CHECK(boundary.device().is_cpu() && boundary.sizes() == x.sizes() &&
+                  boundary.scalar_type() == torch::kFloat32,
+              "boundary: float32 on the CPU, the shape of x");
+  TORCH_CHECK(scale.device().is_cpu() && scale.dim() == 3 && scale.size(2) == x.size(2) &&
+                  scale.scalar_type() == torch::kFloat32,
+              "scale: float32 on the CPU, [T, G, dim]");
   TORCH_CHECK(column_group.numel() == x.size(1), "column_group: one entry per column of x");
   TORCH_CHECK(indptr.numel() == x.size(0) + 1, "indptr: V + 1 offsets");
   TORCH_CHECK(edge_source.numel() == edge_type.numel(), "edge_source and edge_type: one entry per edge");
   const int64_t nodes = x.size(0), columns = x.size(1), dim = x.size(2);
   const int64_t groups = scale.size(1), types = scale.size(0);
-  // Every index is checked before any is followed (an O(V + E) pass): a bad plan is an error, never a
-  // read outside the tensors.
-  auto within = [](const torch::Tensor& ids, int64_t size, const char* what) {
-    if (ids.numel() == 0) return;
-    const auto range = torch::aminmax(ids);
-    TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < size, what);
-  };
-  within(edge_source, nodes, "edge_source: ids of nodes of x");
-  within(edge_type, types, "edge_type: rows of scale");
-  within(column_group, groups, "column_group: columns of scale");
+  check_ids(edge_source, nodes, "edge_source");
+  check_ids(edge_type, types, "edge_type");
+  check_ids(column_group, groups, "column_group");
+  check_ids(indptr, edge_source.numel() + 1, "indptr");
   if (indptr.numel() > 0) {
     TORCH_CHECK(indptr[0].item<int64_t>() == 0 && indptr[-1].item<int64_t>() == edge_source.numel() &&
                     (nodes == 0 || (indptr.diff() >= 0).all().item<bool>()),
@@ -136,27 +140,18 @@ std::vector<torch::Tensor> relation_term_grads(const torch::Tensor& x, const tor
                                                const torch::Tensor& edge_source, const torch::Tensor& edge_target,
                                                const torch::Tensor& edge_type, const torch::Tensor& column_group,
                                                int64_t types, int64_t groups, bool with_swap) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 3 && x.is_contiguous(),
-              "x: a contiguous float32 CPU tensor [V, B, dim]");
+  check_states(x);
   TORCH_CHECK(d_out.sizes() == x.sizes() && d_out.scalar_type() == torch::kFloat32 && d_out.device().is_cpu(),
               "d_out: float32 on the CPU, the shape of x");
-  for (const torch::Tensor* tensor : {&edge_source, &edge_target, &edge_type, &column_group}) {
-    TORCH_CHECK(tensor->device().is_cpu() && tensor->scalar_type() == torch::kInt64, "indices: int64 CPU tensors");
-  }
   TORCH_CHECK(edge_source.numel() == edge_target.numel() && edge_source.numel() == edge_type.numel(),
               "edge_source, edge_target, edge_type: one entry per edge");
   TORCH_CHECK(column_group.numel() == x.size(1), "column_group: one entry per column of x");
   const int64_t nodes = x.size(0), columns = x.size(1), dim = x.size(2), edges = edge_source.numel();
   TORCH_CHECK(!with_swap || dim % 2 == 0, "swapped terms need an even dim");
-  auto within = [](const torch::Tensor& ids, int64_t size, const char* what) {
-    if (ids.numel() == 0) return;
-    const auto range = torch::aminmax(ids);
-    TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 && std::get<1>(range).item<int64_t>() < size, what);
-  };
-  within(edge_source, nodes, "edge_source: ids of nodes of x");
-  within(edge_target, nodes, "edge_target: ids of nodes of x");
-  within(edge_type, types, "edge_type: below types");
-  within(column_group, groups, "column_group: below groups");
+  check_ids(edge_source, nodes, "edge_source");
+  check_ids(edge_target, nodes, "edge_target");
+  check_ids(edge_type, types, "edge_type");
+  check_ids(column_group, groups, "column_group");
   const torch::Tensor xs = x, dout = d_out.contiguous();
   const torch::Tensor src = edge_source.contiguous(), tgt = edge_target.contiguous(), typ = edge_type.contiguous();
   const torch::Tensor grp = column_group.contiguous();

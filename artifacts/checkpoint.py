@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from artifacts.atomic import staging_directory
-from artifacts.errors import ArtifactError
+from artifacts.errors import ArtifactError, first_line
 from artifacts.manifest import MANIFEST_NAME, read_manifest, write_manifest
 
 KIND = "tofu.checkpoint"
@@ -73,7 +73,7 @@ def _load_checkpoint(folder: Path, with_optimizer: bool) -> tuple[dict[str, Any]
     try:
         state = load_file(str(folder / WEIGHTS))
     except Exception as err:  # safetensors raises its own error types for bad headers
-        raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights: {_first_line(str(err))}") from err
+        raise ArtifactError(f"{folder / WEIGHTS}: unreadable weights: {first_line(str(err))}") from err
     optimizer = None
     if with_optimizer and (folder / OPTIMIZER).is_file():
         optimizer = _load_optimizer_state(folder / OPTIMIZER)
@@ -100,11 +100,7 @@ def _load_optimizer_state(path: Path) -> dict[str, Any]:
                             + (f" ({reasons[0]})" if reasons else "") + "; regenerate the checkpoint, or start a "
                             "new run from its weights with --init") from None
     except (RuntimeError, EOFError, ValueError) as err:
-        raise ArtifactError(f"{path}: unreadable optimizer state: {_first_line(str(err))}") from None
+        raise ArtifactError(f"{path}: unreadable optimizer state: {first_line(str(err))}") from None
     if not isinstance(state, dict):
         raise ArtifactError(f"{path}: not an optimizer state (a {type(state).__name__}, not a dict)")
     return state
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), text)

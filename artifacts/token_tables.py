@@ -35,7 +35,7 @@ makes such an artifact again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,8 @@ class TokenTables:
     folder: Path
     manifest: dict[str, Any]
     tables: dict[str, pa.Table]
+    # Triple sets already filtered out of the triples table: ranking asks for them once per batch.
+    _triple_sets: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -172,14 +174,16 @@ class TokenTables:
         return self.tables["relations"].num_rows
 
     def triple_set(self, name: str) -> np.ndarray:
-        """``[n, 3]`` int64 array of (head, relation, tail) ids of one triple set."""
-        table = self.tables["triples"]
-        mask = pa.compute.equal(table["triple_set"], name)
-        part = table.filter(mask)
-        if part.num_rows == 0 and name not in self.manifest["counts"]["triple_sets"]:
-            raise KeyError(f"{self.folder}: no triple set {name!r}")
-        return np.stack([part[c].to_numpy().astype(np.int64)
-                         for c in ("head", "relation", "tail")], axis=1).reshape(-1, 3)
+        """``[n, 3]`` int64 array of (head, relation, tail) ids of one triple set (a copy: the caller may
+        change it)."""
+        if name not in self._triple_sets:
+            table = self.tables["triples"]
+            part = table.filter(pa.compute.equal(table["triple_set"], name))
+            if part.num_rows == 0 and name not in self.manifest["counts"]["triple_sets"]:
+                raise KeyError(f"{self.folder}: no triple set {name!r}")
+            self._triple_sets[name] = np.stack([part[c].to_numpy().astype(np.int64)
+                                                for c in ("head", "relation", "tail")], axis=1).reshape(-1, 3)
+        return self._triple_sets[name].copy()
 
     def inference_graph(self, split: str) -> np.ndarray:
         return self.triple_set(self._split(split)["graph"])

@@ -35,6 +35,55 @@ class Recipe:
     tokenizer: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list, repr=False)
+
+    def where(self, section: str | None = None, key: str | None = None, graph: int | str | None = None) -> str:
+        """``path:line`` of a setting, for errors: ``key`` in ``[section]``, in a ``[[graph]]`` (its
+        number from 1, or its name), or at the top; the table's header without ``key``; the path
+        alone when the text does not show it (a key written as a dotted or inline table)."""
+        if isinstance(graph, str):
+            graph = _graph_number(self.lines, graph)
+            if graph is None:
+                return str(self.path)
+        line = _setting_line(self.lines, section, key, graph)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+_HEADER = re.compile(r"\s*\[(\[)?\s*([A-Za-z0-9_-]+)\s*\]")
+
+
+def _graph_number(lines: list[str], name: str) -> int | None:
+    """Which ``[[graph]]`` of the recipe text (from 1) is named ``name``, or None."""
+    named = re.compile(rf"\s*name\s*=\s*[\"']{re.escape(name)}[\"']\s*(#.*)?$")
+    number, inside = 0, False
+    for text in lines:
+        header = _HEADER.match(text)
+        if header:
+            inside = bool(header.group(1)) and header.group(2) == "graph"
+            number += inside
+        elif inside and named.match(text):
+            return number
+    return None
+
+
+def _setting_line(lines: list[str], section: str | None, key: str | None, graph: int | None = None) -> int | None:
+    """The 1-based line of a recipe setting (see :meth:`Recipe.where`), or None."""
+    key_pattern = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None
+    inside, graphs_seen = section is None and graph is None, 0
+    for number, text in enumerate(lines, 1):
+        header = _HEADER.match(text)
+        if header:
+            if graph is not None:
+                graphs_seen += bool(header.group(1)) and header.group(2) == "graph"
+                inside = bool(header.group(1)) and header.group(2) == "graph" and graphs_seen == graph
+            else:
+                inside = not header.group(1) and header.group(2) == section
+            if inside and key is None:
+                return number
+            continue
+        if inside and key_pattern and key_pattern.match(text):
+            return number
+    return None
 
 
 def read_recipe(path: Path) -> Recipe:
@@ -42,54 +91,63 @@ def read_recipe(path: Path) -> Recipe:
     if path.is_dir():
         raise RecipeError(f"{path}: is a folder; give the recipe's TOML file (e.g. recipes/pretrain.toml)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
     except UnicodeDecodeError as err:
         raise RecipeError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: {err}") from None
+    lines = text.splitlines()
+    at = Recipe(path, path.stem, [], lines=lines).where   # path:line of a setting, for the errors below
+
     graphs = data.get("graph", [])
     if isinstance(graphs, dict):
-        raise RecipeError(f"{path}: 'graph' is one table; write each graph as [[graph]] (two brackets)")
+        raise RecipeError(f"{at('graph')}: 'graph' is one table; write each graph as [[graph]] (two brackets)")
     if not isinstance(graphs, list) or not all(isinstance(g, dict) for g in graphs):
-        raise RecipeError(f"{path}: 'graph' must be [[graph]] tables, one per graph")
+        raise RecipeError(f"{at(None, 'graph')}: 'graph' must be [[graph]] tables, one per graph")
     if not graphs:
         raise RecipeError(f"{path}: no [[graph]] entries")
     for section in ("tokenizer", "model", "train"):
         if not isinstance(data.get(section, {}), dict):
-            raise RecipeError(f"{path}: {section} must be a [{section}] table, got {data[section]!r}")
+            raise RecipeError(f"{at(None, section)}: {section} must be a [{section}] table, got {data[section]!r}")
     if not isinstance(data.get("name", ""), str):
-        raise RecipeError(f"{path}: name must be a string, got {data['name']!r}")
+        raise RecipeError(f"{at(None, 'name')}: name must be a string, got {data['name']!r}")
     for i, graph in enumerate(graphs, 1):
         if "name" not in graph or "source" not in graph:
-            raise RecipeError(f"{path}: [[graph]] #{i} needs 'name' and 'source'")
+            raise RecipeError(f"{at(graph=i)}: [[graph]] #{i} needs 'name' and 'source'")
         unknown = set(graph) - {"name", "source", *GRAPH_FILE_KEYS}
         if unknown:
-            raise RecipeError(f"{path}: [[graph]] {graph['name']}: unknown keys {sorted(unknown)}")
+            raise RecipeError(f"{at(None, min(unknown), i)}: [[graph]] {graph['name']}: unknown keys {sorted(unknown)}")
         problem = artifact_name_problem(graph["name"]) if isinstance(graph["name"], str) else "is not a string"
         if problem:   # it names the graph's artifact folder
-            raise RecipeError(f"{path}: [[graph]] #{i}: name {graph['name']!r} {problem}")
+            raise RecipeError(f"{at(None, 'name', i)}: [[graph]] #{i}: name {graph['name']!r} {problem}")
         if not isinstance(graph["source"], str) or not graph["source"].strip():
-            raise RecipeError(f"{path}: [[graph]] {graph['name']}: 'source' must be one path (a non-empty string)")
+            raise RecipeError(f"{at(None, 'source', i)}: [[graph]] {graph['name']}: 'source' must be one path "
+                              "(a non-empty string)")
         for key in GRAPH_FILE_KEYS:
             value = graph.get(key, "")
             if not (isinstance(value, str) or (isinstance(value, list) and value
                                                and all(isinstance(v, str) for v in value))):
-                raise RecipeError(f"{path}: [[graph]] {graph['name']}: {key!r} must be a path or a list of paths")
+                raise RecipeError(f"{at(None, key, i)}: [[graph]] {graph['name']}: {key!r} must be a path or a "
+                                  "list of paths")
         if any(graph["source"].replace("\\", "/").startswith(f) for f in FORBIDDEN_SOURCES):
-            raise RecipeError(f"{path}: [[graph]] {graph['name']}: {graph['source']} is a zero-shot "
-                              "evaluation graph (InGram); it must not be trained on")
+            raise RecipeError(f"{at(None, 'source', i)}: [[graph]] {graph['name']}: {graph['source']} is a "
+                              "zero-shot evaluation graph (InGram); it must not be trained on")
     names = [g["name"] for g in graphs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise RecipeError(f"{path}: [[graph]] name {repeated[0]!r} is used more than once (each graph's "
-                          "artifact is named by it)")
+        second = [i for i, n in enumerate(names, 1) if n == repeated[0]][1]
+        raise RecipeError(f"{at(None, 'name', second)}: [[graph]] name {repeated[0]!r} is used more than once "
+                          "(each graph's artifact is named by it)")
     unknown = set(data) - {"name", "graph", "tokenizer", "model", "train"}
     if unknown:
-        raise RecipeError(f"{path}: unknown keys or sections {sorted(unknown)}")
+        first = min(unknown)
+        where = at(first) if isinstance(data[first], dict) else at(None, first)
+        raise RecipeError(f"{where}: unknown keys or sections {sorted(unknown)}")
     return Recipe(path, data.get("name", path.stem), graphs, data.get("tokenizer", {}), data.get("model", {}),
-                  data.get("train", {}))
+                  data.get("train", {}), lines)
 
 
 def without_graphs(recipe: Recipe, patterns: list[str]) -> Recipe:
@@ -134,16 +192,25 @@ def write_graph_folders(recipe: Recipe, data: Path, work: Path) -> list[Path]:
             for value in values:
                 target = (Path(data) / value).resolve()
                 if not target.exists():
-                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {key} {target} does not exist "
+                    where = recipe.where(None, key, graph["name"])
+                    raise RecipeError(f"{where}: [[graph]] {graph['name']}: {key} {target} does not exist "
                                       "(pass --data or set TOFU_DATA)")
                 why = zero_shot_only_reason(target) if key == "source" else None
                 if why:
-                    raise RecipeError(f"{recipe.path}: [[graph]] {graph['name']}: {target} is {why}; "
+                    raise RecipeError(f"{recipe.where(None, key, graph['name'])}: [[graph]] {graph['name']}: "
+                                      f"{target} is {why}; "
                                       "it must not be trained on")
                 targets.append(target)
             files[key] = targets if isinstance(graph[key], list) else targets[0]
         resolved.append((graph["name"], files))
     return [write_kg_toml(Path(work) / "graphs" / name, name, files) for name, files in resolved]
+
+
+def _where_error(recipe: Recipe, section: str, err: Exception) -> str:
+    """Where a setting of ``[section]`` that a config's error names sits (the header if none)."""
+    settings = recipe.model if section == "model" else recipe.train
+    named = [key for key in settings if re.search(rf"\b{re.escape(key)}\b", str(err))]
+    return recipe.where(section, named[0] if named else None)
 
 
 def tokenizer_config(recipe: Recipe):
@@ -153,14 +220,14 @@ def tokenizer_config(recipe: Recipe):
                "seed", "use_text", "use_images", "fit_entities_per_graph", "fit_images_per_graph"}
     unknown = set(recipe.tokenizer) - allowed
     if unknown:
-        raise RecipeError(f"{recipe.path}: [tokenizer]: unknown keys {sorted(unknown)}")
+        raise RecipeError(f"{recipe.where('tokenizer', min(unknown))}: [tokenizer]: unknown keys {sorted(unknown)}")
     for key, value in recipe.tokenizer.items():
         wanted = bool if key.startswith("use_") else int
         least = 0 if key == "seed" else 1 if key in ("tokens_per_entity", "fit_entities_per_graph",
                                                      "fit_images_per_graph") else 2
         if not isinstance(value, wanted) or (wanted is int and (isinstance(value, bool) or value < least)):
             kind = "true or false" if wanted is bool else f"an integer of at least {least}"
-            raise RecipeError(f"{recipe.path}: [tokenizer]: {key} must be {kind}, got {value!r}")
+            raise RecipeError(f"{recipe.where('tokenizer', key)}: [tokenizer]: {key} must be {kind}, got {value!r}")
     return TokenizerConfig(**recipe.tokenizer)
 
 
@@ -187,7 +254,7 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
         value = model_settings.get(key)
         if isinstance(value, str):  # tuple("distmult") would be its letters
             example = f'["{value}"]' if value else "[]"
-            raise RecipeError(f"{recipe.path}: [model] {key} must be a list, e.g. {key} = {example}")
+            raise RecipeError(f"{recipe.where('model', key)}: [model] {key} must be a list, e.g. {key} = {example}")
         if value is not None:
             model_settings[key] = tuple(value)
     train_settings = {**TRAIN_DEFAULTS, **recipe.train}
@@ -202,26 +269,28 @@ def run_recipe(recipe: Recipe, data: Path, work: Path, checkpoint: Path, device,
                                        ("train", recipe.train, train_keys)):
         unknown = sorted(set(settings) - allowed)
         if unknown:
-            raise RecipeError(f"{recipe.path}: [{section}]: unknown keys {unknown}"
+            raise RecipeError(f"{recipe.where(section, unknown[0])}: [{section}]: unknown keys {unknown}"
                               + (" (the budget is max_minutes)" if "max_seconds" in unknown else ""))
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float))):
-        raise RecipeError(f"{recipe.path}: [train]: max_minutes must be a number, got {minutes!r}")
+        raise RecipeError(f"{recipe.where('train', 'max_minutes')}: [train]: max_minutes must be a number, "
+                          f"got {minutes!r}")
     try:
         base = ModelConfig(**model_settings)
     except (TypeError, ValueError) as err:
-        raise RecipeError(f"{recipe.path}: [model]: {err}") from None
+        raise RecipeError(f"{_where_error(recipe, 'model', err)}: [model]: {err}") from None
     try:
         train_config = TrainConfig(**train_settings, max_seconds=None if minutes is None else 60.0 * minutes)
         check_train_config(train_config)
     except (TypeError, ValueError) as err:
-        raise RecipeError(f"{recipe.path}: [train]: {err}") from None
+        raise RecipeError(f"{_where_error(recipe, 'train', err)}: [train]: {err}") from None
     config = tokenizer_config(recipe)
     books = codebook_folder(Path(work) / "artifacts")
     if codebooks_exist(books):   # a reused --work: its frozen codebooks must be the recipe's
         conflict = frozen_size_conflict(CodebookSet.load(books), config.codebook_sizes())
         if conflict:
             modality, asked, then = conflict
-            raise RecipeError(f"{recipe.path}: [tokenizer]: {books}: the {modality} codebook was fitted with {then} "
+            where = recipe.where("tokenizer", f"{modality}_codebook_size")
+            raise RecipeError(f"{where}: [tokenizer]: {books}: the {modality} codebook was fitted with {then} "
                               f"codes, {asked} asked for; give a new --work, or delete {books} to fit the "
                               "recipe's codebooks (its graphs are then tokenized again)")
     pointers = {g["name"]: kg_toml_text(Path(work) / "graphs" / g["name"]) for g in recipe.graphs}

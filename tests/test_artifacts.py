@@ -147,6 +147,21 @@ def test_parquet_files_describe_themselves(artifact):
                     "codebooks": manifest["codebooks"]["id"]}
 
 
+def test_triple_sets_read_once_match_the_table_and_are_the_callers_to_change(artifact):
+    """``triple_set`` filters the triples table once per set; each call still hands out its own array."""
+    tables = read_token_tables(artifact)
+    triples = tables.tables["triples"].to_pydict()
+    for name in tables.manifest["counts"]["triple_sets"]:
+        expected = [[h, r, t] for h, r, t, s in zip(triples["head"], triples["relation"], triples["tail"],
+                                                     triples["triple_set"]) if s == name]
+        first = tables.triple_set(name)
+        assert first.dtype == np.int64 and first.tolist() == expected and len(expected) > 0
+        first[:] = -1
+        assert tables.triple_set(name).tolist() == expected
+    with pytest.raises(KeyError, match="no triple set 'nope'"):
+        tables.triple_set("nope")
+
+
 def test_codebook_round_trip_and_identity(tmp_path):
     rng = np.random.default_rng(0)
     books = CodebookSet({"text": Codebook("text", rng.normal(size=(4, 3)).astype(np.float32),

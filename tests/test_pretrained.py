@@ -109,6 +109,35 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
     assert all(g["source"].startswith("grail/") and not g["source"].endswith("_ind") for g in shipped.graphs)
 
 
+def test_recipe_errors_name_the_line_of_the_setting(tmp_path):
+    """A recipe's content errors point at the line to fix, as TOML syntax errors already do."""
+    body = ('name = "r"\n\n[model]\ndim = 64\nmessages = "distmult"\n\n[train]\nmax_minutes = "five"\n\n'
+            '[[graph]]\nname = "a"\nsource = "src/a"\n\n[[graph]]\nname = "b"  # the second\nsource = "src/b"\n'
+            'entity_txt = "t"\n')
+    path = _recipe(tmp_path / "r.toml", body)
+    with pytest.raises(RecipeError, match=r"r\.toml:17: \[\[graph\]\] b: unknown keys \['entity_txt'\]"):
+        read_recipe(path)
+    recipe = read_recipe(_recipe(path, body.replace('entity_txt = "t"\n', "")))
+    assert (recipe.where("model", "messages"), recipe.where("train")) == (f"{path}:5", f"{path}:7")
+    assert recipe.where(None, "source", "b") == f"{path}:16" and recipe.where(None, "source", 1) == f"{path}:12"
+    assert recipe.where(None, "name") == f"{path}:1" and recipe.where(None, "source", "nope") == str(path)
+    # After --without the graphs keep their own lines.
+    data = tmp_path / "data"
+    (data / "src" / "b").mkdir(parents=True)
+    with pytest.raises(RecipeError, match=r"r\.toml:12: \[\[graph\]\] a: source .* does not exist"):
+        write_graph_folders(recipe, data, tmp_path / "w")
+    assert write_graph_folders(without_graphs(recipe, ["a"]), data, tmp_path / "w")
+    (data / "src" / "b").rmdir()
+    with pytest.raises(RecipeError, match=r"r\.toml:16: \[\[graph\]\] b: source"):
+        write_graph_folders(without_graphs(recipe, ["a"]), data, tmp_path / "w2")
+    with pytest.raises(RecipeError, match=r"r\.toml:5: \[model\] messages must be a list"):
+        run_recipe(recipe, data, tmp_path / "w3", tmp_path / "ck", "cpu")
+    recipe = read_recipe(_recipe(path, body.replace('messages = "distmult"', 'messages = ["distmult"]')
+                                 .replace('entity_txt = "t"\n', "")))
+    with pytest.raises(RecipeError, match=r"r\.toml:8: \[train\]: max_minutes must be a number"):
+        run_recipe(recipe, data, tmp_path / "w3", tmp_path / "ck", "cpu")
+
+
 def test_recipe_graph_reads_several_text_files_in_order(tmp_path):
     from pipeline.pretrain import write_graph_folders
     from tokenizer_stage.kg_reader import read_kg

@@ -168,6 +168,28 @@ def test_transformers_models_by_local_path(example_graph, tiny_text_model, tiny_
     assert len(set(owners.tolist())) == tables.num_entities
 
 
+def test_an_unloadable_local_model_is_one_line_naming_its_folder(tiny_text_model, tmp_path):
+    """A model folder with missing or corrupt weights: an EncoderError (the CLI prints it as one line)
+    that names the folder, without transformers' advice about the Hub (TOFU never downloads)."""
+    from tokenizer_stage.config import EncoderError
+    from tokenizer_stage.encoders import load_encoder
+
+    missing, corrupt = tmp_path / "missing", tmp_path / "corrupt"
+    for folder in (missing, corrupt):
+        shutil.copytree(tiny_text_model, folder)
+        for weights in [*folder.glob("*.safetensors"), *folder.glob("*.bin")]:
+            if folder == missing:
+                weights.unlink()
+            else:
+                weights.write_bytes(b"{}")
+    for folder in (missing, corrupt):
+        for modality in ("text", "image"):
+            with pytest.raises(EncoderError) as err:
+                load_encoder(EncoderSpec(modality, str(folder)))
+            message = str(err.value)
+            assert message.startswith(f"{folder}: cannot load a") and "\n" not in message
+
+
 def test_corrupt_image_is_skipped_and_counted(example_graph, codebooks_dir, fast_config, tmp_path):
     graph = tmp_path / "g"
     shutil.copytree(example_graph, graph)

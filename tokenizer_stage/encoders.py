@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from artifacts.errors import first_line
 from tokenizer_stage.config import DEFAULT_IMAGE, DEFAULT_TEXT, EncoderError, EncoderSpec
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
@@ -70,8 +71,9 @@ class TextEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
             model = AutoModel.from_pretrained(self.path, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise EncoderError(f"{self.path}: cannot load a text model: {err}") from err
+        except Exception as err:  # noqa: BLE001 - a model's loaders raise many types (safetensors, torch, json)
+            reason = first_line(str(err)) or type(err).__name__
+            raise EncoderError(f"{self.path}: cannot load a text model: {reason}") from err
         # CLIP-style dual models: keep the text tower only.
         self.model = getattr(model, "text_model", model).to(self.device).eval()
         config = self.model.config
@@ -152,8 +154,9 @@ class ImageEncoder:
             try:
                 model = AutoModel.from_pretrained(self.path, local_files_only=True)
                 self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
-            except (OSError, ValueError) as err:
-                raise EncoderError(f"{self.path}: cannot load a vision model: {err}") from err
+            except Exception as err:  # noqa: BLE001 - a model's loaders raise many types (safetensors, torch, json)
+                reason = first_line(str(err)) or type(err).__name__
+                raise EncoderError(f"{self.path}: cannot load a vision model: {reason}") from err
             self.model = getattr(model, "vision_model", model).to(self.device).eval()
             self.kind = "transformers"
             config = self.model.config

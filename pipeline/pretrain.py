@@ -41,12 +41,17 @@ class Recipe:
         """``path:line`` of a setting, for errors: ``key`` in ``[section]``, in a ``[[graph]]`` (its
         number from 1, or its name), or at the top; the table's header without ``key``; the path
         alone when the text does not show it (a key written as a dotted or inline table)."""
-        if isinstance(graph, str):
-            graph = _graph_number(self.lines, graph)
-            if graph is None:
-                return str(self.path)
-        line = _setting_line(self.lines, section, key, graph)
-        return f"{self.path}:{line}" if line else str(self.path)
+        return _where(self.path, self.lines, section, key, graph)
+
+
+def _where(path: Path, lines: list[str], section: str | None, key: str | None, graph: int | str | None) -> str:
+    """:meth:`Recipe.where` over a recipe's text, before its Recipe exists."""
+    if isinstance(graph, str):
+        graph = _graph_number(lines, graph)
+        if graph is None:
+            return str(path)
+    line = _setting_line(lines, section, key, graph)
+    return f"{path}:{line}" if line else str(path)
 
 
 _HEADER = re.compile(r"\s*\[(\[)?\s*([A-Za-z0-9_-]+)\s*\]")
@@ -100,7 +105,9 @@ def read_recipe(path: Path) -> Recipe:
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: {err}") from None
     lines = text.splitlines()
-    at = Recipe(path, path.stem, [], lines=lines).where   # path:line of a setting, for the errors below
+
+    def at(section: str | None = None, key: str | None = None, graph: int | None = None) -> str:
+        return _where(path, lines, section, key, graph)   # path:line of a setting, for the errors below
 
     graphs = data.get("graph", [])
     if isinstance(graphs, dict):

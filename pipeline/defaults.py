@@ -19,7 +19,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 # [model] keys of a recipe and the ModelConfig fields they set.
 MODEL_DEFAULTS: dict[str, Any] = {
-    "messages": ("distmult",),
+    "messages": ("distmult", "rotate"),
 }
 # Seconds a Dask run waits for its scheduler to answer, and for a worker while the cluster has none,
 # before it fails (`tofu tokenize --scheduler-timeout`).

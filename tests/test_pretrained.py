@@ -118,9 +118,12 @@ def test_recommended_settings_are_those_of_the_shipped_recipe_and_model():
         assert recipe.train[key] == value, key
     checkpoint = shipped_checkpoint()
     if checkpoint is not None:
-        manifest, _, _ = load_checkpoint(checkpoint)
-        assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
-        assert {k: manifest["training"]["config"][k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
+        _assert_trained_with_recommended_settings(load_checkpoint(checkpoint)[0])
+
+
+def _assert_trained_with_recommended_settings(manifest: dict) -> None:
+    assert {k: manifest["training"]["config"][k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
+    assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
 
 
 def test_recipe_errors_name_the_line_of_the_setting(tmp_path):
@@ -255,8 +258,7 @@ source = "example"
     manifest, _, _ = load_checkpoint(checkpoint)
     assert manifest["training"]["step"] == 3 and manifest["model"]["dim"] == 16
     # Keys the recipe leaves out train as `tofu train` does by default: the recommended settings.
-    assert {k: manifest["training"]["config"][k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
-    assert manifest["model"]["messages"] == list(MODEL_DEFAULTS["messages"])
+    _assert_trained_with_recommended_settings(manifest)
     books = tmp_path / "work" / "artifacts" / "codebooks"
     assert manifest["codebook_id"] == CodebookSet.load(books).codebook_id
     # A source that fails to tokenize leaves the graph's kg.toml pointing where its artifact came from.

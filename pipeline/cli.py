@@ -383,6 +383,10 @@ def _check_checkpoint_target(folder: Path) -> None:
               show_default=True,
               help="Each link-prediction step also hides a share of the graph's triples, drawn from [0, this], "
                    "so the model meets sparser graphs (hidden triples stay known answers).")
+@click.option("--graph-sampling-power", type=float, default=train_default("graph_sampling_power"),
+              show_default=True,
+              help="Draw each link-prediction step's graph with probability proportional to its training "
+                   "triples to this power (1: by size, 0: every graph alike).")
 @click.option("--weight-average", type=float, default=train_default("weight_average"),
               show_default=True,
               help="Keep a moving average of the weights with this decay (e.g. 0.995) and validate and save it "
@@ -424,7 +428,7 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout,
-          weight_average, lr, dim, layers, relation_layers, messages,
+          graph_sampling_power, weight_average, lr, dim, layers, relation_layers, messages,
           modalities, link_strengths, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
@@ -453,7 +457,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     dev = _device(device)
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
                          batch_relations=batch_relations, edge_dropout=edge_dropout,
-                         weight_average=weight_average, learning_rate=lr,
+                         graph_sampling_power=graph_sampling_power, weight_average=weight_average, learning_rate=lr,
                          eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
                          lr_schedule=lr_schedule,
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)

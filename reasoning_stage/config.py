@@ -105,6 +105,9 @@ class TrainConfig:
     # the model then meets sparser graphs, with answers further away or out of reach, as unseen
     # graphs often are (the hidden triples stay known answers: they are not negatives).
     edge_dropout: float = 0.0
+    # A link-prediction step draws its graph with probability proportional to the graph's training
+    # triples to this power: 1 by size, 0 uniformly (each graph as often as validation weighs it).
+    graph_sampling_power: float = 1.0
     # > 0: keep an exponential moving average of the weights with this decay and evaluate and save it
     # instead of the last step's weights (a late step's noise then weighs little in the shipped model).
     weight_average: float = 0.0
@@ -132,7 +135,7 @@ LOSSES = ("adversarial", "softmax", "both")
 
 _INT_FIELDS = ("max_steps", "batch_size", "negatives", "batch_relations", "eval_every", "eval_triples", "seed",
                "match_batch_size")
-_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "weight_average", "learning_rate", "min_lr_ratio", "weight_decay",
+_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "graph_sampling_power", "weight_average", "learning_rate", "min_lr_ratio", "weight_decay",
                  "adversarial_temperature", "balance_weight")
 
 
@@ -186,6 +189,9 @@ def check_train_config(config: TrainConfig) -> None:
         raise ValueError(f"batch_relations must be 0 (uniform batches) or a positive count, got {config.batch_relations}")
     if not 0.0 <= config.edge_dropout < 1.0:
         raise ValueError(f"edge_dropout must be in [0, 1), got {config.edge_dropout}")
+    if config.graph_sampling_power < 0:
+        raise ValueError(f"graph_sampling_power must be at least 0 (0: every graph alike, 1: by size), "
+                         f"got {config.graph_sampling_power}")
     if not 0.0 <= config.weight_average < 1.0:
         raise ValueError(f"weight_average must be in [0, 1) (0: off), got {config.weight_average}")
 

@@ -1,7 +1,7 @@
 """Pretraining and fine-tuning over tokenized graphs.
 
 Each step draws one graph (with probability proportional to its number of
-training triples), a batch of its training triples, and asks each as a tail
+training triples, or a power of it: ``TrainConfig.graph_sampling_power``), a batch of its training triples, and asks each as a tail
 or head query over the graph *without* the batch's edges (so the answer is
 never read off the graph). Loss (``TrainConfig.loss``): "adversarial", binary
 cross-entropy of the answer against uniformly drawn negatives that are not
@@ -215,6 +215,13 @@ def draw_batch(relations: np.ndarray, batch_size: int, batch_relations: int, rng
     return torch.as_tensor(rng.choice(np.flatnonzero(pool), size, replace=False))
 
 
+def graph_draw_probabilities(sizes: np.ndarray, power: float) -> np.ndarray:
+    """Each graph's chance of being drawn for a link-prediction step: ``size ** power``, normalised;
+    a graph without training triples is never drawn (``power = 0`` included)."""
+    weights = np.where(sizes > 0, np.power(np.maximum(sizes, 1.0), power), 0.0)
+    return weights / weights.sum()
+
+
 def step_graph(prepared: PreparedGraph, batch: torch.Tensor, edge_dropout: float,
                generator: torch.Generator) -> GraphTensors:
     """The graph a link-prediction step sees: the training graph without the batch's triples and,
@@ -349,6 +356,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
     sizes = np.array([len(p.train_triples) for p in prepared], dtype=np.float64)
     if graphs and sizes.sum() == 0:
         raise ValueError("no training triples in the given graphs")
+    graph_probabilities = graph_draw_probabilities(sizes, config.graph_sampling_power)
     kinds = (["link_prediction"] if prepared else []) + sorted({TASKS[j.task] for j in jobs})
     weights = np.array([(config.task_weights or {}).get(k, 1.0) for k in kinds], dtype=np.float64)
     if weights.sum() <= 0:
@@ -388,7 +396,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         model.train()
         kind = kinds[int(rng.choice(len(kinds), p=kind_probabilities))]
         if kind == "link_prediction":
-            choice = prepared[int(rng.choice(len(prepared), p=sizes / sizes.sum()))]
+            choice = prepared[int(rng.choice(len(prepared), p=graph_probabilities))]
             picks = draw_batch(choice.train_relations, config.batch_size, config.batch_relations, rng)
             loss = training_step(model, choice, choice.train_triples[picks], config, generator)
         else:

@@ -22,13 +22,14 @@ from reasoning_stage.evaluation import (bootstrap_interval, directed_queries, ev
                                        rank_of_targets, rank_triples)
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, TokenTensor, graph_tensors
 from reasoning_stage import layers
+from reasoning_stage import training as training_module
 from reasoning_stage.layers import MixtureOfMessageConv, edge_plan, reach_step
 from reasoning_stage.config import LEADING_MESSAGE_SHARE, ModelConfig
 from reasoning_stage.models import QueryBatch, TofuModel, graph_plans, relation_groups, with_content_match
 from reasoning_stage.reasoning import PredictionInputError, load_model, read_prediction_queries
 from reasoning_stage.config import TrainConfig
-from reasoning_stage.training import (WeightAverage, draw_batch, learning_rate_at, model_config_for, prepare, step_graph,
-                                      train, training_step)
+from reasoning_stage.training import (WeightAverage, draw_batch, graph_draw_probabilities, learning_rate_at,
+                                      model_config_for, prepare, step_graph, train, training_step)
 from tokenizer_stage.tokenize import tokenize_graph
 
 SMALL = dict(dim=16, entity_layers=2, relation_layers=2)
@@ -726,6 +727,28 @@ def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example
         train(TofuModel(model_config_for(example_tables, ModelConfig(**SMALL))), [example_tables],
               TrainConfig(max_steps=1, edge_dropout=-0.1), tmp_path / "never", torch.device("cpu"))
     assert not (tmp_path / "never").exists()
+
+
+def test_graph_sampling_power_draws_graphs_by_a_power_of_their_size(example_tables, tmp_path, monkeypatch):
+    """``graph_sampling_power=p``: a graph is drawn with probability proportional to its training triples
+    to the power p (1: by size, 0: alike); a graph without training triples is never drawn."""
+    sizes = np.array([100.0, 400.0, 0.0])
+    assert np.allclose(graph_draw_probabilities(sizes, 1.0), [0.2, 0.8, 0.0])
+    assert np.allclose(graph_draw_probabilities(sizes, 0.5), [1 / 3, 2 / 3, 0.0])
+    assert np.allclose(graph_draw_probabilities(sizes, 0.0), [0.5, 0.5, 0.0])
+    # The command line passes it to the run's manifest and refuses a negative power.
+    _check_train_option(example_tables, tmp_path, "--graph-sampling-power", "graph_sampling_power", "0.5", 0.5, "-1")
+    # train() draws its link-prediction graphs by these probabilities, computed with the configured power.
+    powers, drawn = [], []
+    monkeypatch.setattr(training_module, "graph_draw_probabilities",
+                        lambda sizes, power: powers.append(power) or np.array([0.0, 1.0]))
+    step = training_module.training_step
+    monkeypatch.setattr(training_module, "training_step",
+                        lambda model, choice, *rest: drawn.append(choice) or step(model, choice, *rest))
+    model = TofuModel(model_config_for(example_tables, ModelConfig(**SMALL)))
+    train(model, [example_tables, example_tables], TrainConfig(max_steps=6, eval_every=6, graph_sampling_power=0.25),
+          tmp_path / "drawn", torch.device("cpu"))
+    assert powers == [0.25] and len(drawn) == 6 and len({id(choice) for choice in drawn}) == 1
 
 
 def _keep(decay: float, updates: int) -> float:

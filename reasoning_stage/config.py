@@ -135,8 +135,8 @@ LOSSES = ("adversarial", "softmax", "both")
 
 _INT_FIELDS = ("max_steps", "batch_size", "negatives", "batch_relations", "eval_every", "eval_triples", "seed",
                "match_batch_size")
-_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "graph_sampling_power", "weight_average", "learning_rate", "min_lr_ratio", "weight_decay",
-                 "adversarial_temperature", "balance_weight")
+_FLOAT_FIELDS = ("max_seconds", "edge_dropout", "graph_sampling_power", "weight_average", "learning_rate",
+                 "min_lr_ratio", "weight_decay", "adversarial_temperature", "balance_weight")
 
 
 def check_train_config(config: TrainConfig) -> None:

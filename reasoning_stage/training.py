@@ -1,9 +1,9 @@
 """Pretraining and fine-tuning over tokenized graphs.
 
 Each step draws one graph (with probability proportional to its number of
-training triples, or a power of it: ``TrainConfig.graph_sampling_power``), a batch of its training triples, and asks each as a tail
-or head query over the graph *without* the batch's edges (so the answer is
-never read off the graph). Loss (``TrainConfig.loss``): "adversarial", binary
+training triples, or a power of it: ``TrainConfig.graph_sampling_power``), a
+batch of its training triples, and asks each as a tail or head query over the
+graph *without* the batch's edges (so the answer is never read off the graph). Loss (``TrainConfig.loss``): "adversarial", binary
 cross-entropy of the answer against uniformly drawn negatives that are not
 known true answers, the negatives weighted self-adversarially (Sun et al.
 2019), as in ULTRA; or "softmax", cross-entropy of the answer against every

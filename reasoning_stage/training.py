@@ -3,13 +3,14 @@
 Each step draws one graph (with probability proportional to its number of
 training triples, or a power of it: ``TrainConfig.graph_sampling_power``), a
 batch of its training triples, and asks each as a tail or head query over the
-graph *without* the batch's edges (so the answer is never read off the graph). Loss (``TrainConfig.loss``): "adversarial", binary
-cross-entropy of the answer against uniformly drawn negatives that are not
-known true answers, the negatives weighted self-adversarially (Sun et al.
-2019), as in ULTRA; or "softmax", cross-entropy of the answer against every
-entity that is not a known true answer (1-N scoring, as RED-GNN and AdaProp
-train): the forward pass scores all entities anyway, so every one of them is
-a negative at no extra cost; or "both", their sum.
+graph *without* the batch's edges (so the answer is never read off the graph).
+Loss (``TrainConfig.loss``): "adversarial", binary cross-entropy of the answer
+against uniformly drawn negatives that are not known true answers, the
+negatives weighted self-adversarially (Sun et al. 2019), as in ULTRA; or
+"softmax", cross-entropy of the answer against every entity that is not a
+known true answer (1-N scoring, as RED-GNN and AdaProp train): the forward
+pass scores all entities anyway, so every one of them is a negative at no
+extra cost; or "both", their sum.
 """
 from __future__ import annotations
 

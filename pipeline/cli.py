@@ -457,7 +457,8 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
     dev = _device(device)
     config = TrainConfig(max_steps=max_steps, batch_size=batch_size, loss=loss, negatives=negatives,
                          batch_relations=batch_relations, edge_dropout=edge_dropout,
-                         graph_sampling_power=graph_sampling_power, weight_average=weight_average, learning_rate=lr,
+                         graph_sampling_power=graph_sampling_power, weight_average=weight_average,
+                         learning_rate=lr,
                          eval_every=eval_every, seed=seed, task_weights=parse_task_weights(task_weights),
                          lr_schedule=lr_schedule,
                          max_seconds=None if max_minutes is None else 60.0 * max_minutes)

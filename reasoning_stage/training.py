@@ -219,7 +219,7 @@ def draw_batch(relations: np.ndarray, batch_size: int, batch_relations: int, rng
 def graph_draw_probabilities(sizes: np.ndarray, power: float) -> np.ndarray:
     """Each graph's chance of being drawn for a link-prediction step: ``size ** power``, normalised;
     a graph without training triples is never drawn (``power = 0`` included)."""
-    weights = np.where(sizes > 0, np.power(np.maximum(sizes, 1.0), power), 0.0)
+    weights = np.power(sizes, power) * (sizes > 0)
     return weights / weights.sum()
 
 

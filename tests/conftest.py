@@ -26,6 +26,17 @@ def data_root() -> Path:
     return root
 
 
+@pytest.fixture
+def shipped() -> Path:
+    """The installation's shipped checkpoint; a test that reads it skips where there is none."""
+    from artifacts.shipped import shipped_checkpoint
+
+    checkpoint = shipped_checkpoint()
+    if checkpoint is None:
+        pytest.skip("no shipped checkpoint in this installation")
+    return checkpoint
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

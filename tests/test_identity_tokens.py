@@ -147,31 +147,30 @@ def alignment_with_a_relabelled_copy(folder: Path, seed_share: float, lost_share
 
 
 @pytest.mark.slow
-def test_anchors_align_a_graph_with_a_relabelled_copy_of_itself_without_text(tmp_path):
+def test_anchors_align_a_graph_with_a_relabelled_copy_of_itself_without_text(tmp_path, shipped):
     """No text, 30% seed links, the shipped checkpoint (never trained on this graph): the anchors
     alone must find the counterparts."""
-    from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.reasoning import load_model
 
     artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.3)
-    loaded = load_model(shipped_checkpoint(), CPU)
+    loaded = load_model(shipped, CPU)
     assert "self" not in {t["name"] for t in loaded.manifest["training"].get("tasks", [])}
     metrics = evaluate_task(loaded, artifact, "test", CPU)[1]
     assert metrics["hits@1"] >= 0.9, metrics
 
 
-def test_bootstrapped_pseudo_seeds_find_what_few_seed_links_miss(tmp_path):
+def test_bootstrapped_pseudo_seeds_find_what_few_seed_links_miss(tmp_path, shipped):
     """5% seed links, graph 2 a copy that lost 30% of its triples, no text, the shipped checkpoint: the
     anchors alone find some counterparts; one round of pseudo-seeds (confident mutual best matches)
     lets the anchors reach most of the rest."""
-    from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.reasoning import load_model
 
     artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.05, lost_share=0.3)
-    loaded = load_model(shipped_checkpoint(), CPU)
+    loaded = load_model(shipped, CPU)
     anchors_only = evaluate_task(loaded, artifact, "test", CPU)[1]["hits@1"]
     bootstrapped = evaluate_task(loaded, artifact, "test", CPU, bootstrap=1)[1]["hits@1"]
-    assert anchors_only < 0.7 and bootstrapped >= anchors_only + 0.2, (anchors_only, bootstrapped)
+    # Most of the rest: at least half of what the anchors alone miss.
+    assert bootstrapped >= anchors_only + 0.5 * (1 - anchors_only), (anchors_only, bootstrapped)
     # --bootstrap auto takes the round count that ranks held-out train links best, and says so.
     hits = validate_bootstrap(loaded, artifact, CPU)
     chosen = max(hits, key=lambda rounds: (hits[rounds], -rounds))
@@ -182,15 +181,14 @@ def test_bootstrapped_pseudo_seeds_find_what_few_seed_links_miss(tmp_path):
     assert read_metrics(tmp_path / "res")["records"][0]["bootstrap"] == chosen
 
 
-def test_the_assignment_reads_its_confident_pairs_as_anchors_and_ranks_again(tmp_path):
+def test_the_assignment_reads_its_confident_pairs_as_anchors_and_ranks_again(tmp_path, shipped):
     """5% seed links, graph 2 a copy that lost 30% of its triples, no text: after the assignment, the
     test pairs each other's best with high probability join the anchors, and ranking once more through
-    them finds more counterparts than the assignment alone."""
-    from artifacts.shipped import shipped_checkpoint
+    them finds at least half of the counterparts the assignment alone misses."""
     from reasoning_stage.reasoning import load_model
 
     artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.05, lost_share=0.3)
-    loaded = load_model(shipped_checkpoint(), CPU)
+    loaded = load_model(shipped, CPU)
     problem = matching_problem(loaded, artifact, "test", CPU)
     test = artifact.links["test"]
     counterparts = torch.as_tensor(np.unique(test[:, 1]))
@@ -202,7 +200,7 @@ def test_the_assignment_reads_its_confident_pairs_as_anchors_and_ranks_again(tmp
         return float((scores.argmax(1) == gold).float().mean())
 
     assigned_once, with_anchors = hits(None), hits(matching.ASSIGNMENT_ANCHOR_CONFIDENCE)
-    assert assigned_once < 0.8 and with_anchors >= assigned_once + 0.1, (assigned_once, with_anchors)
+    assert with_anchors >= assigned_once + 0.5 * (1 - assigned_once), (assigned_once, with_anchors)
     ranked = matching.rank_matches(loaded.model, problem.source, problem.target, test, problem.task,
                                    evidence=problem.evidence, candidates=counterparts.numpy(), assignment=True)
     assert abs(ranked.metrics()["hits@1"] - with_anchors) < 1e-6   # what --assignment ranks with
@@ -481,17 +479,16 @@ def test_prominence_prefers_the_entity_the_knowledge_base_says_most_about():
     assert scores[1] == pytest.approx(1.0) and 0 < scores[0] < scores[1] and scores[2] == 0
 
 
-def test_fit_on_seeds_learns_a_tasks_weights_from_its_own_seed_links(tmp_path):
+def test_fit_on_seeds_learns_a_tasks_weights_from_its_own_seed_links(tmp_path, shipped):
     """A checkpoint whose alignment weights ignore the seed links (anchor channels off) cannot find the
     counterparts of a relabelled copy with no text; --fit-on-seeds learns from the task's own train links
     to read them, and leaves the checkpoint file as it was."""
     from artifacts.checkpoint import load_checkpoint, save_checkpoint
-    from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.evidence import EVIDENCE_CHANNELS
     from reasoning_stage.models import CHANNEL_OFF, with_current_evidence
 
     artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.5, lost_share=0.3)
-    manifest, state, _ = load_checkpoint(shipped_checkpoint())
+    manifest, state, _ = load_checkpoint(shipped)
     loaded = LoadedModel(TofuModel(ModelConfig.from_json(manifest["model"])), manifest)
     loaded.model.load_state_dict(with_current_evidence(state, loaded.model))
     with torch.no_grad():
@@ -516,16 +513,15 @@ def test_fit_on_seeds_learns_a_tasks_weights_from_its_own_seed_links(tmp_path):
     assert result.exit_code != 0 and "--fit-on-seeds apply to --task align" in result.output
 
 
-def test_far_anchor_profiles_are_built_only_where_a_task_weighs_them(tmp_path):
+def test_far_anchor_profiles_are_built_only_where_a_task_weighs_them(tmp_path, shipped):
     """They cost two-thirds more memory than the near hops: an alignment whose weights switch them off
     builds none, and its scores are the same."""
-    from artifacts.shipped import shipped_checkpoint
     from reasoning_stage.evidence import EVIDENCE_CHANNELS
     from reasoning_stage.models import CHANNEL_OFF
     from reasoning_stage.reasoning import load_model
 
     artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.3, lost_share=0.3)
-    loaded = load_model(shipped_checkpoint(), CPU)
+    loaded = load_model(shipped, CPU)
     column = EVIDENCE_CHANNELS.index("far_anchors")
     with torch.no_grad():
         loaded.model.evidence_weight[matching.ALIGNMENT, column] = CHANNEL_OFF

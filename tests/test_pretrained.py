@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,11 +72,11 @@ def test_recipe_refuses_zero_shot_graphs_and_bad_files(tmp_path):
     with pytest.raises(RecipeError, match="inductive test graph of toy_v1"):
         write_graph_folders(recipe, data, tmp_path / "w_ind")
     assert not (tmp_path / "w_ind").exists()
-    for source in ("grail/toy_v1", "mine/alone_ind"):
+    for source in ("grail/toy_v1", "mine/alone_ind", "mine/sub"):
         recipe = read_recipe(_recipe(tmp_path / "a5.toml", f'[[graph]]\nname = "g"\nsource = "{source}"\n'))
-        assert write_graph_folders(recipe, data, tmp_path / "w_ok_ind")
-    assert write_graph_folders(read_recipe(_recipe(tmp_path / "a3.toml", '[[graph]]\nname = "g"\nsource = "mine/sub"\n')),
-                               data, tmp_path / "w_ok")
+        assert write_graph_folders(recipe, data, tmp_path / "w_ok") == [tmp_path / "w_ok" / "graphs" / "g"]
+        written = tomllib.loads((tmp_path / "w_ok" / "graphs" / "g" / "kg.toml").read_text())
+        assert written == {"name": "g", "files": {"source": (data / source).resolve().as_posix()}}
     empty = _recipe(tmp_path / "e.toml", '[[graph]]\nname = "g"\nsource = ""\n')
     with pytest.raises(RecipeError, match="'source' must be one path \\(a non-empty string\\)"):
         read_recipe(empty)
@@ -143,7 +144,7 @@ def test_recipe_errors_name_the_line_of_the_setting(tmp_path):
     (data / "src" / "b").mkdir(parents=True)
     with pytest.raises(RecipeError, match=r"r\.toml:12: \[\[graph\]\] a: source .* does not exist"):
         write_graph_folders(recipe, data, tmp_path / "w")
-    assert write_graph_folders(without_graphs(recipe, ["a"]), data, tmp_path / "w")
+    assert write_graph_folders(without_graphs(recipe, ["a"]), data, tmp_path / "w") == [tmp_path / "w" / "graphs" / "b"]
     (data / "src" / "b").rmdir()
     with pytest.raises(RecipeError, match=r"r\.toml:16: \[\[graph\]\] b: source"):
         write_graph_folders(without_graphs(recipe, ["a"]), data, tmp_path / "w2")
@@ -292,7 +293,9 @@ source = "example"
     assert load_checkpoint(checkpoint)[0]["training"]["step"] == 3
 
     root = ship(checkpoint, books, tmp_path / "shipped")
-    assert shipped_checkpoint(root) and shipped_codebooks(root)
+    trained, copied = load_checkpoint(checkpoint)[1], load_checkpoint(shipped_checkpoint(root))[1]
+    assert trained.keys() == copied.keys() and all(torch.equal(trained[k], copied[k]) for k in trained)
+    assert CodebookSet.load(shipped_codebooks(root)).codebook_id == CodebookSet.load(books).codebook_id
     assert not (root / "checkpoint" / "optimizer.pt").exists()        # weights only: small
     assert CodebookSet.load(root / "codebooks").codebook_id == manifest["codebook_id"]
     other = tmp_path / "other_books"
@@ -354,8 +357,7 @@ def test_reason_without_checkpoint_uses_the_shipped_model_and_plots(tmp_path, ex
         assert image.format == "PNG" and image.size == chart_size(asked)
 
 
-@pytest.mark.skipif(shipped_checkpoint() is None, reason="this checkout ships no pretrained model")
-def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
+def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph, shipped):
     """Default tokenize uses the shipped codebooks; the shipped model then ranks better than an untrained one."""
     from artifacts.token_tables import read_token_tables
     from reasoning_stage.evaluation import evaluate_graph
@@ -367,7 +369,7 @@ def test_shipped_model_reads_a_new_graph_zero_shot(tmp_path, example_graph):
     _, facts = orchestrate.tokenize_many([example_graph], tmp_path, TokenizerConfig(), workers=1, progress=False)
     assert facts["codebook_state"] == "shipped"
     tables = read_token_tables(tmp_path / "example")
-    loaded = load_model(shipped_checkpoint(), torch.device("cpu"))
+    loaded = load_model(shipped, torch.device("cpu"))
     assert tables.codebook_id == loaded.codebook_id
     untrained_mrr = []
     for seed in range(3):

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from artifacts.checkpoint import load_checkpoint
-from artifacts.shipped import shipped_checkpoint
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan, inplace_allowed,
                                     relation_graph)
@@ -153,6 +152,7 @@ def test_relation_graph_memory_follows_the_edges_not_the_entities():
     script = """
 import resource, torch
 from reasoning_stage.layers import relation_graph
+torch.set_num_threads(1)  # thread stacks take address space too; the limit is for the incidence
 with open("/proc/self/status") as status:
     held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (held + 2**30, resource.RLIM_INFINITY))
@@ -193,17 +193,14 @@ def test_one_relation_encoder_serves_queries_and_embeddings():
     assert torch.equal(RelationEncoder(16, 0)(asked_by_embedding, None, text), asked_by_embedding + text.unsqueeze(1))
 
 
-def test_checkpoint_keys_are_those_of_the_shipped_model():
-    folder = shipped_checkpoint()
-    if folder is None:
-        pytest.skip("no shipped checkpoint in this checkout")
-    manifest, state, _ = load_checkpoint(folder)
+def test_checkpoint_keys_are_those_of_the_shipped_model(shipped):
+    manifest, state, _ = load_checkpoint(shipped)
     model = TofuModel(ModelConfig.from_json(manifest["model"]))
     assert set(model.state_dict()) == set(state)
     assert {key for key in state if key.startswith("relation_layers.")} == {
         f"relation_layers.{i}.{name}" for i in range(model.config.relation_layers)
         for name in ("link_embedding.weight", "combine.weight", "combine.bias", "norm.weight", "norm.bias")}
-    loaded = load_model(folder, torch.device("cpu"))   # strict
+    loaded = load_model(shipped, torch.device("cpu"))   # strict
     assert isinstance(loaded.model.relation_layers, RelationEncoder)
 
 

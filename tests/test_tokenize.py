@@ -12,6 +12,7 @@ import pytest
 
 from artifacts.codebooks import CodebookSet
 from artifacts.token_tables import read_token_tables
+from artifacts.version import CODE_VERSION
 from tokenizer_stage.config import EncoderSpec
 from tokenizer_stage.kg_reader import KGWarning
 from tokenizer_stage.config import TokenizerConfig
@@ -55,7 +56,7 @@ def test_tables_hold_every_modality_with_fine_grained_tokens(example_graph, code
     assert manifest["codebooks"]["id"] == CodebookSet.load(codebooks_dir).codebook_id
     assert manifest["encoders"]["text"]["name"] == "all-MiniLM-L6-v2"
     assert manifest["encoders"]["image"]["name"] == "efficientnet-lite0-imagenet"
-    assert manifest["code_version"]
+    assert manifest["code_version"] == CODE_VERSION
 
 
 def test_same_input_gives_same_tokens(example_graph, codebooks_dir, fast_config, tmp_path):
@@ -216,7 +217,6 @@ def test_structural_tokens_ignore_ids(example_graph, codebooks_dir, fast_config,
     new_r = {r: f"r{i}" for i, r in zip(rng.permutation(len(relations)), relations)}
     (graph / "train.tsv").write_text("".join(
         f"{new_e[h]}\t{new_r[r]}\t{new_e[t]}\n" for h, r, t in (line.split("\t") for line in lines)))
-    (example_graph / "train.tsv").read_text()
     plain = tmp_path / "plain"
     plain.mkdir()
     shutil.copy(example_graph / "train.tsv", plain / "train.tsv")
@@ -234,6 +234,7 @@ def test_structural_tokens_ignore_ids(example_graph, codebooks_dir, fast_config,
         return result
 
     a, b = by_label(tmp_path / "out" / "plain"), by_label(tmp_path / "out" / "renamed")
+    assert set(a) == set(entities) and all(a.values())   # every entity has structure tokens
     assert {new_e[k]: v for k, v in a.items()} == b
 
 

@@ -10,6 +10,12 @@ the `_ind` graphs with ULTRA's protocol:
 the `_ind` graph's valid and test queries together (splits `ind_valid,test`),
 filtered, head and tail, ties counted against the answer.
 
+Its MRRs are of that joint artifact: structural tokens read relation shares over the union of
+both graphs, so about a tenth of the `_ind` entities get other structure codes than when the
+`_ind` folder is tokenized alone, as a new graph is and as `zero_shot_bench.py` does (shipped
+checkpoint on fb237_v1_ind, 2026-12-07: 0.525 here, 0.523 there). The zero-shot figures are
+`zero_shot_bench.py`'s; this bench's MRR only shows that a timed model ranks as it should.
+
 Each evaluation runs in a fresh process; it prints two rates of the ranking
 loop, the process's peak RSS and the MRR, beside ULTRA's figures measured on
 this kind of machine (../shared/REFERENCE.md):

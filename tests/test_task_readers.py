@@ -574,6 +574,7 @@ def test_data_richpedia(data_root: Path) -> None:
 
 @pytest.mark.data
 def test_data_db15k_mkgw_alignment(data_root: Path, tmp_path: Path) -> None:
+    links = data_root / "alignment" / "mkg_ent_links" / "MKG-W" / "ent_links"
     toml = "\n".join([
         "[task]",
         'kind = "alignment"',
@@ -581,7 +582,7 @@ def test_data_db15k_mkgw_alignment(data_root: Path, tmp_path: Path) -> None:
         f"graph1 = {json.dumps(str(data_root / 'mmkg' / 'DB15K'))}",
         f"graph2 = {json.dumps(str(data_root / 'mmkg' / 'MKG-W'))}",
         "[links]",
-        f"all = {json.dumps(str(data_root / 'alignment' / 'mkg_ent_links' / 'MKG-W' / 'ent_links'))}",
+        f"all = {json.dumps(str(links))}",
         'missing = "skip"',
     ])
     write(tmp_path / "task.toml", toml + "\n")
@@ -591,5 +592,5 @@ def test_data_db15k_mkgw_alignment(data_root: Path, tmp_path: Path) -> None:
     assert len(train) + len(test) == pairs
     assert len(test) == round(pairs * DBP15K_TEST_FRACTION)  # the default test_fraction
     assert all(a.startswith("<http://dbpedia.org/resource/") for a, _ in train + test)  # DB15K's own labels
-    rows = len((data_root / "alignment" / "mkg_ent_links" / "MKG-W" / "ent_links").read_text().splitlines())
+    rows = len(links.read_text().splitlines())
     assert any(f"skipped {rows - pairs} pair(s)" in w for w in task.warnings)

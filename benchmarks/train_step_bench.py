@@ -2,10 +2,11 @@
 
 Each (allocator, graph) pair runs in a fresh process, because malloc settings are
 process-wide: a model initialised with seed 0, the recipe's model and training
-settings (DistMult messages, softmax loss, batches of 16 triples from 2 relations,
-edge dropout 0.5), ``--warmup`` untimed steps, then ``--steps`` timed ones. It prints
-seconds per step and the process's peak RSS; with several graphs, also the mean
-weighted as training draws graphs (by their number of training triples).
+settings (``pipeline/defaults.py``: the DistMult + RotatE mixture, softmax loss, batches
+of 16 triples from 2 relations, edge dropout 0.5), ``--warmup`` untimed steps, then
+``--steps`` timed ones. It prints seconds per step and the process's peak RSS; with
+several graphs, also the mean weighted as training draws graphs (by their number of
+training triples).
 
 Allocators: ``glibc`` (defaults), ``threshold`` (mmap and trim thresholds raised,
 blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
@@ -13,10 +14,12 @@ blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
 
     python benchmarks/train_step_bench.py ROOT [--graphs fb237_v4,WN18RR_v3,nell_v3 | all]
         [--allocators glibc,threshold,heap] [--steps 15] [--warmup 3]
-        [--messages distmult --messages distmult,transe,rotate] [--device cuda]
+        [--messages distmult --messages distmult,transe,rotate] [--edge-dropout 0.5 --edge-dropout 0.7]
+        [--device cuda]
 
-``--messages`` (repeatable) times each set of message functions in turn, alternating them per
-graph so that a slow spell of the machine falls on both (default: the recipe's).
+``--messages`` and ``--edge-dropout`` (each repeatable) time every combination in turn, alternating
+them per graph so that a slow spell of the machine falls on all of them (default: the recipe's).
+The same seeds draw the same batches and dropout shares for every combination.
 
 ROOT holds token tables of the recipe's graphs (``tofu pretrain``'s WORK/artifacts).
 """
@@ -35,8 +38,8 @@ sys.path.insert(0, str(REPO))
 ALLOCATORS = ("glibc", "threshold", "heap")
 
 
-def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None, device: str,
-                queue) -> None:
+def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None,
+                edge_dropout: float | None, device: str, queue) -> None:
     import numpy as np
     import torch
 
@@ -55,7 +58,7 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages
     settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}))
     on = torch.device(device)
     model = TofuModel(model_config_for(tables, ModelConfig(**settings))).to(on)
-    config = TrainConfig(**TRAIN_DEFAULTS)
+    config = TrainConfig(**dict(TRAIN_DEFAULTS, **({} if edge_dropout is None else {"edge_dropout": edge_dropout})))
     prepared = prepare(tables, config.train_split, on, model.config.link_strengths)
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
@@ -84,6 +87,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N")
     parser.add_argument("--messages", action="append", default=None,
                         help="comma-separated message functions (repeatable: each set is timed)")
+    parser.add_argument("--edge-dropout", type=float, action="append", default=None,
+                        help="largest share of other triples hidden per step (repeatable: each is timed)")
     args = parser.parse_args()
     from artifacts.manifest import MANIFEST_NAME
 
@@ -102,40 +107,40 @@ def main() -> None:
     import torch
 
     ctx = multiprocessing.get_context("spawn")
-    message_sets = args.messages or [None]
-    label = {m: m or "recipe's messages" for m in message_sets}
-    results: dict[tuple[str, str, str | None], dict] = {}
+    variants = [(m, d) for m in args.messages or [None] for d in args.edge_dropout or [None]]
+    label = {(m, d): f"{m or 'recipe messages'}, edge dropout {'recipe' if d is None else d}" for m, d in variants}
+    results: dict[tuple, dict] = {}
     for graph in graphs:
         for allocator in allocators:
-            for messages in message_sets:
+            for variant in variants:
                 queue = ctx.Queue()
                 child = ctx.Process(target=_time_steps, args=(str(args.root / graph), allocator, args.steps,
-                                                              args.warmup, messages, args.device, queue))
+                                                              args.warmup, *variant, args.device, queue))
                 child.start()
                 child.join()
                 if child.exitcode != 0:
                     sys.exit(f"timing {graph} with {allocator} failed")
-                results[graph, allocator, messages] = queue.get()
-                print(f"{graph} {allocator} {label[messages]}: "
-                      f"{results[graph, allocator, messages]['seconds_per_step']:.3f} s/step", flush=True)
-    for messages in message_sets:
-        print(f"\nmessages: {label[messages]}")
+                results[graph, allocator, variant] = queue.get()
+                print(f"{graph} {allocator} {label[variant]}: "
+                      f"{results[graph, allocator, variant]['seconds_per_step']:.3f} s/step", flush=True)
+    for variant in variants:
+        print(f"\n{label[variant]}")
         header = (f"{'graph':<12}{'train triples':>14}"
                   + "".join(f"{a + ' s/step':>18}{'peak MB':>9}" for a in allocators))
         print(header)
         print("-" * len(header))
         for graph in graphs:
-            row = f"{graph:<12}{results[graph, allocators[0], messages]['train_triples']:>14,}"
+            row = f"{graph:<12}{results[graph, allocators[0], variant]['train_triples']:>14,}"
             for allocator in allocators:
-                r = results[graph, allocator, messages]
+                r = results[graph, allocator, variant]
                 row += f"{r['seconds_per_step']:>18.3f}{r['peak_mb']:>9.0f}"
             print(row)
         if len(graphs) > 1:
-            weights = {g: results[g, allocators[0], messages]["train_triples"] for g in graphs}
+            weights = {g: results[g, allocators[0], variant]["train_triples"] for g in graphs}
             total = sum(weights.values())
             row = f"{'drawn mean':<12}{total:>14,}"
             for allocator in allocators:
-                mean = sum(weights[g] * results[g, allocator, messages]["seconds_per_step"] for g in graphs) / total
+                mean = sum(weights[g] * results[g, allocator, variant]["seconds_per_step"] for g in graphs) / total
                 row += f"{mean:>18.3f}{'':>9}"
             print(row)
     print(f"\n{args.steps} timed steps after {args.warmup} untimed, per fresh process; "

@@ -2,8 +2,8 @@
 
 Each (allocator, graph) pair runs in a fresh process, because malloc settings are
 process-wide: a model initialised with seed 0, the recipe's model and training
-settings (``pipeline/defaults.py``: the DistMult + RotatE mixture, softmax loss, batches
-of 16 triples from 2 relations, edge dropout 0.5), ``--warmup`` untimed steps, then
+settings (``pipeline/defaults.py``: its message functions, loss, batches and edge
+dropout), ``--warmup`` untimed steps, then
 ``--steps`` timed ones. It prints seconds per step and the process's peak RSS; with
 several graphs, also the mean weighted as training draws graphs (by their number of
 training triples).

@@ -15,9 +15,9 @@ blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),
     python benchmarks/train_step_bench.py ROOT [--graphs fb237_v4,WN18RR_v3,nell_v3 | all]
         [--allocators glibc,threshold,heap] [--steps 15] [--warmup 3]
         [--messages distmult --messages distmult,transe,rotate] [--edge-dropout 0.5 --edge-dropout 0.7]
-        [--device cuda]
+        [--pair-links off --pair-links on] [--device cuda]
 
-``--messages`` and ``--edge-dropout`` (each repeatable) time every combination in turn, alternating
+``--messages``, ``--edge-dropout`` and ``--pair-links`` (each repeatable) time every combination in turn, alternating
 them per graph so that a slow spell of the machine falls on all of them (default: the recipe's).
 The same seeds draw the same batches and dropout shares for every combination.
 
@@ -39,7 +39,7 @@ ALLOCATORS = ("glibc", "threshold", "heap")
 
 
 def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages: str | None,
-                edge_dropout: float | None, device: str, queue) -> None:
+                edge_dropout: float | None, pair_links: bool | None, device: str, queue) -> None:
     import numpy as np
     import torch
 
@@ -55,11 +55,12 @@ def _time_steps(artifact: str, allocator: str, steps: int, warmup: int, messages
         retain_freed_memory(any_size=allocator == "heap")
     tables = read_token_tables(Path(artifact))
     torch.manual_seed(0)
-    settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}))
+    settings = dict(MODEL_DEFAULTS, **({"messages": tuple(messages.split(","))} if messages else {}),
+                    **({} if pair_links is None else {"pair_links": pair_links}))
     on = torch.device(device)
     model = TofuModel(model_config_for(tables, ModelConfig(**settings))).to(on)
     config = TrainConfig(**dict(TRAIN_DEFAULTS, **({} if edge_dropout is None else {"edge_dropout": edge_dropout})))
-    prepared = prepare(tables, config.train_split, on, model.config.link_strengths)
+    prepared = prepare(tables, config.train_split, on, model.config.relation_links)
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     for number in range(warmup + steps):
@@ -89,6 +90,8 @@ def main() -> None:
                         help="comma-separated message functions (repeatable: each set is timed)")
     parser.add_argument("--edge-dropout", type=float, action="append", default=None,
                         help="largest share of other triples hidden per step (repeatable: each is timed)")
+    parser.add_argument("--pair-links", choices=("off", "on"), action="append", default=None,
+                        help="relation-graph pair links (repeatable: each is timed)")
     args = parser.parse_args()
     from artifacts.manifest import MANIFEST_NAME
 
@@ -107,8 +110,10 @@ def main() -> None:
     import torch
 
     ctx = multiprocessing.get_context("spawn")
-    variants = [(m, d) for m in args.messages or [None] for d in args.edge_dropout or [None]]
-    label = {(m, d): f"{m or 'recipe messages'}, edge dropout {'recipe' if d is None else d}" for m, d in variants}
+    variants = [(m, d, None if p is None else p == "on") for m in args.messages or [None]
+                for d in args.edge_dropout or [None] for p in args.pair_links or [None]]
+    label = {(m, d, p): f"{m or 'recipe messages'}, edge dropout {'recipe' if d is None else d}, pair links "
+                        f"{'recipe' if p is None else ('on' if p else 'off')}" for m, d, p in variants}
     results: dict[tuple, dict] = {}
     for graph in graphs:
         for allocator in allocators:

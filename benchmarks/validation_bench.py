@@ -47,8 +47,7 @@ def main() -> None:
 
     import torch
 
-    from artifacts.atomic import atomic_write_bytes, atomic_write_csv
-    from reasoning_stage.evaluation import bootstrap_interval, evaluate_graph
+    from reasoning_stage.evaluation import evaluate_graph
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.config import TASKS
     from artifacts.root import artifact_folders
@@ -81,31 +80,46 @@ def main() -> None:
 
     lp = [k for k in reciprocal if k.startswith("link_prediction:")]
     if lp:  # every link-prediction query counts once, as in a pooled MRR
-        pooled = "link_prediction (all graphs pooled)"
-        reciprocal[pooled] = [np.concatenate([reciprocal[k][i] for k in lp]) for i in range(len(args.checkpoint))]
-        offsets = np.cumsum([0] + [int(groups[k].max()) + 1 for k in lp])  # graphs' query ids kept apart
-        groups[pooled] = np.concatenate([groups[k] + offset for k, offset in zip(lp, offsets)])
-    names = [str(p) for p in args.checkpoint]
+        pool(reciprocal, groups, lp, "link_prediction (all graphs pooled)")
+    write_paired_table(args.out, "validation", [str(p) for p in args.checkpoint], reciprocal, groups,
+                       time.perf_counter() - started, args.seed)
+
+
+def pool(reciprocal: dict[str, list[np.ndarray]], groups: dict[str, np.ndarray | None], splits: list[str],
+         name: str) -> None:
+    """Add ``name``: the reciprocal ranks of ``splits`` together, each query counted once, their
+    distinct-query ids kept apart per split."""
+    reciprocal[name] = [np.concatenate([reciprocal[k][i] for k in splits]) for i in range(len(reciprocal[splits[0]]))]
+    offsets = np.cumsum([0] + [int(groups[k].max()) + 1 for k in splits])
+    groups[name] = np.concatenate([groups[k] + offset for k, offset in zip(splits, offsets)])
+
+
+def write_paired_table(out: Path, stem: str, names: list[str], reciprocal: dict[str, list[np.ndarray]],
+                       groups: dict[str, np.ndarray | None], seconds: float, seed: int) -> None:
+    """Write and print ``stem``.csv / .md: per split, each checkpoint's MRR and its paired difference to
+    the first with a 95% bootstrap interval over distinct queries (``groups``; None: every query)."""
+    from artifacts.atomic import atomic_write_bytes, atomic_write_csv
+    from reasoning_stage.evaluation import bootstrap_interval
+
     rows = []
     for split, per_checkpoint in reciprocal.items():
         row = {"split": split, "queries": len(per_checkpoint[0])}
         for i, values in enumerate(per_checkpoint):
             row[f"mrr[{i}]"] = round(float(values.mean()), 4)
             if i:
-                low, high = bootstrap_interval(values - per_checkpoint[0], groups[split], seed=args.seed)
+                low, high = bootstrap_interval(values - per_checkpoint[0], groups[split], seed=seed)
                 row[f"diff[{i}]"] = round(float((values - per_checkpoint[0]).mean()), 4)
                 row[f"diff[{i}] 95%"] = f"[{low:+.4f}, {high:+.4f}]"
         rows.append(row)
 
-    atomic_write_csv(args.out / "validation.csv", rows)
+    atomic_write_csv(out / f"{stem}.csv", rows)
     header = list(rows[0])
     lines = ["\n".join(f"- [{i}] {n}" for i, n in enumerate(names)), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r.get(h, "")) for h in header) + " |" for r in rows]
-    lines.append(f"\n{time.perf_counter() - started:.0f} s on CPU")
-    atomic_write_bytes(args.out / "validation.md", ("\n".join(lines) + "\n").encode("utf-8"))
+    lines.append(f"\n{seconds:.0f} s on CPU")
+    atomic_write_bytes(out / f"{stem}.md", ("\n".join(lines) + "\n").encode("utf-8"))
     print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()

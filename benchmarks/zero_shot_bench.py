@@ -68,6 +68,17 @@ PUBLISHED_MMKG = {"DB15K": {"MyGO": 0.3772, "TOFU paper": 0.3901},
 ABLATIONS = {"structure only": ("text", "image"), "+ text": ("image",), "+ image": ("text",), "all": ()}
 
 
+def zero_shot_label(group: str, name: str) -> str:
+    """The artifact name of a test graph: a GraIL graph's ``_ind`` folder is the graph."""
+    return f"{name}_ind" if group == "grail" else name
+
+
+def zero_shot_splits(group: str) -> list[str]:
+    """The query splits ranked on a test graph: a GraIL ``_ind`` graph's valid and test files together
+    (ULTRA's protocol), the test split elsewhere."""
+    return ["valid", "test"] if group == "grail" else ["test"]
+
+
 def graph_folder(work: Path, data: Path, group: str, name: str, carve: int = 0) -> tuple[Path, list[str]]:
     """Write a kg.toml for one test graph; return (folder, splits to evaluate). ``carve`` > 0: an MMKG
     graph's validation split is that many train triples (:func:`carved_openke`)."""
@@ -75,14 +86,15 @@ def graph_folder(work: Path, data: Path, group: str, name: str, carve: int = 0) 
 
     from tokenizer_stage.kg_reader import write_kg_toml
 
+    label = zero_shot_label(group, name)
     if group == "grail":
-        label, files, splits = f"{name}_ind", grail_files(data, f"{name}_ind"), ["valid", "test"]
+        files = grail_files(data, label)
     elif group == "mmkg" and carve:
-        label, files, splits = name, {"source": carved_openke(data / group / name, work / "carved" / name, carve)}, ["test"]
+        files = {"source": carved_openke(data / group / name, work / "carved" / name, carve)}
     else:
-        label, files, splits = name, {"source": data / group / name}, ["test"]
+        files = {"source": data / group / name}
     folder = write_kg_toml(work / "graphs" / label, label, files)
-    return folder, splits
+    return folder, zero_shot_splits(group)
 
 
 def carved_openke(source: Path, target: Path, count: int, seed: int = 0) -> Path:
@@ -172,6 +184,10 @@ def main() -> None:
     groups = [g for g in args.groups.split(",") if g]
     names = {"grail": GRAIL, "ingram": INGRAM, "mmkg": MMKG}
     wanted = set(args.graphs.split(",")) if args.graphs else None
+    known = {zero_shot_label(group, name) for group in groups for name in names[group]}
+    if wanted is not None and wanted - known:
+        parser.error(f"--graphs: no graph {', '.join(sorted(wanted - known))} in --groups {args.groups}; "
+                     f"names as in the table: {', '.join(sorted(known))}")
     jobs = []
     for group in groups:
         for name in names[group]:

@@ -405,6 +405,9 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.option("--link-strengths", default=",".join(str(t) for t in model_default("link_strengths")), show_default=True,
               help="Cosine thresholds (comma-separated, ascending) that split each kind of relation-graph link "
                    "by how many entities the two relations share ('' keeps ULTRA's four link types).")
+@click.option("--pair-links/--no-pair-links", default=model_default("pair_links"), show_default=True,
+              help="Add a fifth kind of relation-graph link: relations that hold on a same (head, tail) pair "
+                   "(a relation so linked to its own inverse is symmetric).")
 @click.option("--content-match", is_flag=True,
               help="Add a relation-conditioned match of the head's content features with each candidate's to "
                    "the scores (with --init: added to that model at zero, so it starts where the model was).")
@@ -429,7 +432,7 @@ def _check_checkpoint_target(folder: Path) -> None:
 @click.option("--quiet", is_flag=True, help=QUIET_HELP)
 def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_relations, edge_dropout,
           graph_sampling_power, weight_average, lr, dim, layers, relation_layers, messages,
-          modalities, link_strengths, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
+          modalities, link_strengths, pair_links, content_match, eval_every, resume, init, tasks, task_weights, max_minutes, lr_schedule, seed, device,
           quiet) -> None:
     """Train the reasoner on tokenized graphs (link prediction) and on alignment / linking task artifacts.
 
@@ -470,7 +473,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
         base = ModelConfig(dim=dim, entity_layers=layers, relation_layers=relation_layers,
                            messages=tuple(m for m in messages.split(",") if m),
                            modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match,
-                           link_strengths=_thresholds(link_strengths))
+                           link_strengths=_thresholds(link_strengths), pair_links=pair_links)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     torch.manual_seed(seed)

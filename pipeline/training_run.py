@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 # ModelConfig fields a run from a checkpoint keeps, and the `tofu train` option of each.
 MODEL_SHAPE_FIELDS = {"dim": "dim", "entity_layers": "layers", "relation_layers": "relation-layers",
-                      "messages": "messages", "modalities": "modalities", "link_strengths": "link-strengths"}
+                      "messages": "messages", "modalities": "modalities", "link_strengths": "link-strengths",
+                      "pair_links": "pair-links"}
 
 
 class TrainSetupError(ValueError):
@@ -78,7 +79,7 @@ def train_model(tables: Sequence[Any], tasks: Sequence[Any], checkpoint: Path, c
         initial = load_model(init or resume, torch.device("cpu"))
         require_codebook_id(tables + tasks, initial.codebook_id)
         model = initial.model
-        clash = [f"--{MODEL_SHAPE_FIELDS[f]} {_shown(getattr(asked, f))} "
+        clash = [f"{_asked(MODEL_SHAPE_FIELDS[f], getattr(asked, f))} "
                  f"(the checkpoint has {_shown(getattr(model.config, f))})"
                  for f in MODEL_SHAPE_FIELDS if f in set(shape_asked) and getattr(asked, f) != getattr(model.config, f)]
         if clash:
@@ -102,6 +103,13 @@ def train_model(tables: Sequence[Any], tasks: Sequence[Any], checkpoint: Path, c
                  f"{model.num_parameters():,} parameters")
     train(model, tables, config, Path(checkpoint), device, resume_from=resume, progress=progress, log=log, jobs=jobs)
     return Path(checkpoint)
+
+
+def _asked(option: str, value: Any) -> str:
+    """The command-line words that ask for ``value``: ``--dim 64``, ``--pair-links``, ``--no-pair-links``."""
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{option}"
+    return f"--{option} {_shown(value)}"
 
 
 def _shown(value: Any) -> str:

@@ -31,6 +31,20 @@ EVIDENCE_FIT_STEPS = 300
 LEADING_MESSAGE_SHARE = 0.8
 
 
+@dataclass(frozen=True)
+class RelationLinks:
+    """The link types of a relation graph (:func:`reasoning_stage.layers.relation_graph`): ULTRA's four
+    kinds (relations sharing a head, a head and a tail, a tail and a head, a tail), with ``pairs`` a
+    fifth (relations sharing an ordered (head, tail) pair: a relation and its own inverse id then mark
+    it symmetric), each kind split by the ascending cosine thresholds ``strengths``."""
+    strengths: tuple[float, ...] = ()
+    pairs: bool = False
+
+    @property
+    def num_types(self) -> int:
+        return (4 + int(self.pairs)) * (len(self.strengths) + 1)
+
+
 @dataclass
 class ModelConfig:
     """Constructor arguments of :class:`TofuModel`; saved as JSON in every checkpoint."""
@@ -50,6 +64,10 @@ class ModelConfig:
     # Cosine thresholds that split each kind of relation-graph link by its strength (ascending);
     # () keeps ULTRA's four binary link types.
     link_strengths: tuple[float, ...] = ()
+    # Relation-graph links between relations that hold on a same entity pair (see RelationLinks):
+    # ULTRA's four kinds link a symmetric relation to its inverse just as they link any relation whose
+    # heads are also its tails, and two relations on the same pairs as two on merely shared entities.
+    pair_links: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, so a recipe or a command line fails before any work, not inside a layer.
@@ -72,8 +90,15 @@ class ModelConfig:
         self.link_strengths = tuple(float(t) for t in self.link_strengths)
         if list(self.link_strengths) != sorted(set(self.link_strengths)) or any(not 0 < t < 1 for t in self.link_strengths):
             raise ValueError(f"link_strengths must be ascending distinct cosines in (0, 1), got {list(self.link_strengths)}")
+        if not isinstance(self.pair_links, bool):
+            raise ValueError(f"pair_links is true or false, got {self.pair_links!r}")
         if self.expert_top_k > self.num_experts:
             raise ValueError(f"expert_top_k ({self.expert_top_k}) cannot exceed num_experts ({self.num_experts})")
+
+    @property
+    def relation_links(self) -> RelationLinks:
+        """The link types of the relation graph this model's relation layers read."""
+        return RelationLinks(self.link_strengths, self.pair_links)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

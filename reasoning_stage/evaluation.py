@@ -220,7 +220,7 @@ def evaluate_graph(model, tables, splits, device: torch.device, batch_size: int 
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        plans = graph_plans(graph, model.config.link_strengths)
+        plans = graph_plans(graph, model.config.relation_links)
         features = model.entity_features(graph, task)
         ranks = rank_triples(lambda q: model(graph, q.to(device), task=task, features=features, **plans),
                              triples, known,

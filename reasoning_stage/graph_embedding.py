@@ -204,7 +204,7 @@ def weight_on_validation(reasoner: nn.Module, embedding: GraphEmbedding, tables,
     was_training = reasoner.training
     reasoner.eval()
     with torch.inference_mode():
-        plans = graph_plans(graph, reasoner.config.link_strengths)
+        plans = graph_plans(graph, reasoner.config.relation_links)
         features = reasoner.entity_features(graph, task)
 
         def score_both(queries: torch.Tensor) -> torch.Tensor:

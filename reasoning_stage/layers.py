@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch_scatter import segment_csr
 
-from reasoning_stage.config import MESSAGE_FUNCTIONS
+from reasoning_stage.config import MESSAGE_FUNCTIONS, RelationLinks
 
 # Built ahead of time by `make install` (kernels/); nothing compiles on import. TOFU_FUSED_KERNEL=0 keeps
 # the torch path where it is built (benchmarks time the two on the same code).
@@ -546,21 +546,21 @@ class RelationEncoder(nn.ModuleList):
     relations' own text features, or is ``None``. The encoder is the list of its layers, so its
     weights keep the keys of a plain list of layers (``relation_layers.<i>.*`` in the model).
 
-    ``link_strengths`` are the cosine thresholds its relation graph splits each kind of link by
-    (:func:`relation_graph`); a relation graph built with other link types is refused.
+    ``links`` are the link types of the relation graph it reads (:class:`RelationLinks`); a relation
+    graph built with other link types is refused.
 
     Shapes: asked ``[2R, B, dim]``; rel_graph: the relation graph's :class:`EdgePlan` -> ``[2R, B, dim]``.
     """
 
-    def __init__(self, dim: int, num_layers: int, link_strengths: Sequence[float] = ()):
-        strengths = tuple(sorted(link_strengths))
-        super().__init__(RelationGraphConv(dim, 4 * (len(strengths) + 1)) for _ in range(num_layers))
-        self.link_strengths = strengths
+    def __init__(self, dim: int, num_layers: int, links: RelationLinks = RelationLinks()):
+        super().__init__(RelationGraphConv(dim, links.num_types) for _ in range(num_layers))
+        self.links = links
 
     def forward(self, asked: torch.Tensor, rel_graph: EdgePlan, text: torch.Tensor | None = None) -> torch.Tensor:
         if len(self) and rel_graph.num_types != self[0].num_link_types:
             raise ValueError(f"the relation graph has {rel_graph.num_types} link types, these layers read "
-                             f"{self[0].num_link_types}: build it with link_strengths={list(self.link_strengths)}")
+                             f"{self[0].num_link_types}: build it with link_strengths={list(self.links.strengths)}"
+                             f" and pair_links={self.links.pairs}")
         boundary = asked if text is None else asked + text.unsqueeze(1)
         x = boundary
         for layer in self:
@@ -584,27 +584,37 @@ def _linear_of_concat(linear: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> to
 
 
 def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relation_ids: int,
-                   num_entities: int, reduction: str = "auto", link_strengths: Sequence[float] = ()) -> EdgePlan:
-    """Edges between relation ids that share an entity, typed hh / ht / th / tt.
+                   num_entities: int, reduction: str = "auto", link_strengths: Sequence[float] = (),
+                   pair_links: bool = False) -> EdgePlan:
+    """Edges between relation ids that share an entity, typed hh / ht / th / tt (and pp).
 
     ``hh = H^T H`` links two relations that share a head entity, and so on, with ``H`` and ``T``
     the binary sparse ``[entities x relation ids]`` incidence of heads and tails: memory follows the
-    edges and the relation graph's links, never ``entities x relation ids``. Self-links are kept
-    (as in ULTRA). With ``link_strengths`` (ascending cosine thresholds), each kind of link is
-    split further by its strength, the cosine of the two relations' entity sets in those roles
-    (shared entities over the geometric mean of both counts): type ``kind * (S + 1) + bin`` with
-    ``S`` thresholds. The cosine is id-free and does not grow with the graph, so a strength means
-    the same in every graph. Links are ordered by type, then source, then target. Returns the
-    relation graph's :class:`EdgePlan` with ``4 * (S + 1)`` types.
+    edges and the relation graph's links, never ``entities x relation ids``. With ``pair_links`` a
+    fifth kind, ``pp = P^T P`` with ``P`` the incidence of ordered (head, tail) pairs, links two
+    relations that hold on a same pair; with both directions of each relation in ``edge_index``, a
+    relation linked so to its own inverse id is symmetric somewhere. Self-links are kept (as in
+    ULTRA). With ``link_strengths`` (ascending cosine thresholds), each kind of link is split further
+    by its strength, the cosine of the two relations' entity (or pair) sets in those roles (shared
+    over the geometric mean of both counts): type ``kind * (S + 1) + bin`` with ``S`` thresholds. The
+    cosine is id-free and does not grow with the graph, so a strength means the same in every graph.
+    Links are ordered by type, then source, then target. Returns the relation graph's
+    :class:`EdgePlan` with ``RelationLinks(link_strengths, pair_links).num_types`` types.
     """
     heads, tails = edge_index[0], edge_index[1]
     thresholds = torch.tensor(sorted(link_strengths), dtype=torch.float, device=edge_index.device)
     bins = thresholds.numel() + 1
+    # Each kind: the owners the two relations share, read from each side, and how many owners there are.
+    kinds = [(heads, heads, num_entities), (heads, tails, num_entities), (tails, heads, num_entities),
+             (tails, tails, num_entities)]
+    if pair_links:
+        pairs = torch.unique(heads * num_entities + tails, return_inverse=True)[1]
+        kinds.append((pairs, pairs, int(pairs.max()) + 1 if pairs.numel() else 0))
     index, types = [], []
-    for kind, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
-        first = _incidence(edge_type, a, num_relation_ids, num_entities)
-        second = _incidence(b, edge_type, num_entities, num_relation_ids)
-        # Coalesced: each linked pair once, in row-major order (its value counts the shared entities).
+    for kind, (a, b, num_owners) in enumerate(kinds):
+        first = _incidence(edge_type, a, num_relation_ids, num_owners)
+        second = _incidence(b, edge_type, num_owners, num_relation_ids)
+        # Coalesced: each linked pair once, in row-major order (its value counts the shared owners).
         shared = torch.sparse.mm(first, second).coalesce()
         linked = shared.indices()
         link = torch.full_like(linked[0], kind * bins)
@@ -619,7 +629,7 @@ def relation_graph(edge_index: torch.Tensor, edge_type: torch.Tensor, num_relati
     if bins > 1:
         order = torch.argsort((types * num_relation_ids + index[0]) * num_relation_ids + index[1])
         index, types = index[:, order], types[order]
-    return edge_plan(index, types, num_relation_ids, 4 * bins, reduction)
+    return edge_plan(index, types, num_relation_ids, len(kinds) * bins, reduction)
 
 
 def _incidence(rows: torch.Tensor, columns: torch.Tensor, num_rows: int, num_columns: int) -> torch.Tensor:

@@ -14,7 +14,7 @@ prediction: ``rank = 1 + #{other candidates scoring >= the answer}``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from reasoning_stage.graph_data import GraphTensors, TokenTensor, token_owners, 
 from reasoning_stage.layers import EdgePlan
 from reasoning_stage.evidence import (MatchingEvidence, TextEvidence, anchor_block, anchor_evidence, coverage_pairs,
                                       dense_matrix, lexical_matrix, lexical_pair, named_years, prominence)
-from reasoning_stage.config import EVIDENCE_FIT_STEPS, TASKS
+from reasoning_stage.config import EVIDENCE_FIT_STEPS, TASKS, RelationLinks
 from reasoning_stage.models import TofuModel, graph_plans
 
 ALIGNMENT, LINKING = TASKS.index("alignment"), TASKS.index("linking")
@@ -81,7 +81,7 @@ class Side:
 def make_side(graph: GraphTensors, model: TofuModel, device: torch.device, text: TextEvidence | None = None,
               lexicon: dict[str, Any] | None = None) -> Side:
     graph = graph.to(device)
-    plans = graph_plans(graph, model.config.link_strengths) if graph.num_edges else {}
+    plans = graph_plans(graph, model.config.relation_links) if graph.num_edges else {}
     sizes = {m: s for m, s in model.config.codebook_sizes.items() if m in MODALITIES}
     return Side(graph, token_bags(graph.entity_tokens, graph.num_entities, sizes), plans,
                 (text or TextEvidence()).to(device), lexicon)
@@ -339,16 +339,16 @@ def matching_loss(model: TofuModel, source: Side, target: Side, pairs: torch.Ten
     return loss + balance_weight * 0.5 * (balance_s + balance_t)
 
 
-def relabelled(side: Side, permutation: torch.Tensor, link_strengths: Sequence[float] = ()) -> Side:
-    """The same owners numbered ``permutation[old] = new`` (for invariance tests); ``link_strengths``:
-    the model's."""
+def relabelled(side: Side, permutation: torch.Tensor, links: RelationLinks = RelationLinks()) -> Side:
+    """The same owners numbered ``permutation[old] = new`` (for invariance tests); ``links``: the
+    model's (``ModelConfig.relation_links``)."""
     graph = side.graph
     inverse = torch.empty_like(permutation)
     inverse[permutation] = torch.arange(len(permutation), device=permutation.device)
     moved = replace(graph, edge_index=permutation[graph.edge_index],
                     entity_tokens={m: TokenTensor(t.codes[inverse], t.weights[inverse])
                                    for m, t in graph.entity_tokens.items()})
-    plans = graph_plans(moved, link_strengths) if moved.num_edges else {}
+    plans = graph_plans(moved, links) if moved.num_edges else {}
     text = TextEvidence({f: renumbered_rows(m, permutation) for f, m in side.text.lexical.items()},
                         {f: v[inverse] for f, v in side.text.dense.items()},
                         None if side.text.years is None else side.text.years[inverse])

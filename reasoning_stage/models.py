@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import torch
 from torch import nn
 from torch_scatter import scatter_add
 
-from reasoning_stage.config import LEADING_MESSAGE_SHARE, MODALITIES, ModelConfig
+from reasoning_stage.config import LEADING_MESSAGE_SHARE, MODALITIES, ModelConfig, RelationLinks
 from reasoning_stage.evidence import EVIDENCE_CHANNELS
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, column_runs, edge_plan,
@@ -109,16 +108,16 @@ class QueryBatch:
         return (arranged, order) if arranged.runs is not None else (batch, None)
 
 
-def graph_relation_graph(graph: GraphTensors, link_strengths: Sequence[float] = ()) -> EdgePlan:
-    """The relation graph of ``graph`` (both directions of each relation) with ``link_strengths``."""
+def graph_relation_graph(graph: GraphTensors, links: RelationLinks = RelationLinks()) -> EdgePlan:
+    """The relation graph of ``graph`` (both directions of each relation) with the link types ``links``."""
     return relation_graph(graph.edge_index, graph.edge_type, 2 * graph.num_relations, graph.num_entities,
-                          link_strengths=link_strengths)
+                          link_strengths=links.strengths, pair_links=links.pairs)
 
 
-def graph_plans(graph: GraphTensors, link_strengths: Sequence[float] = ()) -> dict[str, EdgePlan]:
+def graph_plans(graph: GraphTensors, links: RelationLinks = RelationLinks()) -> dict[str, EdgePlan]:
     """Per-graph layouts :meth:`TofuModel.forward` reuses across batches of queries; pass the
-    model's ``config.link_strengths`` (its relation layers refuse a relation graph of other link types)."""
-    return {"rel_graph": graph_relation_graph(graph, link_strengths),
+    model's ``config.relation_links`` (its relation layers refuse a relation graph of other link types)."""
+    return {"rel_graph": graph_relation_graph(graph, links),
             "plan": edge_plan(graph.edge_index, graph.edge_type, graph.num_entities, 2 * graph.num_relations)}
 
 
@@ -214,7 +213,7 @@ class TofuModel(nn.Module):
         self.config = config
         d = config.dim
         # The relation model; the attribute's name is its weights' key prefix in checkpoints.
-        self.relation_layers = RelationEncoder(d, config.relation_layers, config.link_strengths)
+        self.relation_layers = RelationEncoder(d, config.relation_layers, config.relation_links)
         self.entity_layers = nn.ModuleList(MixtureOfMessageConv(d, config.messages)
                                            for _ in range(config.entity_layers))
         self.task_embedding = nn.Embedding(config.num_tasks, d)
@@ -268,7 +267,7 @@ class TofuModel(nn.Module):
 
     def relation_graph(self, graph: GraphTensors) -> EdgePlan:
         """The relation graph of ``graph`` with the link types this model's relation layers read."""
-        return graph_relation_graph(graph, self.config.link_strengths)
+        return graph_relation_graph(graph, self.config.relation_links)
 
     def relation_vectors(self, graph: GraphTensors, query_relations: torch.Tensor,
                          rel_graph: EdgePlan) -> torch.Tensor:

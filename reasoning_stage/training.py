@@ -32,7 +32,7 @@ from artifacts.version import CODE_VERSION
 from reasoning_stage.evaluation import evaluate_graph
 from reasoning_stage.graph_data import GraphTensors, KnownTriples, graph_tensors
 from reasoning_stage.layers import EdgePlan
-from reasoning_stage.config import LOSSES, TASKS, ModelConfig, TrainConfig, check_train_config
+from reasoning_stage.config import LOSSES, TASKS, ModelConfig, RelationLinks, TrainConfig, check_train_config
 from reasoning_stage.models import QueryBatch, TofuModel, graph_relation_graph, with_current_evidence
 
 
@@ -185,14 +185,14 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
                        symmetric, artifact.folder, artifact.codebook_id)
 
 
-def prepare(tables: TokenTables, split: str, device: torch.device, link_strengths: Sequence[float] = ()) -> PreparedGraph:
-    """A training graph on ``device``; ``link_strengths``: the model's (``ModelConfig.link_strengths``)."""
+def prepare(tables: TokenTables, split: str, device: torch.device, links: RelationLinks = RelationLinks()) -> PreparedGraph:
+    """A training graph on ``device``; ``links``: the model's (``ModelConfig.relation_links``)."""
     graph = graph_tensors(tables, split)
     triples = graph.to_local(torch.as_tensor(tables.queries(split), dtype=torch.long)).to(device)
     # Training filters only what the training split knows: its graph and its queries.
     known = KnownTriples(tables, graph, sets=sorted({tables.splits[split]["graph"], tables.splits[split]["queries"]}))
     graph = graph.to(device)
-    rel = graph_relation_graph(graph, link_strengths)
+    rel = graph_relation_graph(graph, links)
     return PreparedGraph(tables.name, graph, triples, rel, known, tables, triples[:, 1].cpu().numpy())
 
 
@@ -353,7 +353,7 @@ def train(model: TofuModel, graphs: Sequence[TokenTables], config: TrainConfig, 
         history = list(manifest["training"].get("history", []))
     if config.weight_average and averaged is None:
         averaged = WeightAverage(model, config.weight_average)
-    prepared = [prepare(t, config.train_split, device, model.config.link_strengths) for t in graphs]
+    prepared = [prepare(t, config.train_split, device, model.config.relation_links) for t in graphs]
     sizes = np.array([len(p.train_triples) for p in prepared], dtype=np.float64)
     if graphs and sizes.sum() == 0:
         raise ValueError("no training triples in the given graphs")

@@ -14,7 +14,7 @@ from artifacts.checkpoint import load_checkpoint
 from reasoning_stage.graph_data import GraphTensors, TokenTensor
 from reasoning_stage.layers import (EdgePlan, MixtureOfMessageConv, RelationEncoder, edge_plan, inplace_allowed,
                                     relation_graph)
-from reasoning_stage.config import ModelConfig
+from reasoning_stage.config import ModelConfig, RelationLinks
 from reasoning_stage.models import QueryBatch, TofuModel, graph_plans
 from reasoning_stage.reasoning import load_model
 from reasoning_stage.config import TrainConfig
@@ -51,16 +51,22 @@ def _links(plan: EdgePlan) -> list[tuple[int, int, int]]:
     return list(zip(plan.pair_type[pairs].tolist(), plan.pair_source[pairs].tolist(), targets.tolist()))
 
 
-def _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths=()):
-    """The reference: dense ``[entities x relation ids]`` incidences, their products, and each link's
-    cosine of the two relations' entity sets read off the dense columns."""
+def _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths=(), pair_links=False):
+    """The reference: dense ``[entities x relation ids]`` (and ``[entity pairs x relation ids]``)
+    incidences, their products, and each link's cosine of the two relations' sets read off the dense
+    columns."""
     heads = torch.zeros(num_entities, num_ids)
     tails = torch.zeros(num_entities, num_ids)
     heads[edge_index[0], edge_type] = 1.0
     tails[edge_index[1], edge_type] = 1.0
+    kinds = [(heads, heads), (heads, tails), (tails, heads), (tails, tails)]
+    if pair_links:
+        pairs = torch.zeros(num_entities * num_entities, num_ids)
+        pairs[edge_index[0] * num_entities + edge_index[1], edge_type] = 1.0
+        kinds.append((pairs, pairs))
     bins = len(link_strengths) + 1
     index, types = [], []
-    for kind, (a, b) in enumerate(((heads, heads), (heads, tails), (tails, heads), (tails, tails))):
+    for kind, (a, b) in enumerate(kinds):
         shared = a.T @ b
         cosine = shared / torch.sqrt(a.sum(0)[:, None] * b.sum(0)[None, :]).clamp(min=1)
         for link in range(kind * bins, (kind + 1) * bins):
@@ -69,7 +75,7 @@ def _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reductio
             src, dst = ((shared > 0) & (cosine >= low) & (cosine < high)).nonzero(as_tuple=True)
             index.append(torch.stack([src, dst]))
             types.append(torch.full_like(src, link))
-    return edge_plan(torch.cat(index, 1), torch.cat(types), num_ids, 4 * bins, reduction)
+    return edge_plan(torch.cat(index, 1), torch.cat(types), num_ids, len(kinds) * bins, reduction)
 
 
 # ------------------------------------------------------------------ the relation graph
@@ -84,11 +90,31 @@ def test_relation_graph_links_relations_that_share_an_entity():
     assert sorted(_links(plan)) == sorted(expected)
 
 
+def test_pair_links_mark_a_symmetric_relation_and_relations_on_the_same_pairs():
+    # Relation 0 ("spouse") holds both ways between 0 and 1; relation 1 ("parent") runs round the
+    # cycle 2 -> 3 -> 4 -> 2, never both ways; relation 2 ("child") from 3 to 2. Ids 3, 4, 5 are their
+    # inverses (both directions, as graphs hold them).
+    edges = torch.tensor([[0, 1, 2, 3, 4, 3], [1, 0, 3, 4, 2, 2]])
+    relations = torch.tensor([0, 0, 1, 1, 1, 2])
+    both = torch.cat([edges, edges.flip(0)], dim=1)
+    ids = torch.cat([relations, relations + 3])
+    pp = 4
+    pairs = {(s, d) for t, s, d in _links(relation_graph(both, ids, 6, 5, "segment", pair_links=True)) if t == pp}
+    assert (0, 3) in pairs and (3, 0) in pairs              # spouse is symmetric: on a pair with its inverse
+    assert (1, 4) not in pairs and (2, 5) not in pairs      # parent and child are not
+    assert {(1, 5), (5, 1), (2, 4), (4, 2)} <= pairs        # parent holds where child's inverse does
+    assert not {(0, 1), (0, 2), (1, 2)} & pairs             # relations on no common pair stay apart
+    # The four kinds alone link spouse to its inverse exactly as they link parent to its inverse.
+    plain = _links(relation_graph(both, ids, 6, 5, "segment"))
+    assert {t for t, s, d in plain if (s, d) == (0, 3)} == {t for t, s, d in plain if (s, d) == (1, 4)} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("pair_links", [False, True])
 @pytest.mark.parametrize("link_strengths", [(), (0.3,), (0.2, 0.5, 0.99)])
 @pytest.mark.parametrize("reduction", ["segment", "spmm"])
-def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction, link_strengths):
+def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction, link_strengths, pair_links):
     """The same links with the same types in the same order (so the same float sums downstream) as
-    the dense products, with and without links split by strength."""
+    the dense products, with and without links split by strength, with and without pair links."""
     generator = torch.Generator().manual_seed(0)
     for trial in range(25):
         num_entities = int(torch.randint(1, 50, (), generator=generator))
@@ -96,9 +122,10 @@ def test_sparse_relation_graph_equals_the_dense_incidence_product(reduction, lin
         num_edges = 0 if trial == 0 else int(torch.randint(1, 150, (), generator=generator))  # repeats, isolated nodes
         edge_index = torch.randint(0, num_entities, (2, num_edges), generator=generator)
         edge_type = torch.randint(0, num_ids, (num_edges,), generator=generator)
-        sparse = relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths)
-        dense = _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths)
-        assert sparse.num_types == 4 * (len(link_strengths) + 1)
+        sparse = relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths, pair_links)
+        dense = _dense_relation_graph(edge_index, edge_type, num_ids, num_entities, reduction, link_strengths,
+                                      pair_links)
+        assert sparse.num_types == RelationLinks(link_strengths, pair_links).num_types
         for name in ("pair_source", "pair_type", "edge_pair", "indptr", "out_indptr", "out_target", "out_type"):
             assert torch.equal(getattr(sparse, name), getattr(dense, name)), (trial, name)
         if reduction == "spmm":
@@ -130,7 +157,7 @@ def test_relation_layers_refuse_a_relation_graph_of_other_link_types():
     queries = torch.tensor([[0, 1], [2, 4]])
     with torch.no_grad():
         scores = split(graph, queries)   # builds its own relation graph: 12 link types
-        assert torch.equal(scores, split(graph, queries, **graph_plans(graph, (0.05, 0.3))))
+        assert torch.equal(scores, split(graph, queries, **graph_plans(graph, RelationLinks((0.05, 0.3)))))
         with pytest.raises(ValueError, match=r"4 link types, these layers read 12: build it with link_strengths"):
             split(graph, queries, **graph_plans(graph))
 
@@ -142,8 +169,26 @@ def test_link_strengths_must_be_ascending_cosines(thresholds):
 
 
 def test_link_strengths_survive_the_checkpoint_config():
-    config = ModelConfig(link_strengths=[0.05, 0.3])
+    config = ModelConfig(link_strengths=[0.05, 0.3], pair_links=True)
     assert ModelConfig.from_json(config.to_json()) == config and config.link_strengths == (0.05, 0.3)
+    assert config.relation_links == RelationLinks((0.05, 0.3), True) and config.relation_links.num_types == 15
+
+
+def test_pair_links_is_a_flag():
+    with pytest.raises(ValueError, match="pair_links is true or false"):
+        ModelConfig(pair_links="yes")
+
+
+def test_relation_layers_with_pair_links_refuse_a_relation_graph_without_them():
+    graph = _random_graph(2)
+    paired = TofuModel(ModelConfig(**{**CONFIG.to_json(), "pair_links": True})).eval()
+    assert paired.relation_layers[0].link_embedding.num_embeddings == 5
+    queries = torch.tensor([[0, 1], [2, 4]])
+    with torch.no_grad():
+        scores = paired(graph, queries)   # builds its own relation graph: 5 link types
+        assert torch.equal(scores, paired(graph, queries, **graph_plans(graph, RelationLinks(pairs=True))))
+        with pytest.raises(ValueError, match=r"4 link types, these layers read 5: .*pair_links=True"):
+            paired(graph, queries, **graph_plans(graph))
 
 
 def test_relation_graph_memory_follows_the_edges_not_the_entities():

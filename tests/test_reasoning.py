@@ -696,8 +696,18 @@ def test_link_strengths_option_reaches_the_model_and_its_checkpoint(example_tabl
     loaded = load_model(tmp_path / "split", torch.device("cpu"))
     assert loaded.model.config.link_strengths == (0.05, 0.3)
     assert loaded.model.relation_layers[0].link_embedding.num_embeddings == 12
-    prepared = prepare(example_tables, "train", torch.device("cpu"), loaded.model.config.link_strengths)
+    prepared = prepare(example_tables, "train", torch.device("cpu"), loaded.model.config.relation_links)
     assert prepared.rel_graph.num_types == 12
+
+
+def test_pair_links_option_reaches_the_model_and_its_checkpoint(example_tables, tmp_path):
+    args = _small_train_args(example_tables, "--pair-links") + ["--out", str(tmp_path / "pairs")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    loaded = load_model(tmp_path / "pairs", torch.device("cpu"))
+    assert loaded.model.config.pair_links and loaded.model.relation_layers[0].link_embedding.num_embeddings == 5
+    prepared = prepare(example_tables, "train", torch.device("cpu"), loaded.model.config.relation_links)
+    assert prepared.rel_graph.num_types == 5 and (prepared.rel_graph.pair_type == 4).any()
 
 
 def test_edge_dropout_hides_a_drawn_share_of_triples_with_their_inverses(example_tables, tmp_path):
@@ -1122,6 +1132,8 @@ def test_train_command_refuses_bad_input_before_any_work(example_tables, tmp_pat
         (["--out", str(tmp_path / "n11"), "--link-strengths", "0.3,x"], "--link-strengths"),
         (["--out", str(tmp_path / "n11"), "--init", str(tmp_path / "ok"), "--link-strengths", "0.3"],
          "--link-strengths 0.3 (the checkpoint has '')"),
+        (["--out", str(tmp_path / "n11"), "--init", str(tmp_path / "ok"), "--pair-links"],
+         "--pair-links (the checkpoint has False)"),
     ]
     for extra, expected in cases:
         args = base[:base.index("--dim")] + base[base.index("--dim") + 2:] if "--dim" in extra else base

@@ -121,5 +121,6 @@ def write_paired_table(out: Path, stem: str, names: list[str], reciprocal: dict[
     atomic_write_bytes(out / f"{stem}.md", ("\n".join(lines) + "\n").encode("utf-8"))
     print("\n".join(lines))
 
+
 if __name__ == "__main__":
     main()

@@ -183,6 +183,8 @@ def main() -> None:
     device = torch.device("cpu")
     groups = [g for g in args.groups.split(",") if g]
     names = {"grail": GRAIL, "ingram": INGRAM, "mmkg": MMKG}
+    if not groups or set(groups) - set(names):
+        parser.error(f"--groups: choose from {', '.join(names)}, got {args.groups!r}")
     wanted = set(args.graphs.split(",")) if args.graphs else None
     known = {zero_shot_label(group, name) for group in groups for name in names[group]}
     if wanted is not None and wanted - known:

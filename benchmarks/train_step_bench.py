@@ -3,10 +3,9 @@
 Each (allocator, graph) pair runs in a fresh process, because malloc settings are
 process-wide: a model initialised with seed 0, the recipe's model and training
 settings (``pipeline/defaults.py``: its message functions, loss, batches and edge
-dropout), ``--warmup`` untimed steps, then
-``--steps`` timed ones. It prints seconds per step and the process's peak RSS; with
-several graphs, also the mean weighted as training draws graphs (by their number of
-training triples).
+dropout), ``--warmup`` untimed steps, then ``--steps`` timed ones. It prints seconds per
+step and the process's peak RSS; with several graphs, also the mean weighted as training
+draws graphs (by their number of training triples).
 
 Allocators: ``glibc`` (defaults), ``threshold`` (mmap and trim thresholds raised,
 blocks over 32 MiB still mmap-ed: ``retain_freed_memory(any_size=False)``),

@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 GRAIL = [f"{family}_v{v}" for family in ("fb237", "WN18RR", "nell") for v in (1, 2, 3, 4)]
 INGRAM = ["NL-0", "NL-25", "NL-50", "NL-75", "NL-100", "WK-25", "WK-50", "WK-75", "WK-100"]
 MMKG = ["DB15K", "MKG-W", "MKG-Y"]
+GROUP_GRAPHS = {"grail": GRAIL, "ingram": INGRAM, "mmkg": MMKG}
 
 # ULTRA's code + ultra_3g checkpoint measured on this machine kind (../shared/REFERENCE.md): MRR, Hits@10.
 ULTRA_HERE = {
@@ -182,7 +183,7 @@ def main() -> None:
         sys.exit("no shipped model in this installation: pass --checkpoint and --codebooks")
     device = torch.device("cpu")
     groups = [g for g in args.groups.split(",") if g]
-    names = {"grail": GRAIL, "ingram": INGRAM, "mmkg": MMKG}
+    names = GROUP_GRAPHS
     if not groups or set(groups) - set(names):
         parser.error(f"--groups: choose from {', '.join(names)}, got {args.groups!r}")
     wanted = set(args.graphs.split(",")) if args.graphs else None

@@ -49,10 +49,9 @@ def main() -> None:
     from reasoning_stage.evaluation import evaluate_graph
     from reasoning_stage.reasoning import load_model
     from validation_bench import pool, write_paired_table
-    from zero_shot_bench import GRAIL, INGRAM, zero_shot_label, zero_shot_splits
+    from zero_shot_bench import GROUP_GRAPHS, zero_shot_label, zero_shot_splits
 
-    names = {"grail": GRAIL, "ingram": INGRAM}
-    graphs = [(group, zero_shot_label(group, name)) for group in groups for name in names[group]]
+    graphs = [(group, zero_shot_label(group, name)) for group in groups for name in GROUP_GRAPHS[group]]
     missing = [label for _, label in graphs if not (args.work / "artifacts" / label).is_dir()]
     if missing:
         sys.exit(f"{args.work / 'artifacts'}: no token tables for {', '.join(missing)} "

@@ -46,10 +46,12 @@ def recipe_log_path(work: Path) -> Path:
 
 def log_to_file(path: Path, fresh: bool = False) -> Callable[[dict[str, Any]], None]:
     """A JSON-lines logger. ``fresh``: the first record replaces an earlier run's log (a new run
-    replaces its checkpoint, so its log starts again); otherwise records are appended (--resume)."""
+    replaces its checkpoint, so its log starts again); otherwise records are appended (--resume).
+    The log's folder is made with the first record, as the checkpoint's folder is when it is written."""
     mode = ["w" if fresh else "a"]
 
     def write(record: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, mode[0], encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
         mode[0] = "a"

@@ -211,20 +211,12 @@ def name_baseline_rows(artifact) -> list[tuple[str, str, dict[str, float], float
     counterparts, and against the test counterparts with a global assignment."""
     import numpy as np
 
-    from benchmarks.name_baseline import tfidf_assignment, tfidf_ranks
+    from benchmarks.name_baseline import matching_names, tfidf_assignment, tfidf_ranks
     from reasoning_stage.reasoning import artifact_task, task_pairs
 
     pairs = task_pairs(artifact, "test")
     kind = artifact_task(artifact)
-    if kind == "alignment":
-        sources = artifact.graphs[0].tables["entities"]["name"].to_pylist()
-        targets = artifact.graphs[1].tables["entities"]["name"].to_pylist()
-    else:
-        index = artifact.mentions["mention_index"].to_numpy()
-        texts = np.full(int(index.max()) + 1 if len(index) else 0, None, dtype=object)
-        texts[index] = artifact.mentions["text"].to_pylist()       # pairs hold mention indices
-        sources = texts.tolist()
-        targets = artifact.kb.tables["entities"]["name"].to_pylist()
+    sources, targets = matching_names(artifact)
     out = []
     protocols = [(ALL_TARGETS[kind], None)]
     if kind == "alignment":

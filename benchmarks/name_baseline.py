@@ -56,6 +56,21 @@ def tfidf_scores(source_names: Sequence[str | None], target_names: Sequence[str 
     return np.asarray((source @ target.T).todense(), dtype=np.float32)
 
 
+def matching_names(artifact) -> tuple[list[str | None], list[str | None]]:
+    """The names the baseline compares for an alignment or linking artifact, indexed as its pairs are:
+    graph-1 against graph-2 entity names (alignment), mention texts by ``mention_index`` against the
+    KB's entity names (linking)."""
+    from reasoning_stage.reasoning import artifact_task
+
+    if artifact_task(artifact) == "alignment":
+        return (artifact.graphs[0].tables["entities"]["name"].to_pylist(),
+                artifact.graphs[1].tables["entities"]["name"].to_pylist())
+    index = artifact.mentions["mention_index"].to_numpy()
+    texts = np.full(int(index.max()) + 1 if len(index) else 0, None, dtype=object)
+    texts[index] = artifact.mentions["text"].to_pylist()       # pairs hold mention indices, not rows
+    return texts.tolist(), artifact.kb.tables["entities"]["name"].to_pylist()
+
+
 def tfidf_ranks(source_names: list[str], target_names: list[str], pairs: np.ndarray,
                 candidates: np.ndarray | None = None, chunk: int = 1024) -> Ranks:
     """Rank of ``pairs[:, 1]`` among the candidates for each ``pairs[:, 0]`` by TF-IDF cosine.

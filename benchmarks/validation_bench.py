@@ -14,6 +14,10 @@ the ranks of queries that ask the same entity and relation move together):
   split, else the share of train that ``tofu train`` holds out, the same whatever its
   ``--seed``).
 
+Beside them, a no-training baseline on the same queries and candidates: relation frequency
+(``frequency_baseline``) for link prediction, the TF-IDF name cosine of ``name_baseline.py`` for
+alignment and linking.
+
     python benchmarks/validation_bench.py ARTIFACT... --checkpoint A --checkpoint B [--seed 0] [--holdout-seed 0]
         [--max-triples N] [--out DIR]
 
@@ -31,6 +35,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+RELATION_FREQUENCY = "relation frequency"
+NAME_TFIDF = "TF-IDF names"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +54,8 @@ def main() -> None:
 
     import torch
 
-    from reasoning_stage.evaluation import evaluate_graph
+    from benchmarks.name_baseline import matching_names, tfidf_ranks
+    from reasoning_stage.evaluation import evaluate_graph, frequency_baseline
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.config import TASKS
     from artifacts.root import artifact_folders
@@ -63,6 +71,10 @@ def main() -> None:
     started = time.perf_counter()
     reciprocal: dict[str, list[np.ndarray]] = {}
     groups: dict[str, np.ndarray | None] = {}  # distinct-query id of each rank (the same for every checkpoint)
+    baseline: dict[str, tuple[str, np.ndarray]] = {}   # split -> (baseline, its reciprocal ranks)
+    for t in tables:
+        ranks = frequency_baseline(t, ["valid"], max_triples=args.max_triples, seed=args.seed)
+        baseline[f"link_prediction:{t.name}"] = (RELATION_FREQUENCY, 1.0 / ranks.pessimistic)
     for path in args.checkpoint:
         loaded = load_model(path, device)
         require_codebook_id(list(tables) + list(tasks), loaded.codebook_id)
@@ -74,36 +86,50 @@ def main() -> None:
         for artifact in tasks:
             job = matching_job(artifact, model, device, args.holdout_seed)
             ranks = rank_matches(model, job.source, job.target, job.valid_pairs, job.task)
-            reciprocal.setdefault(f"{TASKS[job.task]}:{job.name}", []).append(1.0 / ranks.pessimistic)
-            groups[f"{TASKS[job.task]}:{job.name}"] = None  # one pair per source entity
+            split = f"{TASKS[job.task]}:{job.name}"
+            reciprocal.setdefault(split, []).append(1.0 / ranks.pessimistic)
+            groups[split] = None  # one pair per source entity
+            if split not in baseline:   # the held-out pairs are the same for every checkpoint
+                sources, targets = matching_names(artifact)
+                baseline[split] = (NAME_TFIDF, 1.0 / tfidf_ranks(sources, targets, job.valid_pairs).pessimistic)
         print(f"scored {path} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
     lp = [k for k in reciprocal if k.startswith("link_prediction:")]
     if lp:  # every link-prediction query counts once, as in a pooled MRR
-        pool(reciprocal, groups, lp, "link_prediction (all graphs pooled)")
+        pool(reciprocal, groups, lp, "link_prediction (all graphs pooled)", baseline)
     write_paired_table(args.out, "validation", [str(p) for p in args.checkpoint], reciprocal, groups,
-                       time.perf_counter() - started, args.seed)
+                       time.perf_counter() - started, args.seed, baseline)
 
 
 def pool(reciprocal: dict[str, list[np.ndarray]], groups: dict[str, np.ndarray | None], splits: list[str],
-         name: str) -> None:
+         name: str, baseline: dict[str, tuple[str, np.ndarray]]) -> None:
     """Add ``name``: the reciprocal ranks of ``splits`` together, each query counted once, their
-    distinct-query ids kept apart per split."""
+    distinct-query ids kept apart per split; the baseline's too where every split has the same one."""
     reciprocal[name] = [np.concatenate([reciprocal[k][i] for k in splits]) for i in range(len(reciprocal[splits[0]]))]
     offsets = np.cumsum([0] + [int(groups[k].max()) + 1 for k in splits])
     groups[name] = np.concatenate([groups[k] + offset for k, offset in zip(splits, offsets)])
+    labels = {baseline[k][0] for k in splits if k in baseline}
+    if len(labels) == 1 and all(k in baseline for k in splits):
+        baseline[name] = (labels.pop(), np.concatenate([baseline[k][1] for k in splits]))
 
 
 def write_paired_table(out: Path, stem: str, names: list[str], reciprocal: dict[str, list[np.ndarray]],
-                       groups: dict[str, np.ndarray | None], seconds: float, seed: int) -> None:
-    """Write and print ``stem``.csv / .md: per split, each checkpoint's MRR and its paired difference to
-    the first with a 95% bootstrap interval over distinct queries (``groups``; None: every query)."""
+                       groups: dict[str, np.ndarray | None], seconds: float, seed: int,
+                       baseline: dict[str, tuple[str, np.ndarray]]) -> None:
+    """Write and print ``stem``.csv / .md: per split, the no-training ``baseline``'s name and MRR on the
+    same queries, each checkpoint's MRR and its paired difference to the first with a 95% bootstrap
+    interval over distinct queries (``groups``; None: every query)."""
     from artifacts.atomic import atomic_write_bytes, atomic_write_csv
     from reasoning_stage.evaluation import bootstrap_interval
 
     rows = []
     for split, per_checkpoint in reciprocal.items():
         row = {"split": split, "queries": len(per_checkpoint[0])}
+        label, base = baseline.get(split, ("", None))
+        if base is not None and len(base) != len(per_checkpoint[0]):
+            raise ValueError(f"{split}: the baseline ranked {len(base)} queries, the checkpoints {len(per_checkpoint[0])}")
+        row["baseline"] = label
+        row["baseline mrr"] = "" if base is None else round(float(base.mean()), 4)
         for i, values in enumerate(per_checkpoint):
             row[f"mrr[{i}]"] = round(float(values.mean()), 4)
             if i:

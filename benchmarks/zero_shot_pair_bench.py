@@ -5,7 +5,7 @@ difference is known far more tightly, because both rank the same queries. This r
 checkpoint on the same zero-shot queries (a GraIL ``_ind`` graph's valid + test, an InGram graph's
 test, as ``zero_shot_bench.py`` does) and gives, per graph and pooled per group (each query counted
 once), each checkpoint's MRR and its paired difference to the first with a 95% bootstrap interval
-over distinct queries. Test graphs never choose a model: validation_bench.py does.
+over distinct queries, beside the relation-frequency baseline (no training) on the same queries. Test graphs never choose a model: validation_bench.py does.
 
     python benchmarks/zero_shot_pair_bench.py WORK --checkpoint A --checkpoint B [--groups grail,ingram]
         [--out DIR] [--seed 0]
@@ -46,9 +46,9 @@ def main() -> None:
 
     from artifacts.compatibility import require_codebook_id
     from artifacts.token_tables import read_token_tables
-    from reasoning_stage.evaluation import evaluate_graph
+    from reasoning_stage.evaluation import evaluate_graph, frequency_baseline
     from reasoning_stage.reasoning import load_model
-    from validation_bench import pool, write_paired_table
+    from validation_bench import RELATION_FREQUENCY, pool, write_paired_table
     from zero_shot_bench import GROUP_GRAPHS, zero_shot_label, zero_shot_splits
 
     graphs = [(group, zero_shot_label(group, name)) for group in groups for name in GROUP_GRAPHS[group]]
@@ -61,6 +61,8 @@ def main() -> None:
     started = time.perf_counter()
     reciprocal: dict[str, list[np.ndarray]] = {}
     query_groups: dict[str, np.ndarray | None] = {}
+    baseline = {label: (RELATION_FREQUENCY, 1.0 / frequency_baseline(tables[label], zero_shot_splits(group)).pessimistic)
+                for group, label in graphs}
     for path in args.checkpoint:
         loaded = load_model(path, device)
         require_codebook_id(list(tables.values()), loaded.codebook_id)
@@ -71,9 +73,10 @@ def main() -> None:
             query_groups[label] = ranks.query_group
         print(f"scored {path} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     for group in groups:
-        pool(reciprocal, query_groups, [label for g, label in graphs if g == group], f"{group} (pooled)")
+        pool(reciprocal, query_groups, [label for g, label in graphs if g == group], f"{group} (pooled)",
+             baseline)
     write_paired_table(args.out, "zero_shot_pairs", [str(p) for p in args.checkpoint], reciprocal, query_groups,
-                       time.perf_counter() - started, args.seed)
+                       time.perf_counter() - started, args.seed, baseline)
 
 
 if __name__ == "__main__":

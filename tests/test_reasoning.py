@@ -689,6 +689,15 @@ def _check_train_option(tables, tmp_path: Path, option: str, key: str, good: str
     assert not (tmp_path / "cli_bad").exists()
 
 
+def test_train_out_in_folders_not_made_yet_writes_checkpoint_and_log(example_tables, tmp_path):
+    # The log's first record comes at the first evaluation, before the checkpoint: it makes the folder.
+    out = tmp_path / "new" / "run" / "checkpoint"
+    result = CliRunner().invoke(main, _small_train_args(example_tables, "--out") + [str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out)[0]["training"]["step"] == 2
+    assert [json.loads(line)["step"] for line in (out.parent / "checkpoint.log.jsonl").read_text().splitlines()] == [2]
+
+
 def test_link_strengths_option_reaches_the_model_and_its_checkpoint(example_tables, tmp_path):
     args = _small_train_args(example_tables, "--link-strengths") + ["0.05,0.3", "--out", str(tmp_path / "split")]
     result = CliRunner().invoke(main, args)

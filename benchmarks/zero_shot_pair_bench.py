@@ -5,7 +5,8 @@ difference is known far more tightly, because both rank the same queries. This r
 checkpoint on the same zero-shot queries (a GraIL ``_ind`` graph's valid + test, an InGram graph's
 test, as ``zero_shot_bench.py`` does) and gives, per graph and pooled per group (each query counted
 once), each checkpoint's MRR and its paired difference to the first with a 95% bootstrap interval
-over distinct queries, beside the relation-frequency baseline (no training) on the same queries. Test graphs never choose a model: validation_bench.py does.
+over distinct queries, beside the relation-frequency baseline (no training) on the same queries.
+Test graphs never choose a model: validation_bench.py does.
 
     python benchmarks/zero_shot_pair_bench.py WORK --checkpoint A --checkpoint B [--groups grail,ingram]
         [--out DIR] [--seed 0]

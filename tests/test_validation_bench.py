@@ -31,7 +31,7 @@ def test_pool_keeps_queries_apart_and_pools_a_shared_baseline():
     {"a": (RELATION_FREQUENCY, np.array([0.5, 0.5])), "b": (NAME_TFIDF, np.array([0.1, 0.2, 0.3]))},
     {"a": (RELATION_FREQUENCY, np.array([0.5, 0.5]))},
 ])
-def test_pool_gives_no_baseline_that_is_not_every_split_s(baseline):
+def test_pool_gives_no_baseline_unless_every_split_has_the_same_one(baseline):
     reciprocal, groups = _splits()
     pool(reciprocal, groups, ["a", "b"], "both", baseline)
     assert "both" in reciprocal and "both" not in baseline

@@ -183,17 +183,16 @@ def main() -> None:
         sys.exit("no shipped model in this installation: pass --checkpoint and --codebooks")
     device = torch.device("cpu")
     groups = [g for g in args.groups.split(",") if g]
-    names = GROUP_GRAPHS
-    if not groups or set(groups) - set(names):
-        parser.error(f"--groups: choose from {', '.join(names)}, got {args.groups!r}")
+    if not groups or set(groups) - set(GROUP_GRAPHS):
+        parser.error(f"--groups: choose from {', '.join(GROUP_GRAPHS)}, got {args.groups!r}")
     wanted = set(args.graphs.split(",")) if args.graphs else None
-    known = {zero_shot_label(group, name) for group in groups for name in names[group]}
+    known = {zero_shot_label(group, name) for group in groups for name in GROUP_GRAPHS[group]}
     if wanted is not None and wanted - known:
         parser.error(f"--graphs: no graph {', '.join(sorted(wanted - known))} in --groups {args.groups}; "
                      f"names as in the table: {', '.join(sorted(known))}")
     jobs = []
     for group in groups:
-        for name in names[group]:
+        for name in GROUP_GRAPHS[group]:
             folder, splits = graph_folder(args.work, args.data, group, name, args.carve)
             if wanted is None or folder.name in wanted:
                 jobs.append((group, folder, splits))

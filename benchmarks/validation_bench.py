@@ -12,14 +12,18 @@ the ranks of queries that ask the same entity and relation move together):
   training graphs' valid.txt, ranked over their train graph, filtered);
 - alignment / linking: the pairs training holds out (the artifact's ``valid``
   split, else the share of train that ``tofu train`` holds out, the same whatever its
-  ``--seed``).
+  ``--seed``), twice: by the embeddings alone (what training learns), and as shipped
+  (``<task> as shipped``): with evidence weights fitted afresh, as ``tofu fit-evidence``
+  fits them, on the other train pairs only, and the other train links as anchors
+  (``held_out_ranks_as_shipped``; a checkpoint's own weights saw the held-out pairs).
+  ``--embeddings-only`` skips the second, which costs about two minutes per task.
 
 Beside them, a no-training baseline on the same queries and candidates: relation frequency
 (``frequency_baseline``) for link prediction, the TF-IDF name cosine of ``name_baseline.py`` for
 alignment and linking.
 
     python benchmarks/validation_bench.py ARTIFACT... --checkpoint A --checkpoint B [--seed 0] [--holdout-seed 0]
-        [--max-triples N] [--out DIR]
+        [--max-triples N] [--embeddings-only] [--out DIR]
 
 Writes ``validation.csv`` and ``validation.md`` into --out.
 """
@@ -49,6 +53,8 @@ def main() -> None:
                         help="seed of the held-out matching pairs: 0 for every run since commit 497609e; an older "
                              "run held out with its own --seed")
     parser.add_argument("--max-triples", type=int, default=None, help="seeded sample per graph (default: all)")
+    parser.add_argument("--embeddings-only", action="store_true",
+                        help="score alignment and linking by the embeddings alone, not also as shipped")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "validation")
     args = parser.parse_args()
 
@@ -59,7 +65,7 @@ def main() -> None:
     from reasoning_stage.matching import rank_matches
     from reasoning_stage.config import TASKS
     from artifacts.root import artifact_folders
-    from reasoning_stage.reasoning import load_model, read_artifacts
+    from reasoning_stage.reasoning import held_out_ranks_as_shipped, load_model, read_artifacts
     from artifacts.compatibility import require_codebook_id
     from reasoning_stage.training import matching_job
 
@@ -92,6 +98,12 @@ def main() -> None:
             if split not in baseline:   # the held-out pairs are the same for every checkpoint
                 sources, targets = matching_names(artifact)
                 baseline[split] = (NAME_TFIDF, 1.0 / tfidf_ranks(sources, targets, job.valid_pairs).pessimistic)
+            if not args.embeddings_only:
+                shipped_split = f"{TASKS[job.task]} as shipped:{job.name}"
+                ranks = held_out_ranks_as_shipped(loaded, artifact, device, args.holdout_seed)
+                reciprocal.setdefault(shipped_split, []).append(1.0 / ranks.pessimistic)
+                groups[shipped_split] = None
+                baseline[shipped_split] = baseline[split]
         print(f"scored {path} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
     lp = [k for k in reciprocal if k.startswith("link_prediction:")]

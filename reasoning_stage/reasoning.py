@@ -1,6 +1,7 @@
 """Using a trained reasoner: evaluation tables, top-k predictions, fine-tuning."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -16,7 +17,7 @@ from artifacts.token_tables import TokenTables, check_lexicon
 from reasoning_stage.evaluation import Ranks, evaluate_graph
 from reasoning_stage.graph_data import KnownTriples, graph_tensors
 from reasoning_stage.config import EVIDENCE_FIT_STEPS, ModelConfig
-from reasoning_stage.models import TofuModel, with_current_evidence
+from reasoning_stage.models import TofuModel, initial_evidence_weight, with_current_evidence
 
 if TYPE_CHECKING:
     from reasoning_stage.graph_embedding import GraphEmbedding, GraphEmbeddingConfig
@@ -152,13 +153,14 @@ def held_out_seed_links(pairs: np.ndarray, anchor_share: float = ANCHOR_SHARE, s
 
 
 def training_problem(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device, anchor_share: float = ANCHOR_SHARE,
-                     seed: int = 0) -> tuple[MatchingProblem, np.ndarray]:
-    """A task's problem on its train split, and the pairs to learn from. An alignment's train links are
-    split (:func:`held_out_seed_links`) into anchors and the pairs to learn from."""
+                     seed: int = 0, pairs: np.ndarray | None = None) -> tuple[MatchingProblem, np.ndarray]:
+    """A task's problem on its train split, and the pairs to learn from: ``pairs`` (default: every train
+    pair). An alignment's pairs are split (:func:`held_out_seed_links`) into anchors and the pairs to learn
+    from."""
     from reasoning_stage import matching
 
     problem = matching_problem(loaded, artifact, "train", device)
-    pairs = task_pairs(artifact, "train")
+    pairs = task_pairs(artifact, "train") if pairs is None else pairs
     if isinstance(artifact, AlignmentArtifact):
         anchors, pairs = held_out_seed_links(pairs, anchor_share, seed)
         problem.evidence = matching.matching_evidence(problem.source, problem.target, anchors)
@@ -210,6 +212,34 @@ def fit_evidence(loaded: LoadedModel, artifacts: Sequence[TaskArtifact], device:
             loaded.manifest["lexicon"] = task_lexicon(artifact)
     losses = matching.fit_evidence_weights(loaded.model, problems, steps=steps)
     return {artifact.name: loss for artifact, loss in zip(artifacts, losses)}
+
+
+def held_out_ranks_as_shipped(loaded: LoadedModel, artifact: TaskArtifact, device: torch.device,
+                              holdout_seed: int = 0, steps: int = EVIDENCE_FIT_STEPS) -> Ranks:
+    """Ranks of the pairs that training holds out for validation (:func:`training.matching_pairs`),
+    scored as a shipped checkpoint scores a task, with none of those pairs seen by any fit.
+
+    ``tofu fit-evidence`` fits a checkpoint's evidence weights on every train pair, the held-out ones
+    included, so the checkpoint's own weights cannot be validated on them. Here the weights start again
+    from their initial values (where training leaves them) and are fitted as ``fit-evidence`` fits them on
+    the other train pairs only; an alignment then reads those other train links as its anchors. The model
+    in ``loaded`` is left as it was.
+    """
+    from reasoning_stage import matching
+    from reasoning_stage.training import matching_pairs
+
+    fit_pairs, held = matching_pairs(artifact, holdout_seed)
+    model = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        model.evidence_weight.copy_(initial_evidence_weight(model.config.num_tasks))
+    refit = LoadedModel(model, loaded.manifest)
+    problem, learn = training_problem(refit, artifact, device, pairs=fit_pairs)
+    matching.fit_evidence_weights(model, [(problem.source, problem.target, problem.evidence, learn, problem.task)],
+                                  steps=steps)
+    anchors = fit_pairs if isinstance(artifact, AlignmentArtifact) else np.zeros((0, 2), np.int64)
+    evidence = matching.matching_evidence(problem.source, problem.target, anchors,
+                                          model.channel_in_use(problem.task, "far_anchors"))
+    return matching.rank_matches(model, problem.source, problem.target, held, problem.task, evidence=evidence)
 
 
 def matching_problem(loaded: LoadedModel, artifact: TaskArtifact, split: str, device: torch.device,

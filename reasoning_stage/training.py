@@ -145,24 +145,20 @@ class MatchingJob:
     codebook_id: str | None
 
 
-def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_seed: int = 0,
-                 valid_share: float = 0.1) -> MatchingJob:
-    """Train pairs of an alignment or linking artifact; validation is its ``valid`` split, else a seeded
-    ``valid_share`` of train held out (never the test split).
+def matching_pairs(artifact: Any, holdout_seed: int = 0, valid_share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """``(train pairs, validation pairs)``, each ``[n, 2]`` (source, gold target), of an alignment or
+    linking artifact: validation is its ``valid`` split, else a seeded ``valid_share`` of train held out
+    (never the test split).
 
     The held-out share depends on ``holdout_seed`` only, not on a run's training seed: runs that differ
     in their seed then hold out, and validate on, the same pairs, so their figures can be compared.
     """
     from artifacts.task_tables import AlignmentArtifact
-    from reasoning_stage import matching
 
     if isinstance(artifact, AlignmentArtifact):
-        source, target = matching.alignment_sides(artifact, model, device)
         train_pairs = artifact.links.get("train", np.zeros((0, 2), np.int64))
         valid = artifact.links.get("valid")
-        task, symmetric = matching.ALIGNMENT, True
     else:
-        source, target = matching.linking_sides(artifact, model, device)
         index, gold = artifact.split("train") if "train" in artifact.manifest["counts"]["mentions"] else \
             (np.zeros(0, np.int64), np.zeros(0, np.int64))
         keep = gold >= 0
@@ -171,7 +167,6 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
         if "valid" in artifact.manifest["counts"]["mentions"]:
             v_index, v_gold = artifact.split("valid")
             valid = np.stack([v_index[v_gold >= 0], v_gold[v_gold >= 0]], 1)
-        task, symmetric = matching.LINKING, False
     if len(train_pairs) == 0:
         raise TrainingInputError(f"{artifact.folder}: no training pairs (a 'train' split of links or labelled mentions)")
     if valid is None:
@@ -181,6 +176,23 @@ def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_
         order = np.random.default_rng(holdout_seed).permutation(len(train_pairs))
         held = max(1, int(valid_share * len(train_pairs)))
         valid, train_pairs = train_pairs[order[:held]], train_pairs[order[held:]]
+    return train_pairs, valid
+
+
+def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_seed: int = 0,
+                 valid_share: float = 0.1) -> MatchingJob:
+    """An alignment or linking artifact made ready for training: both sides, and the train and
+    validation pairs of :func:`matching_pairs`."""
+    from artifacts.task_tables import AlignmentArtifact
+    from reasoning_stage import matching
+
+    train_pairs, valid = matching_pairs(artifact, holdout_seed, valid_share)   # refuses before sides are built
+    if isinstance(artifact, AlignmentArtifact):
+        source, target = matching.alignment_sides(artifact, model, device)
+        task, symmetric = matching.ALIGNMENT, True
+    else:
+        source, target = matching.linking_sides(artifact, model, device)
+        task, symmetric = matching.LINKING, False
     return MatchingJob(artifact.name, task, source, target, torch.as_tensor(train_pairs, device=device), valid,
                        symmetric, artifact.folder, artifact.codebook_id)
 

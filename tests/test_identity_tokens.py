@@ -536,3 +536,40 @@ def test_far_anchor_profiles_are_built_only_where_a_task_weighs_them(tmp_path, s
     with torch.no_grad():
         loaded.model.evidence_weight[matching.ALIGNMENT, column] = 0.0
     assert matching_problem(loaded, artifact, "test", CPU).evidence.far_anchors is not None
+
+
+def test_held_out_pairs_are_scored_as_shipped_without_reaching_any_fit(tmp_path, shipped, monkeypatch):
+    """Validation as shipped refits the evidence weights from their initial values on the train pairs it
+    does not hold out: no held-out pair is learnt from or read as an anchor, the checkpoint's own weights
+    (here blind to anchors) do not count, and the loaded model is left as it was."""
+    from reasoning_stage.evidence import EVIDENCE_CHANNELS
+    from reasoning_stage.models import CHANNEL_OFF
+    from reasoning_stage.reasoning import held_out_ranks_as_shipped, load_model
+    from reasoning_stage.training import matching_pairs
+
+    artifact = alignment_with_a_relabelled_copy(tmp_path, seed_share=0.6, lost_share=0.2)
+    loaded = load_model(shipped, CPU)
+    with torch.no_grad():
+        for channel in ("anchors", "far_anchors"):
+            loaded.model.evidence_weight[matching.ALIGNMENT, EVIDENCE_CHANNELS.index(channel)] = CHANNEL_OFF
+    own = loaded.model.evidence_weight.detach().clone()
+    _, held = matching_pairs(artifact)
+    held_sources = set(held[:, 0].tolist())
+    read = {"learnt": [], "anchors": []}
+    fit, evidence = matching.fit_evidence_weights, matching.matching_evidence
+    monkeypatch.setattr(matching, "fit_evidence_weights",
+                        lambda model, problems, **kw: read["learnt"].extend(p[3] for p in problems) or
+                        fit(model, problems, **kw))
+    monkeypatch.setattr(matching, "matching_evidence",
+                        lambda source, target, seeds=None, *a: read["anchors"].append(seeds) or
+                        evidence(source, target, seeds, *a))
+    ranks = held_out_ranks_as_shipped(loaded, artifact, CPU)
+    assert len(ranks.pessimistic) == len(held) > 0
+    assert read["learnt"] and read["anchors"]
+    for pairs in read["learnt"] + [s for s in read["anchors"] if s is not None]:
+        assert not held_sources & set(np.asarray(pairs)[:, 0].tolist())
+    assert ranks.metrics()["hits@1"] >= 0.9, ranks.metrics()   # the refit reads the anchors
+    assert torch.equal(loaded.model.evidence_weight, own)
+    as_loaded = load_model(shipped, CPU)   # other weights of its own: the same refit, the same ranks
+    assert not torch.equal(as_loaded.model.evidence_weight, own)
+    assert np.array_equal(held_out_ranks_as_shipped(as_loaded, artifact, CPU).pessimistic, ranks.pessimistic)

@@ -145,7 +145,12 @@ class MatchingJob:
     codebook_id: str | None
 
 
-def matching_pairs(artifact: Any, holdout_seed: int = 0, valid_share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+# Share of a matching task's train pairs held out for validation when it has no `valid` split.
+MATCHING_VALID_SHARE = 0.1
+
+
+def matching_pairs(artifact: Any, holdout_seed: int = 0,
+                   valid_share: float = MATCHING_VALID_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """``(train pairs, validation pairs)``, each ``[n, 2]`` (source, gold target), of an alignment or
     linking artifact: validation is its ``valid`` split, else a seeded ``valid_share`` of train held out
     (never the test split).
@@ -180,7 +185,7 @@ def matching_pairs(artifact: Any, holdout_seed: int = 0, valid_share: float = 0.
 
 
 def matching_job(artifact: Any, model: TofuModel, device: torch.device, holdout_seed: int = 0,
-                 valid_share: float = 0.1) -> MatchingJob:
+                 valid_share: float = MATCHING_VALID_SHARE) -> MatchingJob:
     """An alignment or linking artifact made ready for training: both sides, and the train and
     validation pairs of :func:`matching_pairs`."""
     from artifacts.task_tables import AlignmentArtifact

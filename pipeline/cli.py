@@ -50,6 +50,13 @@ def train_option_message(message: str) -> str:
     return message
 
 
+def model_option_message(message: str, options: dict[str, str]) -> str:
+    """A ModelConfig check's message with the field it names first given as ``tofu train``'s option
+    (``options``: field -> option name)."""
+    words = message.removeprefix("unknown ").split(" ", 1)[0].rstrip(":")
+    return f"--{options[words]}: {message}" if words in options else message
+
+
 def _thresholds(text: str) -> tuple[float, ...]:
     """``'0.05,0.3'`` -> ``(0.05, 0.3)`` for ``--link-strengths`` (ModelConfig checks the values)."""
     try:
@@ -206,8 +213,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
              image_codebook_size, structure_codebook_size, batch_size, device, seed, quiet) -> None:
     """Turn knowledge-graph folders into Parquet token tables (stage one).
 
-    GRAPHS are KG folders, folders holding KG folders, or single triples files
-    (.tsv, .txt, .csv: all of it the train split; a kg.toml [split] cuts one).
+    GRAPHS are KG folders, folders holding KG folders, single triples files
+    (.tsv, .txt, .csv: all of it the train split; a kg.toml [split] cuts one),
+    or alignment and linking task folders (README: "Task folders").
     Graphs whose sources, encoders and codebooks are unchanged since the last
     run are skipped.
     """
@@ -263,6 +271,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
                                        scheduler_timeout=scheduler_timeout)
     click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
                f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
+    for note in facts["codebook_notes"]:
+        click.echo(f"  warning: {note}", err=True)
     click.echo(summary_table(results))
     failures = [r for r in results if isinstance(r, GraphFailure)]
     # A failed graph's earlier artifact (if any) stays; the error below names it.
@@ -475,7 +485,7 @@ def train(artifacts_, checkpoint, max_steps, batch_size, loss, negatives, batch_
                            modalities=tuple(m for m in modalities.split(",") if m), content_match=content_match,
                            link_strengths=_thresholds(link_strengths), pair_links=pair_links)
     except ValueError as err:
-        raise click.UsageError(str(err)) from None
+        raise click.UsageError(model_option_message(str(err), MODEL_SHAPE_FIELDS)) from None
     torch.manual_seed(seed)
     tables, tasks_found = read_artifacts(artifact_folders(artifacts_))
     shape_asked = [field for field, option in MODEL_SHAPE_FIELDS.items()
@@ -759,6 +769,11 @@ def reason(artifacts_, checkpoint, split, output, predict_file, query_texts, exc
     tables = _graph_artifacts(artifacts_)
     for t in tables:  # before any fine-tuning or output: a wrong --split fails at once
         check_splits(t, splits, need_queries=not predicting)
+        for name in splits:
+            if not predicting and t.splits[name]["graph"] == t.splits[name]["queries"]:
+                click.echo(f"note: {t.name}: split {name!r} is ranked over its own graph, which holds every triple "
+                           "it asks about; its figures say how well the model reads back edges it is shown, not "
+                           "how well it predicts", err=True)
     loaded = load_model(checkpoint, dev)
     require_codebook_id(tables, loaded.codebook_id)
     if graph_embedding is not None:   # checked before OUTPUT exists
@@ -843,7 +858,12 @@ def _query_rows(predict_file: Path | None, query_texts: tuple[str, ...]):
 
     if query_texts:
         # Spaces separate the fields when no tab does (a tab is awkward to type in a shell).
-        yield from ((f"--query {text!r}", text if "\t" in text else "\t".join(text.split())) for text in query_texts)
+        for text in query_texts:
+            fields = text.split("\t") if "\t" in text else text.split()
+            where = f"--query {text!r}"
+            if "\t" not in text and len(fields) != 3:
+                where += f" (split at spaces into {len(fields)} fields: a label with a space needs tabs between the fields)"
+            yield where, "\t".join(fields)
         return
     with click.open_file(str(predict_file), "rb") as handle:   # '-': standard input, left open
         yield from query_lines(handle, _query_source(predict_file, query_texts))
@@ -887,7 +907,9 @@ def _graph_artifacts(artifacts_) -> list:
             raise click.UsageError(hint)
         click.echo(f"skipped {hint}", err=True)
     if not tables:
-        raise click.UsageError(f"no token-table (graph) artifacts to evaluate among {', '.join(map(str, artifacts_))}")
+        raise click.UsageError(f"no token-table (graph) artifacts to evaluate among {', '.join(map(str, artifacts_))}"
+                               + (" (the task artifacts skipped above are evaluated with --task align or --task link)"
+                                  if tasks_found else ""))
     return tables
 
 

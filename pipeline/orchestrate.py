@@ -22,7 +22,8 @@ from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
 from tokenizer_stage.naming import artifact_name
 from tokenizer_stage.config import TokenizerConfig
-from tokenizer_stage.tokenize import GraphSummary, codebooks_suit_config, fit_codebooks, tokenize_graph
+from tokenizer_stage.tokenize import (GraphSummary, codebook_size_notes, codebooks_suit_config, fit_codebooks,
+                                      tokenize_graph)
 
 
 POLL_SECONDS = 1.0   # how often a Dask run checks that its cluster still has workers
@@ -179,6 +180,8 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
         results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers,
                                         scheduler, progress, on_result, use_shipped_codebooks, scheduler_timeout)
     # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
+    for note in facts["codebook_notes"]:
+        warnings.warn(note, KGWarning, stacklevel=2)
     for result in results:
         for note in getattr(result, "warnings", ()):
             warnings.warn(note, KGWarning, stacklevel=2)
@@ -218,8 +221,9 @@ def _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, for
         executor = f"dask:{scheduler}" if scheduler else f"dask:local({workers} workers)"
         results = _run_on_dask(graph_dirs, args, threads, progress, workers, scheduler, arrived, scheduler_timeout)
     ordered = [results[str(d)] for d in graph_dirs]
-    facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state,
-             "codebook_id": CodebookSet.load(codebooks_dir).codebook_id, "executor": executor,
+    book_set = CodebookSet.load(codebooks_dir)
+    facts = {"codebooks": str(codebooks_dir), "codebook_state": codebook_state, "codebook_id": book_set.codebook_id,
+             "codebook_notes": codebook_size_notes(book_set), "executor": executor,
              "seconds": round(time.perf_counter() - started, 3)}
     atomic_write_json(out_root / LAST_RUN_FILE, {
         "facts": facts, "config": _config_json(config),

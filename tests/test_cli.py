@@ -100,6 +100,30 @@ def test_dask_run_equals_serial_run_and_reruns_incrementally(tmp_path, example_g
     assert forced.output.count("tokenized in") == 2
 
 
+def test_a_codebook_fitted_smaller_than_asked_is_said_at_every_run(tmp_path):
+    """A graph too small for the codebook sizes asked for fits fewer codes; the set is frozen once
+    written, so each run that tokenizes with it says which modality is smaller and by how much."""
+    from artifacts.codebooks import CodebookSet
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("ann\tknows\tbob\nbob\tknows\tcid\n")
+    (folder / "entities.tsv").write_text("id\tname\nann\tAnn\nbob\tBob\ncid\tCid\n")
+    out = tmp_path / "out"
+    fitted = _run("tokenize", str(folder), "--out", str(out), *SMALL)
+    assert fitted.exit_code == 0, fitted.output
+    books = CodebookSet.load(out / "codebooks")
+    for modality, asked in (("text", 32), ("structure", 8)):
+        assert books[modality].size < asked
+        said = f"warning: {modality} codebook: {books[modality].size} codes fitted where {asked} were asked for"
+        assert said in fitted.output and "(tiny)" in fitted.output
+    again = _run("tokenize", str(folder), "--out", str(out), "--force", *SMALL)
+    assert "(frozen, id" in again.output and "warning: text codebook:" in again.output
+    roomy = _run("tokenize", str(folder), "--out", str(tmp_path / "roomy"), "--no-images", "--quiet",
+                 "--text-codebook-size", "2", "--structure-codebook-size", "1")
+    assert "codes fitted where" not in roomy.output   # sizes the graph can give: nothing said
+
+
 def test_refit_codebooks_changes_their_identity(tmp_path, example_graph, second_graph):
     out = tmp_path / "out"
     first = _run("tokenize", str(example_graph), "--out", str(out), *SMALL)

@@ -247,9 +247,13 @@ def test_openke(tmp_path: Path) -> None:
     assert kg.declared_entities == {a, "B", "C", "D"}
     assert kg.graph_entities("valid") == {a, "B", "C", "D"}
     assert kg.entity_text[a] == Text("A b", None, "derived")
-    assert len(kg.warnings) == 2 and len(rec) == 2
+    assert len(kg.warnings) == 3 and len(rec) == 3
     assert "train2id.txt: dropped 1 duplicate triple" in kg.warnings[0]
-    assert "valid2id.txt: 1 of 2 distinct query triples of split 'valid' also occur" in kg.warnings[1]
+    # D is declared in entity2id.txt but in no train triple: a query about it reads its tokens alone.
+    assert ("valid2id.txt: 1 of 2 query triples of split 'valid' ask about an entity or relation declared but "
+            "in no triple of its inference graph 'train' (train2id.txt): 1 distinct, e.g. 'D' at line 3") \
+        in kg.warnings[1]
+    assert "valid2id.txt: 1 of 2 distinct query triples of split 'valid' also occur" in kg.warnings[2]
 
 
 # --------------------------------------------------------------------------- kg.toml
@@ -425,6 +429,24 @@ def test_query_overlapping_graph_warns(tmp_path: Path) -> None:
     write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c")))
     write(tmp_path / "valid.tsv", tsv(("a", "r", "b"), ("a", "r", "c")))
     with pytest.warns(KGWarning, match=r"1 of 2 distinct query triples of split 'valid' also occur"):
+        read_kg(tmp_path)
+
+
+def test_a_query_about_an_entity_in_no_graph_triple_is_answered_and_warned_about(tmp_path: Path) -> None:
+    """A declared entity with no edge in the inference graph is kept (its tokens still place it), but a
+    query about one is said: the model reads only its tokens there."""
+    write(tmp_path / "train.tsv", tsv(("a", "r", "b"), ("b", "r", "c")))
+    write(tmp_path / "entities.tsv", "id\tname\na\tAlpha\nlone\tLonely\n")
+    write(tmp_path / "test.tsv", tsv(("a", "r", "c"), ("lone", "r", "b"), ("a", "r", "lone")))
+    with pytest.warns(KGWarning, match=r"test\.tsv: 2 of 3 query triples of split 'test' ask about an entity or "
+                                       r"relation declared but in no triple of its inference graph 'train' "
+                                       r"\(train\.tsv\): 1 distinct, e\.g\. 'lone' at line 2"):
+        kg = read_kg(tmp_path)
+    assert ("lone", "r", "b") in kg.triple_sets["test"]
+    write(tmp_path / "test.tsv", tsv(("a", "r", "c")))   # every query part has an edge: nothing said
+    write(tmp_path / "entities.tsv", "id\tname\na\tAlpha\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KGWarning)
         read_kg(tmp_path)
 
 
@@ -760,6 +782,13 @@ def test_data_ingram_nl25() -> None:
     assert kg.warnings == []
 
 
+def unlinked_queries(kg, split: str) -> int:
+    """Query triples of ``split`` with an entity or relation in no triple of its inference graph."""
+    graph = kg.triple_sets[kg.splits[split].graph]
+    ents, rels = ents_of(graph), {r for _, r, _ in graph}
+    return sum(h not in ents or r not in rels or t not in ents for h, r, t in kg.triple_sets[split])
+
+
 @pytest.mark.data
 def test_data_openke_db15k() -> None:
     root = data_root() / "mmkg" / "DB15K"
@@ -776,9 +805,11 @@ def test_data_openke_db15k() -> None:
     assert in_train == 6584  # README: distinct valid triples also in train
     assert not train.intersection(kg.triple_sets["test"])  # README: test has no overlap
     assert kg.warnings == [str(w.message) for w in rec]
-    assert len(kg.warnings) == 2
+    assert len(kg.warnings) == 4
     assert f"dropped {valid_lines - valid_distinct} duplicate" in kg.warnings[0] and "valid2id.txt" in kg.warnings[0]
-    assert f"{in_train} of {valid_distinct} distinct query triples of split 'valid'" in kg.warnings[1]
+    assert f"{unlinked_queries(kg, 'valid')} of {valid_distinct} query triples of split 'valid' ask about" in kg.warnings[1]
+    assert f"{in_train} of {valid_distinct} distinct query triples of split 'valid'" in kg.warnings[2]
+    assert f"{unlinked_queries(kg, 'test')} of 9902 query triples of split 'test' ask about" in kg.warnings[3]
     # 57 valid/test entities are not in train (README); they are declared, so reading succeeds
     query_ents = ents_of(kg.triple_sets["valid"] + kg.triple_sets["test"])
     assert len(query_ents - ents_of(kg.triple_sets["train"])) == 57
@@ -791,7 +822,10 @@ def test_data_openke_mkg_w_and_y() -> None:
     kg = read_kg(data_root() / "mmkg" / "MKG-W")
     assert len(kg.entities) == 15000 and len(kg.relations) == 169
     assert {k: len(v) for k, v in kg.triple_sets.items()} == {"train": 34196, "valid": 4276, "test": 4274}
-    assert kg.warnings == []
+    # Only that some valid and test triples ask about entities with no train edge (declared in entity2id.txt).
+    assert [w.split(" of ")[0].rsplit(": ", 1)[1] for w in kg.warnings] == \
+        [str(unlinked_queries(kg, "valid")), str(unlinked_queries(kg, "test"))]
+    assert all("ask about an entity or relation declared but in no triple" in w for w in kg.warnings)
     query_ents = ents_of(kg.triple_sets["valid"] + kg.triple_sets["test"])
     assert len(query_ents - ents_of(kg.triple_sets["train"])) == 491
     assert kg.entity_text["http://www.wikidata.org/entity/Q370252"] == Text(None, None, "none")

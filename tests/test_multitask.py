@@ -317,6 +317,33 @@ def test_mentions_share_the_entities_code_space(linking_artifact):
     assert all(mention_codes[i] == entity_codes[g] for i, g in zip(index.tolist(), gold.tolist()))
 
 
+def test_unreadable_mention_images_are_named_and_counted(linking_folder, codebooks_dir, fast_config, tmp_path):
+    """A mention image that cannot be read is skipped, named in a warning and the manifest, and counted in
+    the task's summary with the mention images used, as a graph's images are, also when the run is skipped."""
+    from PIL import Image
+
+    folder = tmp_path / "pictured"
+    shutil.copytree(linking_folder, folder)
+    (folder / "pics").mkdir()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(folder / "pics" / "good.png")
+    (folder / "pics" / "bad.png").write_bytes(b"not a png")
+    rows = (folder / "test.tsv").read_text(encoding="utf-8").splitlines()
+    rows[0] += "\tpics/good.png"
+    rows[1] += "\tpics/bad.png"
+    (folder / "test.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match="self_link: 1 unreadable mention image\\(s\\) skipped: .*bad.png"):
+        summary = tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    assert (summary.images_used, summary.images_failed) == (1, 1)
+    artifact = read_linking_artifact(tmp_path / "out" / "self_link")
+    mention_image_tokens = len(artifact.tokens("image")[0])
+    assert mention_image_tokens > 0
+    assert summary.tokens["image"] == mention_image_tokens   # the KB here has no images
+    assert any("bad.png" in note for note in artifact.manifest["warnings"])
+    again = tokenize_task(folder, tmp_path / "out", codebooks_dir, fast_config)
+    assert again.status == "skipped"
+    assert (again.images_used, again.images_failed, again.tokens) == (1, 1, summary.tokens)
+
+
 # ------------------------------------------------------------------ commands
 
 def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, example_graph, codebooks_dir, tmp_path):
@@ -383,7 +410,10 @@ def test_cli_tokenize_train_reason_tasks(alignment_folder, linking_folder, examp
     assert (graph_metrics["task"], task_metrics["task"]) == ("link_prediction", "alignment")
     for body in (graph_metrics, task_metrics):
         assert all(set(RECORD_FIELDS) <= record.keys() and record["task"] == body["task"] for record in body["records"])
+    shutil.copytree(out / "self_align", tmp_path / "tasks_only" / "self_align")
     for args, message in [([str(out / "self_link")], "a linking task artifact; evaluate it with --task link"),
+                          ([str(tmp_path / "tasks_only")],
+                           "(the task artifacts skipped above are evaluated with --task align or --task link)"),
                           (["--task", "align", str(out / "self_align"), str(out / "self_align")],
                            "two artifacts named 'self_align'"),
                           (["--task", "align", str(out / "self_align"), "--finetune-epochs", "1"],

@@ -108,7 +108,10 @@ def test_queries_from_standard_input_and_the_command_line(tables, checkpoint, tm
     assert "1 query, top 1 answer each" in one.output
     # Mistakes are one line naming where they are.
     for args, stdin, expected in [
-        (["--query", "person:003 citizen_of"], None, "Error: --query 'person:003 citizen_of': expected head<TAB>"),
+        (["--query", "person:003 citizen_of"], None, "Error: --query 'person:003 citizen_of' (split at spaces into 2 "
+                                                     "fields: a label with a space needs tabs between the fields): "
+                                                     "expected head<TAB>"),
+        (["--query", "person:003\tcitizen_of"], None, "Error: --query 'person:003\\tcitizen_of': expected head<TAB>"),
         (["--query", "nobody citizen_of ?"], None, "Error: --query 'nobody citizen_of ?': entity 'nobody' is not in"),
         (["--predict", "-"], "person:003\tcitizen_of\t?\n\tcitizen_of\tx\n", "Error: <stdin>:2: exactly one of"),
         (["--predict", "-"], "\n", "Error: <stdin>: no queries"),
@@ -267,6 +270,16 @@ def test_paths_and_numbers_that_cannot_work_fail_in_one_line_and_keep_the_result
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
         assert f"Error: {plot}: " in result.output and ".tmp-" not in result.output
         assert json.loads((tmp_path / "res" / "metrics.json").read_text())["records"]
+
+
+def test_a_split_ranked_over_its_own_graph_is_said_to_be_no_prediction(tables, checkpoint, tmp_path):
+    """The train split is ranked over the graph that holds its triples: the figures are allowed but said
+    to read back shown edges; a held-out split says nothing of the kind."""
+    train = _reason(tables, checkpoint, "--split", "train", "--output", str(tmp_path / "train"))
+    assert train.exit_code == 0, train.output
+    assert "note: several: split 'train' is ranked over its own graph" in train.output
+    test = _reason(tables, checkpoint, "--split", "test", "--output", str(tmp_path / "test"))
+    assert test.exit_code == 0 and "ranked over its own graph" not in test.output
 
 
 def test_edited_manifests_are_refused_and_a_layout_mismatch_says_why(tables, checkpoint, tmp_path):

@@ -272,6 +272,12 @@ def image_tokens(images: dict[int, list[Path]], codebooks: CodebookSet, config: 
     return {o: top_codes(np.concatenate(c), config.tokens_per_entity) for o, c in counts.items()}
 
 
+def unreadable_images_note(what: str, failed_paths: Sequence[Path]) -> str:
+    """The note of skipped images: ``what`` and the first three paths."""
+    shown = ", ".join(str(p) for p in failed_paths[:3]) + (", ..." if len(failed_paths) > 3 else "")
+    return f"{what} skipped: {shown}"
+
+
 # --------------------------------------------------------------------------- codebook fitting
 
 
@@ -345,6 +351,24 @@ def fit_codebooks(graph_dirs: Sequence[Path], config: TokenizerConfig,
             "vectors_seen": sample.seen, "vectors_used": len(vectors), "seed": config.seed,
             "graphs": graphs_used[modality], "requested_size": sizes[modality]})
     return CodebookSet(books)
+
+
+def codebook_size_notes(book_set: CodebookSet) -> list[str]:
+    """A note for each codebook of ``book_set`` fitted with fewer codes than asked for. k-means places at
+    most one centroid per distinct vector, and a set is frozen once written, so every graph tokenized with
+    it gets the coarser codes: worth saying at each run, not only in the manifest."""
+    notes = []
+    for modality in ("text", "image", "structure"):
+        if modality not in book_set:
+            continue
+        book = book_set[modality]
+        asked = int(book.fit.get("requested_size", book.size))
+        if book.size < asked:
+            notes.append(f"{modality} codebook: {book.size} codes fitted where {asked} were asked for: the graphs "
+                         f"it was fitted on ({', '.join(book.fit.get('graphs', [])) or 'unknown'}) give only "
+                         f"{book.size} distinct {modality} vectors. Fit on more graphs (--refit-codebooks), or "
+                         "tokenize with the shipped codebooks")
+    return notes
 
 
 def dense_fit_vectors(graphs: Sequence[KnowledgeGraph], config: TokenizerConfig,
@@ -536,8 +560,7 @@ def tokenize_kg(kg: KnowledgeGraph, folder: Path, codebooks_dir: Path, config: T
         entity_tokens["image"] = image_tokens(by_owner, codebooks, config, progress, f"{kg.name}: images",
                                               timer, images_used, failed, failed_paths)
         if failed_paths:
-            shown = ", ".join(str(p) for p in failed_paths[:3]) + (", ..." if len(failed_paths) > 3 else "")
-            notes.append(f"{kg.name}: {len(failed_paths)} unreadable image(s) skipped: {shown}")
+            notes.append(unreadable_images_note(f"{kg.name}: {len(failed_paths)} unreadable image(s)", failed_paths))
 
     columns = _columns(kg, indexed, entity_tokens, relation_tokens, images_used, failed)
     columns["entity_lexical"] = lexical or {"entity_id": [], "field": [], "subword": [], "count": []}

@@ -11,6 +11,7 @@ import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from tokenizer_stage.text_identity import identity_columns
 from tokenizer_stage.tasks import AlignmentTask, LinkingTask, Mention, read_task
 from tokenizer_stage.config import TokenizerConfig
 from tokenizer_stage.tokenize import (GraphSummary, ProgressFactory, encoder_fingerprint, existing_artifact, image_tokens,
-                                      no_progress, text_tokens, tokenize_kg)
+                                      no_progress, text_tokens, tokenize_kg, unreadable_images_note)
 
 
 def mention_text(mention: Mention) -> str:
@@ -57,6 +58,8 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
                                              lambda f: task_tables.read_task_manifest(f, kind))
     if existing is not None:
         counts = [token_tables.read_manifest_only(folder / sub)["counts"] for sub in task_tables.GRAPH_FOLDERS[kind]]
+        if kind == task_tables.LINKING_KIND:   # the mentions' own tokens and images, as a fresh run counts them
+            counts.append(mention_summary_counts(existing["counts"]))
         # Token counts per modality, as the summary of a tokenized task gives them.
         return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
                                     token_kinds=token_tables.MODALITIES)
@@ -87,23 +90,39 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
             summaries.append(tokenize_kg(task.kb, staging / "kb", codebooks_dir, config, force=True,
                                          progress=progress))
 
-        columns, counts = _mention_columns(task, codebooks, config, progress, timer)
+        columns, counts, mention_notes = _mention_columns(task, codebooks, config, progress, timer)
         body["counts"] = counts
+        for note in mention_notes:
+            warnings.warn(note, stacklevel=2)
+        task_notes += mention_notes
+        body["warnings"] = task_notes
     task_tables.write_task(folder, kind, write_graphs, columns, body)
+    mentions = mention_summary_counts(body["counts"]) if kind == task_tables.LINKING_KIND else \
+        {"tokens": {}, "images_used": 0, "images_failed": 0}
     return GraphSummary(task.name, "tokenized", str(folder),
                         entities=sum(s.entities for s in summaries), relations=sum(s.relations for s in summaries),
                         triples=sum(s.triples for s in summaries),
-                        tokens={m: sum(s.tokens.get(m, 0) for s in summaries) for m in token_tables.MODALITIES},
-                        images_used=sum(s.images_used for s in summaries),
-                        images_failed=sum(s.images_failed for s in summaries),
+                        tokens={m: sum(s.tokens.get(m, 0) for s in summaries) + mentions["tokens"].get(m, 0)
+                                for m in token_tables.MODALITIES},
+                        images_used=sum(s.images_used for s in summaries) + mentions["images_used"],
+                        images_failed=sum(s.images_failed for s in summaries) + mentions["images_failed"],
                         seconds=time.perf_counter() - started,
                         forward_seconds=timer[0] + sum(s.forward_seconds for s in summaries),
                         # the sub-graphs' own notes too (a codebook lacking a modality, unreadable images)
                         warnings=task_notes + [n for s in summaries for n in s.warnings if n not in task_notes])
 
 
+def mention_summary_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    """A linking task's mention tokens and images from its manifest ``counts``, in the shape of a token
+    table's counts (no entities, relations or triples), for a task's summary."""
+    return {"entities": 0, "relations": 0, "triple_sets": {}, "tokens": dict(counts.get("mention_tokens", {})),
+            "images_used": int(counts.get("mention_images_used", 0)),
+            "images_failed": int(counts.get("mention_images_failed", 0))}
+
+
 def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: TokenizerConfig, progress: ProgressFactory,
-                     timer: list[float]) -> tuple[dict, dict]:
+                     timer: list[float]) -> tuple[dict, dict, list[str]]:
+    """The mention tables, their manifest counts, and notes (unreadable mention images, named)."""
     kb_index = {label: i for i, label in enumerate(task.kb.entities)}
     mentions = [(split, m) for split in sorted(task.mentions) for m in task.mentions[split]]
     per_modality: dict[str, dict[int, list[tuple[int, int]]]] = {}
@@ -120,10 +139,13 @@ def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: Tokenize
             config.text_encoder, progress, f"{task.name}: mention", timer)
     images = {i: [m.image] for i, (_, m) in enumerate(mentions) if m.image is not None}
     failed: dict[int, int] = defaultdict(int)
+    failed_paths: list[Path] = []
+    used = np.zeros(len(mentions), dtype=np.int64)
     if config.use_images and images and "image" in codebooks:
-        used = np.zeros(len(mentions), dtype=np.int64)
         per_modality["image"] = image_tokens(images, codebooks, config, progress, f"{task.name}: mention images",
-                                             timer, used, failed)
+                                             timer, used, failed, failed_paths)
+    notes = [unreadable_images_note(f"{task.name}: {len(failed_paths)} unreadable mention image(s)", failed_paths)] \
+        if failed_paths else []
     token_rows: dict[str, list] = {"mention_index": [], "modality": [], "rank": [], "code": [], "count": []}
     for modality in token_tables.MODALITIES:
         for owner in sorted(per_modality.get(modality, {})):
@@ -143,5 +165,6 @@ def _mention_columns(task: LinkingTask, codebooks: CodebookSet, config: Tokenize
     counts = {"mentions": {s: len(v) for s, v in task.mentions.items()},
               "mention_tokens": {m: sum(len(v) for v in per_modality.get(m, {}).values())
                                  for m in token_tables.MODALITIES},
-              "mention_images_failed": int(sum(failed.values())), "kb_entities": len(task.kb.entities)}
-    return columns, counts
+              "mention_images_used": int(used.sum()), "mention_images_failed": int(sum(failed.values())),
+              "kb_entities": len(task.kb.entities)}
+    return columns, counts, notes

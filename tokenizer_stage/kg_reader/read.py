@@ -32,12 +32,12 @@ def _check_splits(ctx: ReadContext, loaded: Loaded) -> None:
             continue
         checked.add((sp.graph, sp.queries))
         graph, queries = loaded.sets[sp.graph], loaded.sets[sp.queries]
-        ents = set(loaded.declared_entities)
-        rels = set(loaded.declared_relations)
-        for h, r, t in graph.triples:
-            ents.add(h)
-            ents.add(t)
-            rels.add(r)
+        in_graph_ents = {e for h, _, t in graph.triples for e in (h, t)}
+        in_graph_rels = {r for _, r, _ in graph.triples}
+        ents = in_graph_ents | set(loaded.declared_entities)
+        rels = in_graph_rels | set(loaded.declared_relations)
+        unlinked_rows: list[int] = []   # lines of query triples asking about a part with no edge in the graph
+        unlinked: dict[str, int] = {}   # that part -> its first line
         for (h, r, t), line in zip(queries.triples, queries.lines):
             for role, value, known in (("head entity", h, ents), ("relation", r, rels), ("tail entity", t, ents)):
                 if value not in known:
@@ -47,6 +47,21 @@ def _check_splits(ctx: ReadContext, loaded: Loaded) -> None:
                         queries.path,
                         line,
                     )
+            parts = [v for v, linked in ((h, in_graph_ents), (r, in_graph_rels), (t, in_graph_ents)) if v not in linked]
+            if parts:
+                unlinked_rows.append(line)
+                for value in parts:
+                    unlinked.setdefault(value, line)
+        if unlinked_rows:
+            # Declared entities and relations are kept (their text and images give them tokens), but with no
+            # edge in the inference graph a query about one is answered from its tokens alone.
+            value, line = next(iter(unlinked.items()))
+            ctx.warn(
+                f"{queries.path}: {len(unlinked_rows)} of {len(queries.triples)} query triples of split {split!r} ask "
+                f"about an entity or relation declared but in no triple of its inference graph {sp.graph!r} "
+                f"({graph.path.name}): {len(unlinked)} distinct, e.g. {value!r} at line {line}; with no neighbours "
+                "there, the model reads only their tokens"
+            )
         overlap = set(queries.triples).intersection(graph.triples)
         if overlap:
             ctx.warn(

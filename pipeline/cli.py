@@ -53,8 +53,8 @@ def train_option_message(message: str) -> str:
 def model_option_message(message: str, options: dict[str, str]) -> str:
     """A ModelConfig check's message with the field it names first given as ``tofu train``'s option
     (``options``: field -> option name)."""
-    words = message.removeprefix("unknown ").split(" ", 1)[0].rstrip(":")
-    return f"--{options[words]}: {message}" if words in options else message
+    field = message.removeprefix("unknown ").split(" ", 1)[0].rstrip(":")
+    return f"--{options[field]}: {message}" if field in options else message
 
 
 def _thresholds(text: str) -> tuple[float, ...]:

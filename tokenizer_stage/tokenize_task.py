@@ -94,11 +94,9 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
         body["counts"] = counts
         for note in mention_notes:
             warnings.warn(note, stacklevel=2)
-        task_notes += mention_notes
-        body["warnings"] = task_notes
+        task_notes += mention_notes   # body["warnings"] is this list
     task_tables.write_task(folder, kind, write_graphs, columns, body)
-    mentions = mention_summary_counts(body["counts"]) if kind == task_tables.LINKING_KIND else \
-        {"tokens": {}, "images_used": 0, "images_failed": 0}
+    mentions = mention_summary_counts(body["counts"])   # zeros for an alignment
     return GraphSummary(task.name, "tokenized", str(folder),
                         entities=sum(s.entities for s in summaries), relations=sum(s.relations for s in summaries),
                         triples=sum(s.triples for s in summaries),
@@ -113,8 +111,9 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
 
 
 def mention_summary_counts(counts: dict[str, Any]) -> dict[str, Any]:
-    """A linking task's mention tokens and images from its manifest ``counts``, in the shape of a token
-    table's counts (no entities, relations or triples), for a task's summary."""
+    """A linking task's mention tokens and images from its manifest ``counts`` (zeros for a task without
+    mentions), in the shape of a token table's counts (no entities, relations or triples), for a task's
+    summary."""
     return {"entities": 0, "relations": 0, "triple_sets": {}, "tokens": dict(counts.get("mention_tokens", {})),
             "images_used": int(counts.get("mention_images_used", 0)),
             "images_failed": int(counts.get("mention_images_failed", 0))}

@@ -8,6 +8,7 @@ cannot reach outside the root or onto the root's own entries.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -71,6 +72,16 @@ def list_artifacts(root: Path) -> list[tuple[Path, dict[str, Any]]]:
         if body.get("kind") in ARTIFACT_KINDS:
             found.append((folder, body))
     return found
+
+
+def remove_root_without_artifacts(root: Path) -> bool:
+    """Delete ``root`` with what a run writes beside its artifacts (codebooks, the last run's record, the
+    lock, staging folders) when it holds no artifact; return whether it did. For a root a failed run
+    made: nothing of it is left behind."""
+    if not Path(root).is_dir() or list_artifacts(root):
+        return False
+    shutil.rmtree(root, ignore_errors=True)
+    return not Path(root).exists()
 
 
 def artifact_folders(paths: Sequence[Path]) -> list[Path]:

@@ -269,8 +269,9 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
                                        refit_codebooks=refit_codebooks, force=force, workers=workers,
                                        scheduler=scheduler, progress=not quiet, on_result=announce,
                                        scheduler_timeout=scheduler_timeout)
-    click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
-               f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
+    if not facts["root_removed"]:
+        click.echo(f"codebooks: {facts['codebooks']} ({facts['codebook_state']}, id {facts['codebook_id']}); "
+                   f"executor: {facts['executor']}; {facts['seconds']:.1f}s")
     for note in facts["codebook_notes"]:
         click.echo(f"  warning: {note}", err=True)
     click.echo(summary_table(results))
@@ -290,7 +291,8 @@ def tokenize(graphs, out_root, codebooks, refit_codebooks, force, workers, sched
         raise click.ClickException(
             f"{len(failures)} of {len(results)} graph(s) failed; their artifacts were not written"
             + (f" ({', '.join(map(str, kept))}: still the artifacts of an earlier run, from the earlier input)"
-               if kept else ""))
+               if kept else "")
+            + (f"; {out_root}, which this run made, is removed" if facts["root_removed"] else ""))
 
 
 def _check_frozen_codebook_sizes(codebooks: Path | None, out_root: Path) -> None:

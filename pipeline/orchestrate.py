@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from artifacts.atomic import atomic_write_json, exclusive_root, remove_stale_staging
 from artifacts.codebooks import CodebookSet, codebooks_exist
-from artifacts.root import LAST_RUN_FILE, codebook_folder
+from artifacts.root import LAST_RUN_FILE, codebook_folder, remove_root_without_artifacts
 from artifacts.shipped import shipped_codebooks
 from pipeline.defaults import SCHEDULER_TIMEOUT
 from tokenizer_stage.kg_reader import TRIPLE_FILE_SUFFIXES, KGFormatError, KGWarning, detect_layout
@@ -175,10 +175,20 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     ``scheduler_timeout`` seconds, or its cluster has no worker for that long.
     """
     out_root = Path(out_root)
+    new_root = not out_root.exists()
     out_root.mkdir(parents=True, exist_ok=True)
-    with exclusive_root(out_root):
-        results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force, workers,
-                                        scheduler, progress, on_result, use_shipped_codebooks, scheduler_timeout)
+    try:
+        with exclusive_root(out_root):
+            results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force,
+                                            workers, scheduler, progress, on_result, use_shipped_codebooks,
+                                            scheduler_timeout)
+            # A root this run made, where every graph failed, holds only what the run wrote beside them.
+            failed_all = bool(results) and all(isinstance(r, GraphFailure) for r in results)
+            facts["root_removed"] = new_root and failed_all and remove_root_without_artifacts(out_root)
+    except Exception:
+        if new_root:
+            remove_root_without_artifacts(out_root)
+        raise
     # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
     for note in facts["codebook_notes"]:
         warnings.warn(note, KGWarning, stacklevel=2)

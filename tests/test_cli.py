@@ -37,7 +37,12 @@ def test_bad_input_fails_with_file_and_line(tmp_path, case, files, expected):
     assert result.exit_code != 0, case
     assert expected in result.output, result.output
     assert "Traceback" not in result.output
-    assert not (tmp_path / "out" / "bad").exists()
+    # The root this run made holds nothing of it (no codebooks copied, no record, no lock) ...
+    assert not (tmp_path / "out").exists(), list((tmp_path / "out").rglob("*"))
+    # ... and a root that was there before stays, as it was.
+    (tmp_path / "mine").mkdir()
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "mine"), *SMALL)
+    assert result.exit_code != 0 and (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "bad").exists()
 
 
 def test_missing_folder_and_missing_codebooks(tmp_path, example_graph):
@@ -46,6 +51,7 @@ def test_missing_folder_and_missing_codebooks(tmp_path, example_graph):
     result = _run("tokenize", str(example_graph), "--out", str(tmp_path / "out"),
                   "--codebooks", str(tmp_path / "no_books"), *SMALL)
     assert result.exit_code != 0 and "no codebook set there" in result.output
+    assert not (tmp_path / "out").exists()   # made by the failed run, removed with it
 
 
 def test_one_bad_graph_does_not_stop_the_others(tmp_path, example_graph):

@@ -53,14 +53,14 @@ def _check_splits(ctx: ReadContext, loaded: Loaded) -> None:
                 for value in parts:
                     unlinked.setdefault(value, line)
         if unlinked_rows:
-            # Declared entities and relations are kept (their text and images give them tokens), but with no
-            # edge in the inference graph a query about one is answered from its tokens alone.
+            # Declared entities and relations are kept (their text and images give them tokens), but no
+            # message reaches one with no edge in the inference graph.
             value, line = next(iter(unlinked.items()))
             ctx.warn(
                 f"{queries.path}: {len(unlinked_rows)} of {len(queries.triples)} query triples of split {split!r} ask "
                 f"about an entity or relation declared but in no triple of its inference graph {sp.graph!r} "
-                f"({graph.path.name}): {len(unlinked)} distinct, e.g. {value!r} at line {line}; with no neighbours "
-                "there, the model reads only their tokens"
+                f"({graph.path.name}): {len(unlinked)} distinct, e.g. {value!r} at line {line}; no message reaches "
+                "them there, so the model ranks such answers last"
             )
         overlap = set(queries.triples).intersection(graph.triples)
         if overlap:

@@ -175,20 +175,24 @@ def tokenize_many(graph_dirs: Sequence[Path], out_root: Path, config: TokenizerC
     ``scheduler_timeout`` seconds, or its cluster has no worker for that long.
     """
     out_root = Path(out_root)
-    new_root = not out_root.exists()
-    out_root.mkdir(parents=True, exist_ok=True)
-    try:
-        with exclusive_root(out_root):
+    out_root.parent.mkdir(parents=True, exist_ok=True)
+    try:   # made by this run only if this very mkdir makes it (not a path through '..' to an old folder)
+        out_root.mkdir()
+        new_root = True
+    except FileExistsError:
+        new_root = False
+    with exclusive_root(out_root):   # a run refused the lock removes nothing
+        try:
             results, facts = _tokenize_many(graph_dirs, out_root, config, codebooks, refit_codebooks, force,
                                             workers, scheduler, progress, on_result, use_shipped_codebooks,
                                             scheduler_timeout)
-            # A root this run made, where every graph failed, holds only what the run wrote beside them.
-            failed_all = bool(results) and all(isinstance(r, GraphFailure) for r in results)
-            facts["root_removed"] = new_root and failed_all and remove_root_without_artifacts(out_root)
-    except Exception:
-        if new_root:
-            remove_root_without_artifacts(out_root)
-        raise
+        except Exception:
+            if new_root:   # still under the lock: no other run writes here
+                remove_root_without_artifacts(out_root)
+            raise
+        # A root this run made, where every graph failed, holds only what the run wrote beside them.
+        failed_all = bool(results) and all(isinstance(r, GraphFailure) for r in results)
+        facts["root_removed"] = new_root and failed_all and remove_root_without_artifacts(out_root)
     # Warnings are raised here, in the caller's process, once per graph and whatever the executor.
     for note in facts["codebook_notes"]:
         warnings.warn(note, KGWarning, stacklevel=2)

@@ -43,6 +43,10 @@ def test_bad_input_fails_with_file_and_line(tmp_path, case, files, expected):
     (tmp_path / "mine").mkdir()
     result = _run("tokenize", str(graph), "--out", str(tmp_path / "mine"), *SMALL)
     assert result.exit_code != 0 and (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "bad").exists()
+    # A path that reaches the old folder through a folder the run makes is not a root the run made.
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = _run("tokenize", str(graph), "--out", str(tmp_path / "notyet" / ".." / "mine"), *SMALL)
+    assert result.exit_code != 0 and (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_missing_folder_and_missing_codebooks(tmp_path, example_graph):

@@ -358,7 +358,7 @@ def codebook_size_notes(book_set: CodebookSet) -> list[str]:
     most one centroid per distinct vector, and a set is frozen once written, so every graph tokenized with
     it gets the coarser codes: worth saying at each run, not only in the manifest."""
     notes = []
-    for modality in ("text", "image", "structure"):
+    for modality in token_tables.MODALITIES:
         if modality not in book_set:
             continue
         book = book_set[modality]

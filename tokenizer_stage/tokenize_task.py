@@ -58,8 +58,7 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
                                              lambda f: task_tables.read_task_manifest(f, kind))
     if existing is not None:
         counts = [token_tables.read_manifest_only(folder / sub)["counts"] for sub in task_tables.GRAPH_FOLDERS[kind]]
-        if kind == task_tables.LINKING_KIND:   # the mentions' own tokens and images, as a fresh run counts them
-            counts.append(mention_summary_counts(existing["counts"]))
+        counts.append(mention_summary_counts(existing["counts"]))   # a linking task's mentions, as a fresh run counts them
         # Token counts per modality, as the summary of a tokenized task gives them.
         return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
                                     token_kinds=token_tables.MODALITIES)

@@ -58,7 +58,8 @@ def tokenize_task(task_dir: Path, out_root: Path, codebooks_dir: Path, config: T
                                              lambda f: task_tables.read_task_manifest(f, kind))
     if existing is not None:
         counts = [token_tables.read_manifest_only(folder / sub)["counts"] for sub in task_tables.GRAPH_FOLDERS[kind]]
-        counts.append(mention_summary_counts(existing["counts"]))   # a linking task's mentions, as a fresh run counts them
+        # A linking task's mentions too, as a fresh run counts them (zeros for an alignment).
+        counts.append(mention_summary_counts(existing["counts"]))
         # Token counts per modality, as the summary of a tokenized task gives them.
         return GraphSummary.skipped(task.name, folder, counts, time.perf_counter() - started,
                                     token_kinds=token_tables.MODALITIES)
